@@ -1,0 +1,162 @@
+//! The requirement tree: `provider_name`, `provider_and_audiences`, `requires_any`,
+//! `requires_all`, `allow_missing`, `allow_missing_or_failed`, evaluated against one request.
+//!
+//! Semantics are `jwt_authn`'s (`verifier.cc`), with one tightening: every token a provider
+//! finds at its locations must verify, not just one of them.
+//! - A provider requirement fails with `Missing` when none of its locations holds a token.
+//! - `requires_any` succeeds at the first child that succeeds. When all fail, the error is the
+//!   last one that is not `Missing` / `UnknownIssuer` (a token of another issuer is "not mine"),
+//!   else `Missing`. `allow_missing` among its children turns a final `Missing` into success;
+//!   `allow_missing_or_failed` turns any failure into success.
+//! - `requires_all` fails at the first child that fails.
+//! - Standalone `allow_missing` / `allow_missing_or_failed` look at every provider's locations
+//!   and verify each token with the provider its `iss` names.
+//!
+//! Header mutations of a failed branch are rolled back, so only identities that satisfied the
+//! requirement reach the upstream.
+
+use crate::config::{Config, Location, Provider, ProviderId, Requirement};
+use crate::engine::KeyStore;
+use crate::error::AuthError;
+use crate::extract::extract;
+use crate::jwt;
+use crate::propagate::{self, HeaderOp};
+use crate::request::RequestHeaders;
+use crate::verify;
+
+/// Everything one evaluation needs; `ops` collects the header mutations of verified tokens.
+pub struct Evaluation<'a> {
+    pub config: &'a Config,
+    pub keys: &'a dyn KeyStore,
+    pub headers: &'a RequestHeaders,
+    pub now: i64,
+    pub ops: Vec<HeaderOp>,
+}
+
+impl Evaluation<'_> {
+    /// Evaluates `requirement`; on failure, `ops` holds no mutation from the failed part.
+    pub fn check(&mut self, requirement: &Requirement) -> Result<(), AuthError> {
+        let mark = self.ops.len();
+        let result = match requirement {
+            Requirement::Provider {
+                provider,
+                audiences,
+            } => self.provider(*provider, audiences.as_deref()),
+            Requirement::All(children) => children.iter().try_for_each(|c| self.check(c)),
+            Requirement::Any(children) => self.any(children),
+            Requirement::AllowMissing => self.any_issuer(false),
+            Requirement::AllowMissingOrFailed => self.any_issuer(true),
+        };
+        if result.is_err() {
+            self.ops.truncate(mark);
+        }
+        result
+    }
+
+    fn any(&mut self, children: &[Requirement]) -> Result<(), AuthError> {
+        let allow_missing = children.contains(&Requirement::AllowMissing);
+        let allow_failed = children.contains(&Requirement::AllowMissingOrFailed);
+        let verifiers: Vec<&Requirement> = children
+            .iter()
+            .filter(|c| {
+                !matches!(
+                    c,
+                    Requirement::AllowMissing | Requirement::AllowMissingOrFailed
+                )
+            })
+            .collect();
+        if verifiers.is_empty() {
+            // Only flags: behave as the most permissive of them standing alone.
+            return self.any_issuer(allow_failed);
+        }
+        let mut last = AuthError::Missing;
+        for child in verifiers {
+            match self.check(child) {
+                Ok(()) => return Ok(()),
+                Err(AuthError::Missing | AuthError::UnknownIssuer) => {}
+                Err(e) => last = e,
+            }
+        }
+        if allow_failed {
+            // Like Envoy, a good token among the rest still sets its identity headers.
+            let _ = self.any_issuer(true);
+            return Ok(());
+        }
+        if allow_missing && last == AuthError::Missing {
+            return Ok(());
+        }
+        Err(last)
+    }
+
+    fn provider(&mut self, id: ProviderId, audiences: Option<&[String]>) -> Result<(), AuthError> {
+        let config = self.config;
+        let provider = config.providers.get(id).ok_or(AuthError::KeysUnavailable)?;
+        let found = extract(self.headers, &provider.locations);
+        if found.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        for f in found {
+            let token = f.token?;
+            self.token(id, provider, f.location, &token, audiences)?;
+        }
+        Ok(())
+    }
+
+    /// `allow_missing` (`tolerate_failure` false) and `allow_missing_or_failed` (true): tokens
+    /// from every provider's locations, each checked by the provider its issuer names.
+    fn any_issuer(&mut self, tolerate_failure: bool) -> Result<(), AuthError> {
+        let config = self.config;
+        let mut seen: Vec<String> = Vec::new();
+        for provider in &config.providers {
+            for f in extract(self.headers, &provider.locations) {
+                let outcome = f.token.and_then(|token| {
+                    if seen.contains(&token) {
+                        return Ok(());
+                    }
+                    seen.push(token.clone());
+                    let iss = jwt::parse(&token)?.claims.iss;
+                    let id = self
+                        .provider_for_issuer(iss.as_deref())
+                        .ok_or(AuthError::UnknownIssuer)?;
+                    let owner = config.providers.get(id).ok_or(AuthError::UnknownIssuer)?;
+                    self.token(id, owner, f.location, &token, None)
+                });
+                match outcome {
+                    Err(e) if !tolerate_failure => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn provider_for_issuer(&self, iss: Option<&str>) -> Option<ProviderId> {
+        let providers = &self.config.providers;
+        providers
+            .iter()
+            .position(|p| p.issuer.is_some() && p.issuer.as_deref() == iss)
+            .or_else(|| providers.iter().position(|p| p.issuer.is_none()))
+    }
+
+    /// Verifies one token for one provider and records its identity headers.
+    fn token(
+        &mut self,
+        id: ProviderId,
+        provider: &Provider,
+        location: &Location,
+        token: &str,
+        audiences: Option<&[String]>,
+    ) -> Result<(), AuthError> {
+        let parsed = jwt::parse(token)?;
+        verify::verify(
+            &parsed,
+            provider,
+            self.keys.key_set(id),
+            audiences,
+            self.now,
+        )?;
+        propagate::consume_token(provider, location, self.headers, &mut self.ops);
+        propagate::identity(provider, &parsed, &mut self.ops);
+        Ok(())
+    }
+}

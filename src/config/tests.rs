@@ -1,0 +1,221 @@
+use serde_json::{json, Value};
+
+use super::*;
+use crate::mint;
+
+fn provider() -> Value {
+    json!({ "issuer": "https://example.com", "local_jwks": { "inline_string": mint::JWKS } })
+}
+
+fn load(v: &Value) -> Result<Config, ConfigError> {
+    Config::from_json(v.to_string().as_bytes())
+}
+
+#[test]
+fn a_native_config_loads_with_defaults() {
+    let cfg = load(&json!({ "providers": { "p": provider() }, "rules": [
+        { "match": { "prefix": "/" }, "requires": { "provider_name": "p" } } ] }))
+    .unwrap();
+    let p = &cfg.providers[0];
+    assert_eq!(p.clock_skew_seconds, 60);
+    assert_eq!(
+        p.locations,
+        vec![
+            Location::Header {
+                name: "authorization".into(),
+                value_prefix: "Bearer ".into()
+            },
+            Location::Param("access_token".into()),
+        ]
+    );
+    assert_eq!(
+        cfg.rules[0].requirement,
+        Some(Requirement::Provider {
+            provider: 0,
+            audiences: None
+        })
+    );
+}
+
+#[test]
+fn emitted_headers_are_collected_lower_cased_once() {
+    let mut a = provider();
+    a["claim_to_headers"] = json!([{ "header_name": "X-Sub", "claim_name": "sub" }]);
+    a["forward_payload_header"] = json!("x-payload");
+    let mut b = provider();
+    b["claim_to_headers"] = json!([{ "header_name": "x-sub", "claim_name": "sub" }]);
+    let cfg = load(&json!({ "providers": { "a": a, "b": b } })).unwrap();
+    assert_eq!(cfg.emitted_headers, vec!["x-payload", "x-sub"]);
+}
+
+#[test]
+fn durations() {
+    let cases = [
+        ("600s", Some(Duration::from_secs(600))),
+        ("1.5s", Some(Duration::from_millis(1500))),
+        ("0.000000001s", Some(Duration::from_nanos(1))),
+        ("0s", Some(Duration::ZERO)),
+        ("10", None),
+        ("-1s", None),
+        ("1.s", None),
+        (".5s", None),
+        ("1.0000000001s", None),
+        ("1m", None),
+        ("s", None),
+        ("99999999999999999999s", None),
+    ];
+    for (text, want) in cases {
+        assert_eq!(parse_duration(text), want, "{text}");
+    }
+}
+
+/// Every refusal names the offending field.
+#[test]
+fn refusals_name_the_field() {
+    let with = |key: &str, value: Value| {
+        let mut p = provider();
+        p[key] = value;
+        json!({ "providers": { "p": p } })
+    };
+    let rules = |rules: Value| json!({ "providers": { "p": provider() }, "rules": rules });
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "unknown top-level field",
+            json!({ "providers": { "p": provider() }, "bogus": 1 }),
+            "bogus",
+        ),
+        (
+            "unknown provider field",
+            with("issuerr", json!("x")),
+            "providers.p",
+        ),
+        (
+            "bad duration",
+            with("max_lifetime", json!("10 minutes")),
+            "providers.p.max_lifetime",
+        ),
+        (
+            "negative skew",
+            with("clock_skew_seconds", json!(-1)),
+            "providers.p.clock_skew_seconds",
+        ),
+        (
+            "no key set",
+            json!({ "providers": { "p": { "issuer": "x" } } }),
+            "providers.p.local_jwks",
+        ),
+        (
+            "JWKS not JSON",
+            with("local_jwks", json!({ "inline_string": "nope" })),
+            "providers.p.local_jwks.inline_string",
+        ),
+        (
+            "JWKS without usable key",
+            with("local_jwks", json!({ "inline_string": mint::JWKS_WEAK })),
+            "providers.p.local_jwks.inline_string",
+        ),
+        (
+            "JWKS from a file",
+            with("local_jwks", json!({ "filename": "/etc/jwks.json" })),
+            "providers.p.local_jwks.filename",
+        ),
+        (
+            "remote JWKS (not yet)",
+            with("remote_jwks", json!({})),
+            "providers.p.remote_jwks",
+        ),
+        (
+            "metadata output",
+            with("payload_in_metadata", json!("x")),
+            "providers.p.payload_in_metadata",
+        ),
+        (
+            "bad header name",
+            with(
+                "claim_to_headers",
+                json!([{ "header_name": "bad header", "claim_name": "sub" }]),
+            ),
+            "providers.p.claim_to_headers[0].header_name",
+        ),
+        (
+            "empty claim path",
+            with(
+                "claim_to_headers",
+                json!([{ "header_name": "x", "claim_name": "a..b" }]),
+            ),
+            "providers.p.claim_to_headers[0].claim_name",
+        ),
+        ("no providers", json!({ "providers": {} }), "providers"),
+        (
+            "missing provider",
+            rules(json!([{ "match": { "prefix": "/" }, "requires": { "provider_name": "nope" } }])),
+            "rules[0].requires.provider_name",
+        ),
+        (
+            "nested missing provider",
+            rules(
+                json!([{ "match": { "prefix": "/" }, "requires": { "requires_any": { "requirements": [ { "provider_name": "p" }, { "provider_name": "q" } ] } } }]),
+            ),
+            "rules[0].requires.requires_any.requirements[1].provider_name",
+        ),
+        (
+            "bad regex",
+            rules(json!([{ "match": { "safe_regex": { "regex": "(" } } }])),
+            "rules[0].match.safe_regex.regex",
+        ),
+        (
+            "no path matcher",
+            rules(json!([{ "match": {} }])),
+            "rules[0].match",
+        ),
+        (
+            "two path matchers",
+            rules(json!([{ "match": { "prefix": "/", "path": "/" } }])),
+            "rules[0].match",
+        ),
+        (
+            "two requirement kinds",
+            rules(
+                json!([{ "match": { "prefix": "/" }, "requires": { "provider_name": "p", "allow_missing": {} } }]),
+            ),
+            "rules[0].requires",
+        ),
+        (
+            "requirement_name",
+            rules(json!([{ "match": { "prefix": "/" }, "requirement_name": "r" }])),
+            "rules[0].requirement_name",
+        ),
+        (
+            "bad header matcher regex",
+            rules(
+                json!([{ "match": { "prefix": "/", "headers": [ { "name": "x", "safe_regex_match": { "regex": "[" } } ] } }]),
+            ),
+            "rules[0].match.headers[0].safe_regex_match.regex",
+        ),
+        (
+            "subjects with two kinds",
+            with("subjects", json!({ "exact": "a", "prefix": "b" })),
+            "providers.p.subjects",
+        ),
+    ];
+    for (name, cfg, field) in cases {
+        match load(&cfg) {
+            Ok(_) => panic!("{name}: accepted"),
+            Err(e) => assert!(
+                e.field.starts_with(field) && e.to_string().contains(field),
+                "{name}: field {:?} (want {field:?}); message {e}",
+                e.field
+            ),
+        }
+    }
+}
+
+#[test]
+fn empty_and_trailing_input_is_refused() {
+    assert!(Config::from_json(b"").is_err());
+    assert!(Config::from_json(b"  \n").is_err());
+    assert!(Config::from_json(b"{}").is_err());
+    let ok = json!({ "providers": { "p": provider() } }).to_string();
+    assert!(Config::from_json(ok.as_bytes()).is_ok());
+    assert!(Config::from_json(format!("{ok} x").as_bytes()).is_err());
+}

@@ -1,0 +1,193 @@
+//! Every way a request or a configuration can fail, and the one function that turns a request
+//! failure into an HTTP answer.
+//!
+//! `AuthError` is a flat list, as Envoy's `jwt_verify_lib::Status` is: one variant per failure,
+//! each with the short reason `jwt_authn` answers with (its message strings, so clients and
+//! dashboards that know Envoy's reasons keep working). Producers: `jwt` (token syntax), `verify`
+//! (keys, signature, claims), `extract` (where tokens are found), `authorize` (requirements).
+
+use std::fmt;
+
+/// Why a request is not authenticated. Ordered roughly by the phase that produces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthError {
+    /// No token at any configured location, and the requirement needs one.
+    Missing,
+    /// A header carried more than one token (Envoy joins repeated `Authorization` headers with a
+    /// comma; RFC 6750 allows one method per request).
+    MultipleTokensInHeader,
+    /// The token is longer than `MAX_TOKEN_BYTES`: refused before any parsing.
+    TooLarge,
+    /// Not `header.payload.signature` (wrong segment count, a JWE, empty segments).
+    BadFormat,
+    /// The header segment is not base64url.
+    HeaderBadBase64,
+    /// The header is not a JSON object, or repeats a member name.
+    HeaderBadJson,
+    /// `alg` is missing or not a string.
+    HeaderBadAlg,
+    /// `alg` names an algorithm we do not implement (including `none`).
+    HeaderUnsupportedAlg,
+    /// `kid` is present but not a string.
+    HeaderBadKid,
+    /// The header lists `crit` extensions (we understand none, RFC 7515 §4.1.11) or sets
+    /// `b64: false` (RFC 7797).
+    HeaderCritical,
+    /// The payload segment is not base64url.
+    PayloadBadBase64,
+    /// The payload is not a JSON object, or repeats a member name.
+    PayloadBadJson,
+    /// A registered claim has the wrong JSON type (`iss`/`sub` not a string, `exp`/`nbf`/`iat`
+    /// not a number, `aud` neither a string nor an array of strings).
+    PayloadBadClaim,
+    /// The signature segment is not base64url.
+    SignatureBadBase64,
+    /// `iss` does not name the provider's issuer (or, when choosing by issuer, any provider).
+    UnknownIssuer,
+    /// No key in the provider's JWKS fits the token's `kid` and `alg`.
+    NoMatchingKey,
+    /// Keys fit, but none verifies the signature.
+    SignatureInvalid,
+    /// `exp` (plus clock skew) has passed.
+    Expired,
+    /// `nbf` (minus clock skew) is still in the future.
+    NotYetValid,
+    /// `require_expiration` is set and the token has no `exp`.
+    ExpirationRequired,
+    /// `exp - iat` (or `exp - now`) exceeds the provider's `max_lifetime`.
+    LifetimeTooLong,
+    /// `sub` does not match the provider's `subjects` matcher.
+    SubjectNotAllowed,
+    /// None of the token's audiences is configured.
+    AudienceNotAllowed,
+    /// The provider has no key set to verify with.
+    KeysUnavailable,
+}
+
+impl AuthError {
+    /// The reason sent as the response body (unless `strip_failure_response`). These are Envoy
+    /// `jwt_authn`'s strings where Envoy has the same failure.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "Jwt is missing",
+            Self::MultipleTokensInHeader => "Jwt header carries more than one token",
+            Self::TooLarge => "Jwt is too large",
+            Self::BadFormat => {
+                "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"
+            }
+            Self::HeaderBadBase64 => "Jwt header is an invalid Base64url encoded",
+            Self::HeaderBadJson => "Jwt header is an invalid JSON",
+            Self::HeaderBadAlg => "Jwt header [alg] field is required and must be a string",
+            Self::HeaderUnsupportedAlg => "Jwt header [alg] is not supported",
+            Self::HeaderBadKid => "Jwt header [kid] field is not a string",
+            Self::HeaderCritical => "Jwt header has critical extensions that are not supported",
+            Self::PayloadBadBase64 => "Jwt payload is an invalid Base64url encoded",
+            Self::PayloadBadJson => "Jwt payload is an invalid JSON",
+            Self::PayloadBadClaim => "Jwt payload has a registered claim of the wrong type",
+            Self::SignatureBadBase64 => "Jwt signature is an invalid Base64url encoded",
+            Self::UnknownIssuer => "Jwt issuer is not configured",
+            Self::NoMatchingKey => "Jwks doesn't have key to match kid or alg from Jwt",
+            Self::SignatureInvalid => "Jwt verification fails",
+            Self::Expired => "Jwt is expired",
+            Self::NotYetValid => "Jwt not yet valid",
+            Self::ExpirationRequired => "Jwt is missing exp",
+            Self::LifetimeTooLong => "Jwt lifetime exceeds the provider's max_lifetime",
+            Self::SubjectNotAllowed => "Jwt subject is not allowed",
+            Self::AudienceNotAllowed => "Audiences in Jwt are not allowed",
+            Self::KeysUnavailable => "Jwks remote fetch is failed",
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// A local reply: what the client gets when a request is denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub status: u32,
+    /// `None` with `strip_failure_response`, as Envoy does.
+    pub www_authenticate: Option<String>,
+    pub body: &'static str,
+}
+
+/// The one mapping from failure to HTTP, as `jwt_authn` does it (RFC 6750 §3): 403 when the
+/// token is good but not for this audience, else 401; `error="invalid_token"` unless the token
+/// is simply missing. `realm` is the request URL. `strip` (`strip_failure_response`) leaves out
+/// the body and the `WWW-Authenticate` header.
+pub fn deny(error: AuthError, realm: &str, strip: bool) -> Denial {
+    let status = match error {
+        AuthError::AudienceNotAllowed => 403,
+        _ => 401,
+    };
+    if strip {
+        return Denial {
+            status,
+            www_authenticate: None,
+            body: "",
+        };
+    }
+    let realm = quoted_string_content(realm);
+    let www_authenticate = match error {
+        AuthError::Missing => format!("Bearer realm=\"{realm}\""),
+        _ => format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
+    };
+    Denial {
+        status,
+        www_authenticate: Some(www_authenticate),
+        body: error.message(),
+    }
+}
+
+/// Makes `s` safe inside an RFC 7230 quoted-string: drops control characters and non-ASCII,
+/// escapes `"` and `\`. The realm comes from the request, so it is client bytes.
+fn quoted_string_content(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Why a plugin configuration was refused. `field` is the JSON path of the offending value
+/// (`providers.okta.local_jwks.inline_string`), so the single log line points at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "invalid configuration: {}", self.reason)
+        } else {
+            write!(
+                f,
+                "invalid configuration at `{}`: {}",
+                self.field, self.reason
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

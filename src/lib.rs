@@ -1,0 +1,60 @@
+//! # jwt-authn-wasm
+//!
+//! JWT authentication for Envoy and Istio as a proxy-wasm HTTP filter, configured with Envoy
+//! `jwt_authn`'s JSON.
+//!
+//! ## Design
+//! A sans-I/O core and one thin host module. Everything that decides anything is plain Rust
+//! that runs and is tested natively; only [`wasm`] (compiled for `wasm32` alone) calls
+//! `proxy_wasm`.
+//!
+//! Request flow (`engine::decide`): strip every header the filter can emit → CORS preflight
+//! bypass → first matching rule (`matcher`) → requirement tree (`authorize`) → for each token
+//! at the provider's locations (`extract`): parse (`jwt`), issuer, signature with keys the
+//! provider chose (`jwks`), claims (`verify`) → identity headers (`propagate`) → allow, or deny
+//! through the one failure-to-HTTP mapping (`error::deny`).
+//!
+//! ## Trust boundary
+//! Client bytes (headers, tokens, query strings) are untrusted until a signature verifies:
+//! header values stay bytes, a token's `alg` is compared with what the key allows and never
+//! obeyed, and the only claim read before the signature is `iss`, to route the token to a
+//! provider. Configuration is trusted but validated completely at load.
+//!
+//! ## Clock
+//! Time comes from the host (`proxy_get_current_time_nanoseconds`) as a parameter of
+//! `engine::decide`; nothing reads the system clock.
+//!
+//! ## Panics
+//! A panic kills the VM (fail-closed: the service is down; fail-open: everyone gets in).
+//! `unwrap`, `expect`, `panic!` and unchecked indexing are denied in `src/` by lint.
+// Tests may panic: that is how they fail. Their tables are tuples, one row per case.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::type_complexity
+    )
+)]
+
+pub mod authorize;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod extract;
+pub mod jwks;
+pub mod jwt;
+pub mod matcher;
+pub mod propagate;
+pub mod request;
+pub mod verify;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+/// The test-only token signer, shared with the end-to-end tests.
+#[cfg(test)]
+#[path = "../tests/common/mint.rs"]
+pub(crate) mod mint;

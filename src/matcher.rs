@@ -1,0 +1,215 @@
+//! Route rules → requirement: which `rules` entry a request matches, and the matchers it is
+//! built from (path, headers, `StringMatcher`), compiled once at configuration time.
+//!
+//! Semantics follow Envoy's route matching as `jwt_authn` uses it: `prefix` compares against
+//! the whole `:path` (query included); `path`, `safe_regex` and `path_separated_prefix` against
+//! the path with query and fragment removed; `case_sensitive` (default true) applies to
+//! `prefix`, `path` and `path_separated_prefix`; every `headers` matcher must match too.
+
+use regex_lite::Regex;
+
+use crate::config::RawStringMatcher;
+use crate::error::ConfigError;
+use crate::request::RequestHeaders;
+
+/// Compiles an RE2-syntax regex. Envoy's `safe_regex` must match the whole input, so the
+/// pattern is anchored at both ends.
+pub fn compile_regex(field: &str, pattern: &str) -> Result<Regex, ConfigError> {
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| ConfigError::new(field, format!("invalid regex {pattern:?}: {e}")))
+}
+
+/// `envoy.type.matcher.v3.StringMatcher`.
+#[derive(Debug, Clone)]
+pub enum StringMatcher {
+    /// A literal comparison; with `ignore_case` the pattern is stored lower-case (ASCII).
+    Text {
+        op: TextOp,
+        pattern: String,
+        ignore_case: bool,
+    },
+    /// `safe_regex`, anchored: it must match the whole value.
+    Regex(Regex),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextOp {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
+}
+
+impl StringMatcher {
+    pub fn text(op: TextOp, pattern: String, ignore_case: bool) -> Self {
+        let pattern = if ignore_case {
+            pattern.to_ascii_lowercase()
+        } else {
+            pattern
+        };
+        StringMatcher::Text {
+            op,
+            pattern,
+            ignore_case,
+        }
+    }
+
+    pub(crate) fn compile(field: &str, raw: RawStringMatcher) -> Result<Self, ConfigError> {
+        let ic = raw.ignore_case;
+        let mut chosen = Vec::new();
+        for (op, pattern) in [
+            (TextOp::Exact, raw.exact),
+            (TextOp::Prefix, raw.prefix),
+            (TextOp::Suffix, raw.suffix),
+            (TextOp::Contains, raw.contains),
+        ] {
+            if let Some(pattern) = pattern {
+                chosen.push(StringMatcher::text(op, pattern, ic));
+            }
+        }
+        if let Some(r) = raw.safe_regex {
+            chosen.push(StringMatcher::Regex(compile_regex(
+                &format!("{field}.safe_regex.regex"),
+                &r.regex,
+            )?));
+        }
+        match (chosen.pop(), chosen.is_empty()) {
+            (Some(m), true) => Ok(m),
+            _ => Err(ConfigError::new(
+                field,
+                "set exactly one of exact, prefix, suffix, contains or safe_regex",
+            )),
+        }
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        let (op, pattern, ignore_case) = match self {
+            StringMatcher::Regex(re) => return re.is_match(value),
+            StringMatcher::Text {
+                op,
+                pattern,
+                ignore_case,
+            } => (*op, pattern.as_str(), *ignore_case),
+        };
+        let lowered;
+        let value = if ignore_case {
+            lowered = value.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            value
+        };
+        match op {
+            TextOp::Exact => value == pattern,
+            TextOp::Prefix => value.starts_with(pattern),
+            TextOp::Suffix => value.ends_with(pattern),
+            TextOp::Contains => value.contains(pattern),
+        }
+    }
+}
+
+/// How a rule matches the path.
+#[derive(Debug, Clone)]
+pub enum PathMatcher {
+    Prefix(String),
+    Exact(String),
+    Regex(Regex),
+    SeparatedPrefix(String),
+}
+
+/// How a header matcher judges the header's value.
+#[derive(Debug, Clone)]
+pub enum ValueMatch {
+    /// `present_match: true` matches when the header exists; `false` when it does not.
+    Present(bool),
+    String(StringMatcher),
+}
+
+/// `config.route.v3.HeaderMatcher`, the subset `jwt_authn` users need.
+#[derive(Debug, Clone)]
+pub struct HeaderMatcher {
+    pub name: String,
+    pub value_match: ValueMatch,
+    pub invert: bool,
+    pub treat_missing_as_empty: bool,
+}
+
+impl HeaderMatcher {
+    fn matches(&self, headers: &RequestHeaders) -> bool {
+        // Several values of one header are judged joined with commas, as Envoy does.
+        let mut values = headers.get_all(&self.name).peekable();
+        let joined: Option<Vec<u8>> = if values.peek().is_none() {
+            self.treat_missing_as_empty.then(Vec::new)
+        } else {
+            Some(values.collect::<Vec<_>>().join(&b","[..]))
+        };
+        let matched = match (&self.value_match, joined) {
+            (ValueMatch::Present(want), value) => value.is_some() == *want,
+            (ValueMatch::String(_), None) => false,
+            (ValueMatch::String(m), Some(value)) => {
+                std::str::from_utf8(&value).is_ok_and(|v| m.matches(v))
+            }
+        };
+        matched != self.invert
+    }
+}
+
+/// One rule's `match`.
+#[derive(Debug, Clone)]
+pub struct RouteMatcher {
+    path: PathMatcher,
+    case_sensitive: bool,
+    headers: Vec<HeaderMatcher>,
+}
+
+impl RouteMatcher {
+    pub fn new(path: PathMatcher, case_sensitive: bool, headers: Vec<HeaderMatcher>) -> Self {
+        let path = match path {
+            PathMatcher::Prefix(p) if !case_sensitive => {
+                PathMatcher::Prefix(p.to_ascii_lowercase())
+            }
+            PathMatcher::Exact(p) if !case_sensitive => PathMatcher::Exact(p.to_ascii_lowercase()),
+            PathMatcher::SeparatedPrefix(p) if !case_sensitive => {
+                PathMatcher::SeparatedPrefix(p.to_ascii_lowercase())
+            }
+            other => other,
+        };
+        Self {
+            path,
+            case_sensitive,
+            headers,
+        }
+    }
+
+    pub fn matches(&self, headers: &RequestHeaders) -> bool {
+        self.path_matches(headers.path()) && self.headers.iter().all(|h| h.matches(headers))
+    }
+
+    /// `s` as compared with the (pre-folded) patterns.
+    fn fold<'s>(&self, s: &'s str) -> std::borrow::Cow<'s, str> {
+        if self.case_sensitive {
+            s.into()
+        } else {
+            s.to_ascii_lowercase().into()
+        }
+    }
+
+    fn path_matches(&self, full_path: &str) -> bool {
+        let without_query = full_path
+            .find(['?', '#'])
+            .and_then(|i| full_path.get(..i))
+            .unwrap_or(full_path);
+        match &self.path {
+            PathMatcher::Prefix(p) => self.fold(full_path).starts_with(p.as_str()),
+            PathMatcher::Exact(p) => self.fold(without_query) == p.as_str(),
+            PathMatcher::Regex(re) => re.is_match(without_query),
+            PathMatcher::SeparatedPrefix(p) => {
+                let path = self.fold(without_query);
+                path.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

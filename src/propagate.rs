@@ -1,0 +1,100 @@
+//! Header mutations for an allowed request: identity headers from verified claims, and
+//! removal of consumed tokens. Nothing here decides whether a request is allowed.
+//!
+//! Every value is *set* (never appended), after `Config::emitted_headers` were removed from
+//! the request, so a client can never add its own copy. Claims render as Envoy renders them
+//! (strings as-is, integers without `.0`, booleans as `true`/`false`); arrays and objects as
+//! compact JSON, which is our extension (Envoy sends base64 of the JSON). A value that would
+//! contain a control character is not sent at all: a changed identity is worse than none.
+
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::config::{Location, Provider};
+use crate::extract::remove_query_param;
+use crate::jwt::UntrustedJwt;
+use crate::request::RequestHeaders;
+
+/// One change to the request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderOp {
+    Remove(String),
+    Set(String, String),
+}
+
+/// The identity headers `provider` emits for a verified `jwt`.
+pub fn identity(provider: &Provider, jwt: &UntrustedJwt<'_>, ops: &mut Vec<HeaderOp>) {
+    if let Some(header) = &provider.forward_payload_header {
+        let value = if provider.pad_forward_payload_header {
+            // Re-encode with padding; the payload decoded once already, so this cannot fail
+            // in practice, and if it did the header is simply not sent.
+            URL_SAFE_NO_PAD
+                .decode(jwt.payload_b64)
+                .ok()
+                .map(|bytes| URL_SAFE.encode(bytes))
+        } else {
+            Some(jwt.payload_b64.to_owned())
+        };
+        if let Some(value) = value {
+            ops.push(HeaderOp::Set(header.clone(), value));
+        }
+    }
+    for c in &provider.claim_to_headers {
+        if let Some(value) = claim(&jwt.payload, &c.claim_path).and_then(render) {
+            ops.push(HeaderOp::Set(c.header.clone(), value));
+        }
+    }
+}
+
+/// Removes the token from where it was found, unless the provider forwards it.
+pub fn consume_token(
+    provider: &Provider,
+    location: &Location,
+    headers: &RequestHeaders,
+    ops: &mut Vec<HeaderOp>,
+) {
+    if provider.forward {
+        return;
+    }
+    match location {
+        Location::Header { name, .. } => ops.push(HeaderOp::Remove(name.clone())),
+        Location::Param(name) => {
+            let path = headers.path();
+            let stripped = remove_query_param(path, name);
+            if stripped != path {
+                ops.push(HeaderOp::Set(":path".into(), stripped));
+            }
+        }
+        // Cookies are left alone: the cookie header carries the client's other cookies too.
+        Location::Cookie(_) => {}
+    }
+}
+
+/// The value at a dotted claim path.
+pub fn claim<'p>(payload: &'p Map<String, Value>, path: &[String]) -> Option<&'p Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter().try_fold(payload.get(first)?, |value, key| {
+        value.as_object()?.get(key)
+    })
+}
+
+/// A claim as a header value; `None` for null or for text with control characters.
+pub fn render(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+            _ => n.to_string(),
+        },
+        Value::Array(_) | Value::Object(_) => value.to_string(),
+    };
+    (!text.chars().any(char::is_control)).then_some(text)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,41 @@
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn claims_render_as_envoy_does_with_json_for_structures() {
+    let cases = [
+        (json!("alice"), Some("alice")),
+        (json!(""), Some("")),
+        (json!(42), Some("42")),
+        (json!(-7), Some("-7")),
+        (json!(18446744073709551615u64), Some("18446744073709551615")),
+        (json!(1.0), Some("1")),
+        (json!(1.5), Some("1.5")),
+        (json!(true), Some("true")),
+        (json!(false), Some("false")),
+        (json!(["a", "b"]), Some(r#"["a","b"]"#)),
+        (json!({ "k": 1 }), Some(r#"{"k":1}"#)),
+        (json!(null), None),
+        (json!("a\r\nx-admin: true"), None),
+        (json!("tab\there"), None),
+        (json!("José"), Some("José")),
+    ];
+    for (value, want) in cases {
+        assert_eq!(render(&value).as_deref(), want, "{value}");
+    }
+}
+
+#[test]
+fn dotted_paths_walk_objects_only() {
+    let payload = json!({ "a": { "b": { "c": 1 } }, "l": [1], "a.b": "flat" });
+    let payload = payload.as_object().unwrap();
+    let path = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(claim(payload, &path("a.b.c")), Some(&json!(1)));
+    assert_eq!(claim(payload, &path("a.x")), None);
+    assert_eq!(claim(payload, &path("l.0")), None);
+    assert_eq!(
+        claim(payload, &path("a")),
+        Some(&json!({ "b": { "c": 1 } }))
+    );
+}

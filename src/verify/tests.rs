@@ -1,0 +1,137 @@
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::error::AuthError;
+use crate::jwt::parse;
+use crate::mint;
+
+const NOW: i64 = 1_700_000_000;
+
+/// Verifies `claims` (signed RS256) against a provider built from `extra` settings.
+fn check(extra: Value, claims: Value) -> Result<(), AuthError> {
+    let mut provider = json!({ "issuer": "i", "local_jwks": { "inline_string": mint::JWKS } });
+    for (k, v) in extra.as_object().unwrap() {
+        provider[k] = v.clone();
+    }
+    let cfg = Config::from_json(
+        json!({ "providers": { "p": provider } })
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let token = mint::token("RS256", &claims);
+    let jwt = parse(&token).unwrap();
+    let keys = crate::engine::KeyStore::key_set(&cfg, 0);
+    super::verify(&jwt, &cfg.providers[0], keys, None, NOW)
+}
+
+#[test]
+fn provider_claim_settings() {
+    let cases: Vec<(&str, Value, Value, Result<(), AuthError>)> = vec![
+        (
+            "skew 0: exp now is fine",
+            json!({ "clock_skew_seconds": 0 }),
+            json!({ "iss": "i", "exp": NOW }),
+            Ok(()),
+        ),
+        (
+            "skew 0: exp past",
+            json!({ "clock_skew_seconds": 0 }),
+            json!({ "iss": "i", "exp": NOW - 1 }),
+            Err(AuthError::Expired),
+        ),
+        (
+            "skew max: far past still fine",
+            json!({ "clock_skew_seconds": 4294967295u32 }),
+            json!({ "iss": "i", "exp": 1 }),
+            Ok(()),
+        ),
+        (
+            "require_expiration",
+            json!({ "require_expiration": true }),
+            json!({ "iss": "i" }),
+            Err(AuthError::ExpirationRequired),
+        ),
+        (
+            "max_lifetime ok",
+            json!({ "max_lifetime": "3600s" }),
+            json!({ "iss": "i", "iat": NOW, "exp": NOW + 3600 }),
+            Ok(()),
+        ),
+        (
+            "max_lifetime exceeded",
+            json!({ "max_lifetime": "3600s" }),
+            json!({ "iss": "i", "iat": NOW, "exp": NOW + 3601 }),
+            Err(AuthError::LifetimeTooLong),
+        ),
+        (
+            "max_lifetime without iat counts from now",
+            json!({ "max_lifetime": "60s" }),
+            json!({ "iss": "i", "exp": NOW + 61 }),
+            Err(AuthError::LifetimeTooLong),
+        ),
+        (
+            "max_lifetime needs exp",
+            json!({ "max_lifetime": "60s" }),
+            json!({ "iss": "i" }),
+            Err(AuthError::ExpirationRequired),
+        ),
+        (
+            "subject prefix ok",
+            json!({ "subjects": { "prefix": "spiffe://" } }),
+            json!({ "iss": "i", "sub": "spiffe://a" }),
+            Ok(()),
+        ),
+        (
+            "subject prefix bad",
+            json!({ "subjects": { "prefix": "spiffe://" } }),
+            json!({ "iss": "i", "sub": "user" }),
+            Err(AuthError::SubjectNotAllowed),
+        ),
+        (
+            "subject missing",
+            json!({ "subjects": { "exact": "a" } }),
+            json!({ "iss": "i" }),
+            Err(AuthError::SubjectNotAllowed),
+        ),
+        (
+            "issuer checked before signature",
+            json!({}),
+            json!({ "iss": "other" }),
+            Err(AuthError::UnknownIssuer),
+        ),
+        (
+            "empty issuer accepts any",
+            json!({ "issuer": "" }),
+            json!({ "iss": "anyone" }),
+            Ok(()),
+        ),
+    ];
+    for (name, extra, claims, want) in cases {
+        assert_eq!(check(extra, claims), want, "{name}");
+    }
+}
+
+#[test]
+fn signature_is_checked_before_claims() {
+    let cfg = Config::from_json(
+        json!({ "providers": { "p": { "issuer": "i", "audiences": ["a"],
+            "local_jwks": { "inline_string": mint::JWKS } } } })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    // Wrong audience *and* a forged signature: the forgery decides (401, not 403).
+    let token = mint::token("RS256", &json!({ "iss": "i", "aud": "other" }));
+    let forged = format!("{}AAAA", token.trim_end_matches(|c| c != '.'));
+    let jwt = parse(&forged).unwrap();
+    let keys = crate::engine::KeyStore::key_set(&cfg, 0);
+    assert_eq!(
+        super::verify(&jwt, &cfg.providers[0], keys, None, NOW),
+        Err(AuthError::SignatureInvalid)
+    );
+    assert_eq!(
+        super::verify(&jwt, &cfg.providers[0], None, None, NOW),
+        Err(AuthError::KeysUnavailable)
+    );
+}

@@ -1,0 +1,188 @@
+//! Test-only token signer: mints compact JWS tokens with the fixture keys in
+//! `tests/fixtures/keys` (their public halves are `tests/fixtures/jwks.json`).
+//!
+//! Shared by the unit tests (`src/lib.rs` includes this file) and the end-to-end tests
+//! (`tests/common/mod.rs`), so it names only external crates. Headers are signed exactly as
+//! given: tests may lie about `alg` and `kid`.
+#![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+/// A fixture signing key. Kids in `JWKS`: rsa-a, rsa-b (alg RS256), ec256, ec384, ec521, ed,
+/// hmac; `RsaWeak` (1024 bits) is only in `JWKS_WEAK` (kid rsa-weak).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    RsaA,
+    RsaB,
+    RsaWeak,
+    Ec256,
+    Ec384,
+    Ec521,
+    Ed,
+    Hmac,
+}
+
+pub const JWKS: &str = include_str!("../fixtures/jwks.json");
+pub const JWKS_WEAK: &str = include_str!("../fixtures/jwks-weak.json");
+pub const HMAC_SECRET: &[u8] = include_bytes!("../fixtures/hmac-secret.txt");
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Signs `header` and `payload`, serialised as compact JSON, with `alg` using `key`.
+pub fn sign(header: &Value, payload: &Value, alg: &str, key: Key) -> String {
+    sign_bytes(
+        header.to_string().as_bytes(),
+        payload.to_string().as_bytes(),
+        alg,
+        key,
+    )
+}
+
+/// Signs arbitrary header and payload bytes (duplicate members, non-JSON, ...).
+pub fn sign_bytes(header: &[u8], payload: &[u8], alg: &str, key: Key) -> String {
+    let input = format!("{}.{}", b64(header), b64(payload));
+    let signature = signature(input.as_bytes(), alg, key);
+    format!("{input}.{}", b64(&signature))
+}
+
+/// A normal token: `{"alg", "typ": "JWT", "kid"}` with the default key of `alg`'s family.
+pub fn token(alg: &str, payload: &Value) -> String {
+    let (key, kid) = default_key(alg);
+    sign(
+        &json!({ "alg": alg, "typ": "JWT", "kid": kid }),
+        payload,
+        alg,
+        key,
+    )
+}
+
+/// The same without a `kid`.
+pub fn token_without_kid(alg: &str, payload: &Value) -> String {
+    let (key, _) = default_key(alg);
+    sign(&json!({ "alg": alg, "typ": "JWT" }), payload, alg, key)
+}
+
+/// HMAC-SHA256 keyed with arbitrary bytes (the algorithm-confusion attack uses the RSA public
+/// key as the secret).
+pub fn sign_hs256_with_secret(header: &Value, payload: &Value, secret: &[u8]) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(payload.to_string().as_bytes())
+    );
+    format!("{input}.{}", b64(&hmac(input.as_bytes(), "HS256", secret)))
+}
+
+fn default_key(alg: &str) -> (Key, &'static str) {
+    match alg {
+        a if a.starts_with("RS") || a.starts_with("PS") => (Key::RsaA, "rsa-a"),
+        "ES256" => (Key::Ec256, "ec256"),
+        "ES384" => (Key::Ec384, "ec384"),
+        "ES512" => (Key::Ec521, "ec521"),
+        "EdDSA" => (Key::Ed, "ed"),
+        a if a.starts_with("HS") => (Key::Hmac, "hmac"),
+        _ => panic!("no fixture key for alg {alg}"),
+    }
+}
+
+fn rsa_key(key: Key) -> &'static rsa::RsaPrivateKey {
+    use rsa::pkcs8::DecodePrivateKey;
+    static A: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+    static B: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+    static WEAK: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+    let (cell, pem) = match key {
+        Key::RsaA => (&A, include_str!("../fixtures/keys/rsa2048-a.pem")),
+        Key::RsaB => (&B, include_str!("../fixtures/keys/rsa2048-b.pem")),
+        _ => (&WEAK, include_str!("../fixtures/keys/rsa1024.pem")),
+    };
+    cell.get_or_init(|| rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap())
+}
+
+fn signature(msg: &[u8], alg: &str, key: Key) -> Vec<u8> {
+    use p256::pkcs8::DecodePrivateKey;
+    use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    match key {
+        Key::RsaA | Key::RsaB | Key::RsaWeak => {
+            let k = rsa_key(key).clone();
+            let mut rng = rsa::rand_core::OsRng;
+            match alg {
+                "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k)
+                    .sign(msg)
+                    .to_vec(),
+                "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(k)
+                    .sign(msg)
+                    .to_vec(),
+                "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(k)
+                    .sign(msg)
+                    .to_vec(),
+                "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(k)
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+                "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(k)
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+                "PS512" => rsa::pss::SigningKey::<sha2::Sha512>::new(k)
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+                _ => panic!("{alg} cannot sign with an RSA key"),
+            }
+        }
+        Key::Ec256 => {
+            let k = p256::ecdsa::SigningKey::from_pkcs8_pem(include_str!(
+                "../fixtures/keys/ec-p256.pem"
+            ))
+            .unwrap();
+            let s: p256::ecdsa::Signature = k.sign(msg);
+            s.to_bytes().to_vec()
+        }
+        Key::Ec384 => {
+            let k = p384::ecdsa::SigningKey::from_pkcs8_pem(include_str!(
+                "../fixtures/keys/ec-p384.pem"
+            ))
+            .unwrap();
+            let s: p384::ecdsa::Signature = k.sign(msg);
+            s.to_bytes().to_vec()
+        }
+        Key::Ec521 => {
+            let sk = p521::SecretKey::from_pkcs8_pem(include_str!("../fixtures/keys/ec-p521.pem"))
+                .unwrap();
+            let k = p521::ecdsa::SigningKey::from_bytes(&sk.to_bytes()).unwrap();
+            let s: p521::ecdsa::Signature = k.sign(msg);
+            s.to_bytes().to_vec()
+        }
+        Key::Ed => {
+            let k = ed25519_dalek::SigningKey::from_pkcs8_pem(include_str!(
+                "../fixtures/keys/ed25519.pem"
+            ))
+            .unwrap();
+            k.sign(msg).to_bytes().to_vec()
+        }
+        Key::Hmac => hmac(msg, alg, HMAC_SECRET),
+    }
+}
+
+fn hmac(msg: &[u8], alg: &str, secret: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    fn run<M: Mac + hmac::digest::KeyInit>(secret: &[u8], msg: &[u8]) -> Vec<u8> {
+        let mut mac = <M as Mac>::new_from_slice(secret).unwrap();
+        mac.update(msg);
+        mac.finalize().into_bytes().to_vec()
+    }
+    match alg {
+        "HS256" => run::<Hmac<sha2::Sha256>>(secret, msg),
+        "HS384" => run::<Hmac<sha2::Sha384>>(secret, msg),
+        "HS512" => run::<Hmac<sha2::Sha512>>(secret, msg),
+        _ => panic!("{alg} cannot sign with an HMAC key"),
+    }
+}
