@@ -1,0 +1,58 @@
+//! Shared test support.
+//!
+//! - [`mint`]: signs test tokens with the fixture keys (`tests/fixtures`).
+//! - [`envoy`]: a real Envoy process (ports chosen by Envoy, log, admin stats).
+//! - [`upstream`]: the echo server that reports what reached the upstream.
+//! - [`http`]: a raw HTTP/1.1 client.
+//! - [`bootstrap`]: Envoy bootstraps running one `jwt_authn` JSON in our wasm filter, in native
+//!   `jwt_authn`, or both side by side.
+//!
+//! Each test binary compiles this whole module and uses part of it.
+#![allow(dead_code)]
+
+pub mod bootstrap;
+pub mod envoy;
+pub mod http;
+pub mod mint;
+pub mod upstream;
+
+use bootstrap::{Listener, Side};
+use envoy::Envoy;
+use http::{Request, Response};
+use upstream::Upstream;
+
+/// An echo upstream plus an Envoy in front of it.
+pub struct Proxy {
+    /// The echo server all listeners route to.
+    pub upstream: Upstream,
+    /// The Envoy.
+    pub envoy: Envoy,
+}
+
+impl Proxy {
+    /// Starts an echo upstream and an Envoy with `listeners`; `Err` carries Envoy's start
+    /// failure (with the log tail) or the missing-module hint, for shared fixtures to report in
+    /// every test.
+    pub fn try_start(listeners: &[Listener]) -> Result<Proxy, String> {
+        if listeners.iter().any(|l| l.side == Side::Wasm) {
+            bootstrap::wasm_module()?;
+        }
+        let upstream = Upstream::start();
+        let boot = bootstrap::bootstrap(listeners, upstream.port());
+        let envoy = Envoy::try_start(&boot).map_err(|e| e.to_string())?;
+        Ok(Proxy { upstream, envoy })
+    }
+
+    /// Sends `req` to the listener called `listener`.
+    pub fn send(&self, listener: &str, req: &Request) -> Response {
+        req.send(self.envoy.port(listener))
+    }
+}
+
+/// Seconds since the Unix epoch (tokens' `exp`/`nbf` are relative to this).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
