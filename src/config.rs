@@ -132,6 +132,19 @@ impl Config {
     pub fn provider_id(&self, name: &str) -> Option<ProviderId> {
         self.providers.iter().position(|p| p.name == name)
     }
+
+    /// What loaded but deserves a log line: JWKS keys that were skipped, with the reason.
+    pub fn warnings(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .flat_map(|p| {
+                let JwksSource::Local(keys) = &p.jwks;
+                keys.skipped()
+                    .iter()
+                    .map(move |reason| format!("provider {:?}: JWKS {reason}; key skipped", p.name))
+            })
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

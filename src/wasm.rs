@@ -43,6 +43,9 @@ impl RootContext for Root {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match Config::from_json(&bytes) {
             Ok(config) => {
+                for warning in config.warnings() {
+                    log(LogLevel::Warn, &format!("jwt-authn-wasm: {warning}"));
+                }
                 log(
                     LogLevel::Info,
                     &format!(
