@@ -52,7 +52,7 @@ fn config() -> Value {
             "p1": {
                 "issuer": ISS1,
                 "audiences": ["api-one"],
-                "local_jwks": { "inline_string": mint::JWKS },
+                "local_jwks": { "inline_string": jwks_with_weak_key() },
                 "forward": true,
                 "forward_payload_header": "x-jwt-payload",
                 "claim_to_headers": [
@@ -132,6 +132,18 @@ fn both() -> &'static Proxy {
 // Tokens.
 
 /// Claims with `patch` merged in; a `null` in `patch` removes the claim.
+/// The fixture JWKS plus the 1024-bit RSA key (kid `rsa-weak`), which native loads and we
+/// do not.
+fn jwks_with_weak_key() -> String {
+    let weak: Value = serde_json::from_str(mint::JWKS_WEAK).unwrap();
+    let mut keys: Value = serde_json::from_str(mint::JWKS).unwrap();
+    keys["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(weak["keys"][0].clone());
+    keys.to_string()
+}
+
 fn claims(base: Value, patch: Value) -> Value {
     let mut out = base;
     if let (Some(obj), Some(p)) = (out.as_object_mut(), patch.as_object()) {
@@ -691,4 +703,71 @@ fn differs_two_good_tokens_set_identity_once() {
     let echo = ours.echo().expect("ours reached the upstream");
     assert_eq!(echo.header_all("x-jwt-sub"), vec!["alice"]);
     assert_eq!(echo.header_all("x-jwt-payload").len(), 1);
+}
+
+/// (native, ours) answers to `req` on the p1 routes.
+fn both_sides(req: &Request) -> (Response, Response) {
+    (native().send("native", req), both().send("wasm", req))
+}
+
+/// A 1024-bit RSA key: native verifies with it; we never load it (RFC 7518 §3.3).
+#[test]
+fn differs_rsa_key_under_2048_bits() {
+    let token = mint::sign(
+        &json!({ "alg": "RS256", "kid": "rsa-weak" }),
+        &c1(json!({})),
+        "RS256",
+        Key::RsaWeak,
+    );
+    let (native_resp, ours) = both_sides(&get("/p1").bearer(&token));
+    assert_eq!(native_resp.status, 200, "native: {native_resp}");
+    assert_eq!(ours.status, 401, "ours: {ours}");
+}
+
+/// `crit` and `b64: false`: native ignores them; we refuse (RFC 7515 §4.1.11, RFC 7797).
+#[test]
+fn differs_critical_header_extensions() {
+    for header in [
+        json!({ "alg": "RS256", "kid": "rsa-a", "crit": ["exp-ext"], "exp-ext": 1 }),
+        json!({ "alg": "RS256", "kid": "rsa-a", "b64": false }),
+    ] {
+        let token = mint::sign(&header, &c1(json!({})), "RS256", Key::RsaA);
+        let (native_resp, ours) = both_sides(&get("/p1").bearer(&token));
+        assert_eq!(native_resp.status, 200, "native {header}: {native_resp}");
+        assert_eq!(ours.status, 401, "ours {header}: {ours}");
+    }
+}
+
+/// A claim with CR/LF bound for a header: native fails the request (503); we forward it
+/// without that header. A tab: native sends it; we do not.
+#[test]
+fn differs_control_characters_in_claims() {
+    let crlf = t1p(json!({ "sub": "alice\r\nx-admin: true" }));
+    let (native_resp, ours) = both_sides(&get("/p1").bearer(&crlf));
+    assert_eq!(native_resp.status, 503, "native: {native_resp}");
+    assert_eq!(ours.status, 200, "ours: {ours}");
+    let echo = ours.echo().expect("ours reached the upstream");
+    assert!(!echo.has("x-jwt-sub") && !echo.has("x-admin"), "{ours}");
+
+    let tab = t1p(json!({ "sub": "alice\tbob" }));
+    let (native_resp, ours) = both_sides(&get("/p1").bearer(&tab));
+    let native_echo = native_resp.echo().expect("native reached the upstream");
+    assert_eq!(native_echo.header("x-jwt-sub"), Some("alice\tbob"));
+    assert!(
+        !ours
+            .echo()
+            .expect("ours reached the upstream")
+            .has("x-jwt-sub"),
+        "{ours}"
+    );
+}
+
+/// Over 16 KiB: native verifies; we refuse before parsing.
+#[test]
+fn differs_token_over_16_kib() {
+    let big = t1p(json!({ "padding": "x".repeat(20_000) }));
+    let (native_resp, ours) = both_sides(&get("/p1").bearer(&big));
+    assert_eq!(native_resp.status, 200, "native: {native_resp}");
+    assert_eq!(ours.status, 401, "ours: {ours}");
+    assert_eq!(ours.body_str(), "Jwt is too large");
 }
