@@ -5,9 +5,9 @@
 //! finds at its locations must verify, not just one of them.
 //! - A provider requirement fails with `Missing` when none of its locations holds a token.
 //! - `requires_any` succeeds at the first child that succeeds. When all fail, the error is the
-//!   last one that is not `Missing` / `UnknownIssuer` (a token of another issuer is "not mine"),
-//!   else `Missing`. `allow_missing` among its children turns a final `Missing` into success;
-//!   `allow_missing_or_failed` turns any failure into success.
+//!   last one that is not `Missing` / `UnknownIssuer`, else `UnknownIssuer` if any child saw a
+//!   token of another issuer, else `Missing`. `allow_missing` among its children turns a final
+//!   `Missing` (only) into success; `allow_missing_or_failed` turns any failure into success.
 //! - `requires_all` fails at the first child that fails.
 //! - Standalone `allow_missing` / `allow_missing_or_failed` look at every provider's locations
 //!   and verify each token with the provider its `iss` names.
@@ -69,11 +69,17 @@ impl Evaluation<'_> {
             // Only flags: behave as the most permissive of them standing alone.
             return self.any_issuer(allow_failed);
         }
+        // The last "real" failure wins; else a token of another issuer (`UnknownIssuer`)
+        // outranks no token at all, so `allow_missing` does not let a stranger's token in.
         let mut last = AuthError::Missing;
         for child in verifiers {
             match self.check(child) {
                 Ok(()) => return Ok(()),
-                Err(AuthError::Missing | AuthError::UnknownIssuer) => {}
+                Err(AuthError::Missing) => {}
+                Err(AuthError::UnknownIssuer) if is_missing_or_stranger(last) => {
+                    last = AuthError::UnknownIssuer;
+                }
+                Err(AuthError::UnknownIssuer) => {}
                 Err(e) => last = e,
             }
         }
@@ -159,4 +165,8 @@ impl Evaluation<'_> {
         propagate::identity(provider, &parsed, &mut self.ops);
         Ok(())
     }
+}
+
+fn is_missing_or_stranger(error: AuthError) -> bool {
+    matches!(error, AuthError::Missing | AuthError::UnknownIssuer)
 }

@@ -549,7 +549,11 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         forward_payload_header,
         pad_forward_payload_header: raw.pad_forward_payload_header,
         claim_to_headers,
-        clock_skew_seconds: u64::from(raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS)),
+        // proto3: 0 is "unset", so it means the default, as in Envoy.
+        clock_skew_seconds: u64::from(match raw.clock_skew_seconds {
+            None | Some(0) => DEFAULT_CLOCK_SKEW_SECONDS,
+            Some(skew) => skew,
+        }),
     })
 }
 

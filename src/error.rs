@@ -54,7 +54,7 @@ pub enum AuthError {
     NotYetValid,
     /// `require_expiration` is set and the token has no `exp`.
     ExpirationRequired,
-    /// `exp - iat` (or `exp - now`) exceeds the provider's `max_lifetime`.
+    /// `exp - now` exceeds the provider's `max_lifetime`.
     LifetimeTooLong,
     /// `sub` does not match the provider's `subjects` matcher.
     SubjectNotAllowed,

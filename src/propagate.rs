@@ -3,7 +3,9 @@
 //!
 //! Every value is *set* (never appended), after `Config::emitted_headers` were removed from
 //! the request, so a client can never add its own copy. Claims render as Envoy renders them
-//! (strings as-is, integers without `.0`, booleans as `true`/`false`); arrays and objects as
+//! (strings as-is, non-negative integers without `.0`, other numbers as `%f`, booleans as
+//! `true`/`false`,
+//! empty strings and nulls not at all); arrays and objects as
 //! compact JSON, which is our extension (Envoy sends base64 of the JSON). A value that would
 //! contain a control character is not sent at all: a changed identity is worse than none.
 
@@ -79,17 +81,26 @@ pub fn claim<'p>(payload: &'p Map<String, Value>, path: &[String]) -> Option<&'p
     })
 }
 
-/// A claim as a header value; `None` for null or for text with control characters.
+/// A claim as a header value; `None` for null, an empty string (as Envoy), or text with
+/// control characters.
 pub fn render(value: &Value) -> Option<String> {
     let text = match value {
         Value::Null => return None,
+        Value::String(s) if s.is_empty() => return None,
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
-            _ => n.to_string(),
+        // Envoy: integral values in [0, 2^64) as integers, anything else (negatives too) as
+        // C's `%f`. Unlike Envoy, a large integer is kept exact instead of going through f64.
+        Value::Number(n) => match n.as_u64() {
+            Some(u) => u.to_string(),
+            None => {
+                let f = n.as_f64().unwrap_or(0.0);
+                if f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 {
+                    format!("{f:.0}")
+                } else {
+                    format!("{f:.6}")
+                }
+            }
         },
         Value::Array(_) | Value::Object(_) => value.to_string(),
     };

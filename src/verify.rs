@@ -68,10 +68,9 @@ fn check_time(jwt: &UntrustedJwt<'_>, provider: &Provider, now: i64) -> Result<(
         return Err(AuthError::ExpirationRequired);
     }
     if let (Some(max), Some(exp)) = (provider.max_lifetime, claims.exp) {
-        // The lifetime runs from `iat` when the token has one, else from now.
-        let start = claims.iat.unwrap_or(now);
+        // As Envoy: the lifetime left (`exp - now`, no skew), whatever `iat` says.
         let max = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
-        if exp.saturating_sub(start) > max {
+        if exp.saturating_sub(now) > max {
             return Err(AuthError::LifetimeTooLong);
         }
     }

@@ -34,6 +34,7 @@ use common::Proxy;
 const ISS1: &str = "https://issuer-one.example";
 const ISS2: &str = "https://issuer-two.example";
 const ISS3: &str = "https://issuer-three.example";
+const ISS4: &str = "https://issuer-four.example";
 /// 2100-01-01: "never" expires.
 const FAR: i64 = 4_102_444_800;
 
@@ -78,12 +79,24 @@ fn config() -> Value {
                 "forward_payload_header": "x-jwt-three-payload",
                 "claim_to_headers": [{ "header_name": "x-jwt-three-sub", "claim_name": "sub" }],
             },
+            "p4": {
+                "issuer": ISS4,
+                "local_jwks": { "inline_string": mint::JWKS },
+                "from_headers": [{ "name": "x-four-token" }],
+                "clock_skew_seconds": 0,
+                "max_lifetime": "100s",
+                "claim_to_headers": [
+                    { "header_name": "x-jwt-four-num", "claim_name": "num" },
+                    { "header_name": "x-jwt-four-empty", "claim_name": "empty" },
+                ],
+            },
         },
         "rules": [
             { "match": { "prefix": "/p1" }, "requires": { "provider_name": "p1" } },
             { "match": { "prefix": "/p2" }, "requires": { "provider_name": "p2" } },
             { "match": { "path": "/exact" }, "requires": { "provider_name": "p2" } },
             { "match": { "prefix": "/p3" }, "requires": { "provider_name": "p3" } },
+            { "match": { "prefix": "/p4" }, "requires": { "provider_name": "p4" } },
             { "match": { "prefix": "/any" }, "requires": { "requires_any": { "requirements": [
                 { "provider_name": "p1" }, { "provider_name": "p2" } ] } } },
             { "match": { "prefix": "/all" }, "requires": { "requires_all": { "requirements": [
@@ -179,6 +192,13 @@ fn c2(patch: Value) -> Value {
 /// p3's standard claims: `{"iss":ISS3,"sub":"carol","exp":FAR}`.
 fn c3(patch: Value) -> Value {
     claims(json!({ "iss": ISS3, "sub": "carol", "exp": FAR }), patch)
+}
+
+/// A p4 token (RS256) with `claims` (issuer added) in `x-four-token`, to `/p4`.
+fn p4(claims: Value) -> Request {
+    let mut claims = claims;
+    claims["iss"] = json!(ISS4);
+    get("/p4").header("x-four-token", mint::token("RS256", &claims))
 }
 
 /// A good p1 token (RS256, kid rsa-a).
@@ -310,6 +330,8 @@ const SPOOFED: &[(&str, &str)] = &[
     ("x-jwt-two-sub", "mallory"),
     ("x-jwt-three-sub", "mallory"),
     ("x-jwt-three-payload", "eyJzdWIiOiJtYWxsb3J5In0"),
+    ("x-jwt-four-num", "1"),
+    ("x-jwt-four-empty", "x"),
 ];
 
 /// `req` carrying forged values of every identity header.
@@ -439,6 +461,17 @@ fn cases() -> Vec<Case> {
         case("forward_false_strips_query", 200, vec![Is("x-jwt-two-sub", "bob")], get(&format!("/p2?jwt={}&x=1", t2()))),
         case("claim_missing_no_header", 200, vec![Absent("x-jwt-email"), Is("x-jwt-sub", "alice")], get("/p1").bearer(&t1p(json!({"profile": null})))),
         case("sub_not_a_string", 401, vec![], get("/p1").bearer(&t1p(json!({"sub": 42})))),
+        // Settings whose meaning native fixes: skew 0 is the default, lifetime is exp - now.
+        case("optional_stranger_token", 401, vec![], get("/optional").bearer(&t3())),
+        case("skew_zero_means_default", 200, vec![], p4(json!({"exp": n - 30}))),
+        case("skew_default_exceeded", 401, vec![], p4(json!({"exp": n - 90}))),
+        case("max_lifetime_ignores_iat", 200, vec![], p4(json!({"iat": n - 1000, "exp": n + 50}))),
+        case("max_lifetime_exceeded", 401, vec![], p4(json!({"exp": n + 150}))),
+        case("max_lifetime_needs_exp", 401, vec![], p4(json!({}))),
+        case("number_claim_fraction", 200, vec![Is("x-jwt-four-num", "1.500000"), Absent("x-jwt-four-empty")], p4(json!({"exp": n + 50, "num": 1.5, "empty": ""}))),
+        case("number_claim_integral_float", 200, vec![Is("x-jwt-four-num", "2")], p4(json!({"exp": n + 50, "num": 2.0}))),
+        case("number_claim_huge_float", 200, vec![Is("x-jwt-four-num", "100000000000000000000.000000")], p4(json!({"exp": n + 50, "num": 1e20}))),
+        case("number_claim_negative", 200, vec![Is("x-jwt-four-num", "-7.000000")], p4(json!({"exp": n + 50, "num": -7}))),
         // CORS preflight bypass (bypass_cors_preflight: true).
         case("cors_preflight_bypassed", 200, anonymous(), Request::new("OPTIONS", "/p1").header("origin", "http://app.example").header("access-control-request-method", "GET")),
         case("options_without_cors_headers", 401, vec![], Request::new("OPTIONS", "/p1")),

@@ -49,6 +49,7 @@ fn emitted_headers_are_collected_lower_cased_once() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn durations() {
     let cases = [
         ("600s", Some(Duration::from_secs(600))),
@@ -71,6 +72,7 @@ fn durations() {
 
 /// Every refusal names the offending field.
 #[test]
+#[rustfmt::skip]
 fn refusals_name_the_field() {
     let with = |key: &str, value: Value| {
         let mut p = provider();
@@ -79,124 +81,28 @@ fn refusals_name_the_field() {
     };
     let rules = |rules: Value| json!({ "providers": { "p": provider() }, "rules": rules });
     let cases: Vec<(&str, Value, &str)> = vec![
-        (
-            "unknown top-level field",
-            json!({ "providers": { "p": provider() }, "bogus": 1 }),
-            "bogus",
-        ),
-        (
-            "unknown provider field",
-            with("issuerr", json!("x")),
-            "providers.p",
-        ),
-        (
-            "bad duration",
-            with("max_lifetime", json!("10 minutes")),
-            "providers.p.max_lifetime",
-        ),
-        (
-            "negative skew",
-            with("clock_skew_seconds", json!(-1)),
-            "providers.p.clock_skew_seconds",
-        ),
-        (
-            "no key set",
-            json!({ "providers": { "p": { "issuer": "x" } } }),
-            "providers.p.local_jwks",
-        ),
-        (
-            "JWKS not JSON",
-            with("local_jwks", json!({ "inline_string": "nope" })),
-            "providers.p.local_jwks.inline_string",
-        ),
-        (
-            "JWKS without usable key",
-            with("local_jwks", json!({ "inline_string": mint::JWKS_WEAK })),
-            "providers.p.local_jwks.inline_string",
-        ),
-        (
-            "JWKS from a file",
-            with("local_jwks", json!({ "filename": "/etc/jwks.json" })),
-            "providers.p.local_jwks.filename",
-        ),
-        (
-            "remote JWKS (not yet)",
-            with("remote_jwks", json!({})),
-            "providers.p.remote_jwks",
-        ),
-        (
-            "metadata output",
-            with("payload_in_metadata", json!("x")),
-            "providers.p.payload_in_metadata",
-        ),
-        (
-            "bad header name",
-            with(
-                "claim_to_headers",
-                json!([{ "header_name": "bad header", "claim_name": "sub" }]),
-            ),
-            "providers.p.claim_to_headers[0].header_name",
-        ),
-        (
-            "empty claim path",
-            with(
-                "claim_to_headers",
-                json!([{ "header_name": "x", "claim_name": "a..b" }]),
-            ),
-            "providers.p.claim_to_headers[0].claim_name",
-        ),
+        ("unknown top-level field", json!({ "providers": { "p": provider() }, "bogus": 1 }), "bogus"),
+        ("unknown provider field", with("issuerr", json!("x")), "providers.p"),
+        ("bad duration", with("max_lifetime", json!("10 minutes")), "providers.p.max_lifetime"),
+        ("negative skew", with("clock_skew_seconds", json!(-1)), "providers.p.clock_skew_seconds"),
+        ("no key set", json!({ "providers": { "p": { "issuer": "x" } } }), "providers.p.local_jwks"),
+        ("JWKS not JSON", with("local_jwks", json!({ "inline_string": "nope" })), "providers.p.local_jwks.inline_string"),
+        ("JWKS without usable key", with("local_jwks", json!({ "inline_string": mint::JWKS_WEAK })), "providers.p.local_jwks.inline_string"),
+        ("JWKS from a file", with("local_jwks", json!({ "filename": "/etc/jwks.json" })), "providers.p.local_jwks.filename"),
+        ("remote JWKS (not yet)", with("remote_jwks", json!({})), "providers.p.remote_jwks"),
+        ("metadata output", with("payload_in_metadata", json!("x")), "providers.p.payload_in_metadata"),
+        ("bad header name", with("claim_to_headers", json!([{ "header_name": "bad header", "claim_name": "sub" }]),), "providers.p.claim_to_headers[0].header_name"),
+        ("empty claim path", with("claim_to_headers", json!([{ "header_name": "x", "claim_name": "a..b" }]),), "providers.p.claim_to_headers[0].claim_name"),
         ("no providers", json!({ "providers": {} }), "providers"),
-        (
-            "missing provider",
-            rules(json!([{ "match": { "prefix": "/" }, "requires": { "provider_name": "nope" } }])),
-            "rules[0].requires.provider_name",
-        ),
-        (
-            "nested missing provider",
-            rules(
-                json!([{ "match": { "prefix": "/" }, "requires": { "requires_any": { "requirements": [ { "provider_name": "p" }, { "provider_name": "q" } ] } } }]),
-            ),
-            "rules[0].requires.requires_any.requirements[1].provider_name",
-        ),
-        (
-            "bad regex",
-            rules(json!([{ "match": { "safe_regex": { "regex": "(" } } }])),
-            "rules[0].match.safe_regex.regex",
-        ),
-        (
-            "no path matcher",
-            rules(json!([{ "match": {} }])),
-            "rules[0].match",
-        ),
-        (
-            "two path matchers",
-            rules(json!([{ "match": { "prefix": "/", "path": "/" } }])),
-            "rules[0].match",
-        ),
-        (
-            "two requirement kinds",
-            rules(
-                json!([{ "match": { "prefix": "/" }, "requires": { "provider_name": "p", "allow_missing": {} } }]),
-            ),
-            "rules[0].requires",
-        ),
-        (
-            "requirement_name",
-            rules(json!([{ "match": { "prefix": "/" }, "requirement_name": "r" }])),
-            "rules[0].requirement_name",
-        ),
-        (
-            "bad header matcher regex",
-            rules(
-                json!([{ "match": { "prefix": "/", "headers": [ { "name": "x", "safe_regex_match": { "regex": "[" } } ] } }]),
-            ),
-            "rules[0].match.headers[0].safe_regex_match.regex",
-        ),
-        (
-            "subjects with two kinds",
-            with("subjects", json!({ "exact": "a", "prefix": "b" })),
-            "providers.p.subjects",
-        ),
+        ("missing provider", rules(json!([{ "match": { "prefix": "/" }, "requires": { "provider_name": "nope" } }])), "rules[0].requires.provider_name"),
+        ("nested missing provider", rules(json!([{ "match": { "prefix": "/" }, "requires": { "requires_any": { "requirements": [{ "provider_name": "p" }, { "provider_name": "q" }] } } }]),), "rules[0].requires.requires_any.requirements[1].provider_name"),
+        ("bad regex", rules(json!([{ "match": { "safe_regex": { "regex": "(" } } }])), "rules[0].match.safe_regex.regex"),
+        ("no path matcher", rules(json!([{ "match": {} }])), "rules[0].match"),
+        ("two path matchers", rules(json!([{ "match": { "prefix": "/", "path": "/" } }])), "rules[0].match"),
+        ("two requirement kinds", rules(json!([{ "match": { "prefix": "/" }, "requires": { "provider_name": "p", "allow_missing": {} } }]),), "rules[0].requires"),
+        ("requirement_name", rules(json!([{ "match": { "prefix": "/" }, "requirement_name": "r" }])), "rules[0].requirement_name"),
+        ("bad header matcher regex", rules(json!([{ "match": { "prefix": "/", "headers": [{ "name": "x", "safe_regex_match": { "regex": "[" } }] } }]),), "rules[0].match.headers[0].safe_regex_match.regex"),
+        ("subjects with two kinds", with("subjects", json!({ "exact": "a", "prefix": "b" })), "providers.p.subjects"),
     ];
     for (name, cfg, field) in cases {
         match load(&cfg) {

@@ -21,62 +21,23 @@ fn tokens(r: &RequestHeaders, locations: &[Location]) -> Vec<Result<String, Auth
 }
 
 #[test]
+#[rustfmt::skip]
 fn default_locations_table() {
     let locs = default_locations();
     let cases: Vec<(&str, &[(&str, &[u8])], Vec<Result<String, AuthError>>)> = vec![
         ("/", &[], vec![]),
-        (
-            "/",
-            &[("authorization", b"Bearer a.b.c")],
-            vec![Ok("a.b.c".into())],
-        ),
-        (
-            "/",
-            &[("authorization", b"Bearer  a.b.c  ")],
-            vec![Ok("a.b.c".into())],
-        ),
+        ("/", &[("authorization", b"Bearer a.b.c")], vec![Ok("a.b.c".into())]),
+        ("/", &[("authorization", b"Bearer  a.b.c  ")], vec![Ok("a.b.c".into())]),
         ("/", &[("authorization", b"Basic dXNlcg==")], vec![]),
-        (
-            "/",
-            &[("authorization", b"Bearer a.b.c,Bearer d.e.f")],
-            vec![Err(AuthError::MultipleTokensInHeader)],
-        ),
-        (
-            "/",
-            &[("authorization", b"Bearer a.b.c;x")],
-            vec![Ok("a.b.c;x".into())],
-        ),
-        (
-            "/",
-            &[("authorization", b"Bearer \xff")],
-            vec![Err(AuthError::BadFormat)],
-        ),
-        (
-            "/",
-            &[("authorization", b"Bearer ")],
-            vec![Err(AuthError::BadFormat)],
-        ),
+        ("/", &[("authorization", b"Bearer a.b.c,Bearer d.e.f")], vec![Err(AuthError::MultipleTokensInHeader)]),
+        ("/", &[("authorization", b"Bearer a.b.c;x")], vec![Ok("a.b.c;x".into())]),
+        ("/", &[("authorization", b"Bearer \xff")], vec![Err(AuthError::BadFormat)]),
+        ("/", &[("authorization", b"Bearer ")], vec![Err(AuthError::BadFormat)]),
         ("/?access_token=a.b.c", &[], vec![Ok("a.b.c".into())]),
-        (
-            "/?x=1&access_token=a%2Eb.c#f",
-            &[],
-            vec![Ok("a.b.c".into())],
-        ),
-        (
-            "/?access_token=a.b.c&access_token=d.e.f",
-            &[],
-            vec![Ok("a.b.c".into())],
-        ),
-        (
-            "/?access_token=a.b.c",
-            &[("authorization", b"Bearer d.e.f")],
-            vec![Ok("d.e.f".into()), Ok("a.b.c".into())],
-        ),
-        (
-            "/?access_token=a.b.c",
-            &[("authorization", b"Bearer a.b.c")],
-            vec![Ok("a.b.c".into())],
-        ),
+        ("/?x=1&access_token=a%2Eb.c#f", &[], vec![Ok("a.b.c".into())]),
+        ("/?access_token=a.b.c&access_token=d.e.f", &[], vec![Ok("a.b.c".into())]),
+        ("/?access_token=a.b.c", &[("authorization", b"Bearer d.e.f")], vec![Ok("d.e.f".into()), Ok("a.b.c".into())]),
+        ("/?access_token=a.b.c", &[("authorization", b"Bearer a.b.c")], vec![Ok("a.b.c".into())]),
     ];
     for (path, headers, want) in cases {
         assert_eq!(
@@ -134,6 +95,7 @@ fn value_prefix_may_be_custom() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn remove_query_param_keeps_the_rest() {
     let cases = [
         ("/p?access_token=t", "/p"),

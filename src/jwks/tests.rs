@@ -46,6 +46,7 @@ fn every_algorithm_verifies_with_its_key_and_kid() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn selection_and_failures() {
     let set = jwks();
     let claims = json!({ "sub": "s" });
@@ -55,24 +56,9 @@ fn selection_and_failures() {
     let mut tampered = parts(&rs256);
     tampered.1[10] ^= 1;
     let cases: Vec<(&str, Alg, Option<&str>, Result<(), AuthError>)> = vec![
-        (
-            "unknown kid",
-            Alg::RS256,
-            Some("nope"),
-            Err(AuthError::NoMatchingKey),
-        ),
-        (
-            "kid of another key type",
-            Alg::RS256,
-            Some("ec256"),
-            Err(AuthError::NoMatchingKey),
-        ),
-        (
-            "kid of another RSA key",
-            Alg::RS256,
-            Some("rsa-b"),
-            Err(AuthError::SignatureInvalid),
-        ),
+        ("unknown kid", Alg::RS256, Some("nope"), Err(AuthError::NoMatchingKey)),
+        ("kid of another key type", Alg::RS256, Some("ec256"), Err(AuthError::NoMatchingKey)),
+        ("kid of another RSA key", Alg::RS256, Some("rsa-b"), Err(AuthError::SignatureInvalid)),
         ("no kid tries all", Alg::RS256, None, Ok(())),
     ];
     for (name, alg, kid, want) in cases {
@@ -127,6 +113,7 @@ fn skipped_reason(key: Value) -> String {
 }
 
 #[test]
+#[rustfmt::skip]
 fn unusable_keys_are_skipped_with_a_reason() {
     let doc: Value = serde_json::from_str(mint::JWKS).unwrap();
     let rsa = doc["keys"][0].clone();
@@ -144,52 +131,20 @@ fn unusable_keys_are_skipped_with_a_reason() {
         ("1024-bit RSA", weak["keys"][0].clone(), "1024 bits"),
         ("e = 1", with(rsa.clone(), "e", json!("AQ")), "exponent"),
         ("even e", with(rsa.clone(), "e", json!("AQAA")), "exponent"),
-        (
-            "no n",
-            with(rsa.clone(), "n", Value::Null),
-            "`n` is not a string",
-        ),
-        (
-            "n not base64",
-            with(rsa.clone(), "n", json!("!!")),
-            "base64url",
-        ),
+        ("no n", with(rsa.clone(), "n", Value::Null), "`n` is not a string"),
+        ("n not base64", with(rsa.clone(), "n", json!("!!")), "base64url"),
         ("EC point off the curve", off_curve, "not on P-256"),
-        (
-            "EC short x",
-            with(ec.clone(), "x", json!("AAAA")),
-            "32 bytes",
-        ),
-        (
-            "EC unknown curve",
-            with(ec.clone(), "crv", json!("P-192")),
-            "not supported",
-        ),
-        (
-            "alg unfit for kty",
-            with(rsa.clone(), "alg", json!("ES256")),
-            "does not fit",
-        ),
-        (
-            "unknown alg",
-            with(rsa.clone(), "alg", json!("RS1")),
-            "not supported",
-        ),
+        ("EC short x", with(ec.clone(), "x", json!("AAAA")), "32 bytes"),
+        ("EC unknown curve", with(ec.clone(), "crv", json!("P-192")), "not supported"),
+        ("alg unfit for kty", with(rsa.clone(), "alg", json!("ES256")), "does not fit"),
+        ("unknown alg", with(rsa.clone(), "alg", json!("RS1")), "not supported"),
         ("use enc", with(rsa.clone(), "use", json!("enc")), "`use`"),
         ("unknown kty", json!({ "kty": "XYZ" }), "not supported"),
         ("no kty", json!({}), "`kty` is missing"),
         ("not an object", json!(7), "not a JSON object"),
         ("empty oct", json!({ "kty": "oct", "k": "" }), "empty"),
-        (
-            "Ed25519 wrong size",
-            json!({ "kty": "OKP", "crv": "Ed25519", "x": "AAAA" }),
-            "32 bytes",
-        ),
-        (
-            "X25519",
-            json!({ "kty": "OKP", "crv": "X25519", "x": "AAAA" }),
-            "not supported",
-        ),
+        ("Ed25519 wrong size", json!({ "kty": "OKP", "crv": "Ed25519", "x": "AAAA" }), "32 bytes"),
+        ("X25519", json!({ "kty": "OKP", "crv": "X25519", "x": "AAAA" }), "not supported"),
     ];
     for (name, key, want) in cases {
         let reason = skipped_reason(key);
@@ -212,6 +167,7 @@ fn a_bad_key_does_not_hide_the_good_ones() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn documents_that_are_not_key_sets() {
     let cases: Vec<(&str, JwksError)> = vec![
         ("nope", JwksError::NotJson),

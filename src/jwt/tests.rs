@@ -37,161 +37,43 @@ fn parses_a_well_formed_token() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn failures_in_envoy_order() {
     let h = b64(HEADER);
     let p = b64(PAYLOAD);
     let cases: Vec<(&str, String, AuthError)> = vec![
         ("two segments", format!("{h}.{p}"), AuthError::BadFormat),
-        (
-            "four segments",
-            format!("{h}.{p}.AA.AA"),
-            AuthError::BadFormat,
-        ),
-        (
-            "JWE (five segments)",
-            format!("{h}.{p}.AA.AA.AA"),
-            AuthError::BadFormat,
-        ),
+        ("four segments", format!("{h}.{p}.AA.AA"), AuthError::BadFormat),
+        ("JWE (five segments)", format!("{h}.{p}.AA.AA.AA"), AuthError::BadFormat),
         ("empty header", format!(".{p}.AA"), AuthError::BadFormat),
         ("empty signature", format!("{h}.{p}."), AuthError::BadFormat),
-        (
-            "header not base64url",
-            format!("{h}*.{p}.AA"),
-            AuthError::HeaderBadBase64,
-        ),
-        (
-            "padded header",
-            format!("{h}=.{p}.AA"),
-            AuthError::HeaderBadBase64,
-        ),
-        (
-            "header not JSON",
-            format!("{}.{p}.AA", b64("nope")),
-            AuthError::HeaderBadJson,
-        ),
-        (
-            "header an array",
-            format!("{}.{p}.AA", b64("[]")),
-            AuthError::HeaderBadJson,
-        ),
-        (
-            "duplicate alg",
-            raw(r#"{"alg":"RS256","alg":"none"}"#, PAYLOAD),
-            AuthError::HeaderBadJson,
-        ),
-        (
-            "no alg",
-            raw(r#"{"kid":"k"}"#, PAYLOAD),
-            AuthError::HeaderBadAlg,
-        ),
-        (
-            "alg a number",
-            raw(r#"{"alg":256}"#, PAYLOAD),
-            AuthError::HeaderBadAlg,
-        ),
-        (
-            "alg none",
-            raw(r#"{"alg":"none"}"#, PAYLOAD),
-            AuthError::HeaderUnsupportedAlg,
-        ),
-        (
-            "alg None",
-            raw(r#"{"alg":"None"}"#, PAYLOAD),
-            AuthError::HeaderUnsupportedAlg,
-        ),
-        (
-            "alg lower-case",
-            raw(r#"{"alg":"rs256"}"#, PAYLOAD),
-            AuthError::HeaderUnsupportedAlg,
-        ),
-        (
-            "kid a number",
-            raw(r#"{"alg":"RS256","kid":1}"#, PAYLOAD),
-            AuthError::HeaderBadKid,
-        ),
-        (
-            "crit",
-            raw(r#"{"alg":"RS256","crit":["exp"]}"#, PAYLOAD),
-            AuthError::HeaderCritical,
-        ),
-        (
-            "b64 false",
-            raw(r#"{"alg":"RS256","b64":false}"#, PAYLOAD),
-            AuthError::HeaderCritical,
-        ),
-        (
-            "payload not base64url",
-            format!("{h}.{p}!.AA"),
-            AuthError::PayloadBadBase64,
-        ),
-        (
-            "payload not JSON",
-            raw(HEADER, "x"),
-            AuthError::PayloadBadJson,
-        ),
-        (
-            "payload a string",
-            raw(HEADER, r#""x""#),
-            AuthError::PayloadBadJson,
-        ),
-        (
-            "duplicate exp",
-            raw(HEADER, r#"{"exp":1,"exp":2}"#),
-            AuthError::PayloadBadJson,
-        ),
-        (
-            "nested duplicate",
-            raw(HEADER, r#"{"a":{"b":1,"b":2}}"#),
-            AuthError::PayloadBadJson,
-        ),
-        (
-            "iss a number",
-            raw(HEADER, r#"{"iss":1}"#),
-            AuthError::PayloadBadClaim,
-        ),
-        (
-            "exp a string",
-            raw(HEADER, r#"{"exp":"1"}"#),
-            AuthError::PayloadBadClaim,
-        ),
-        (
-            "exp null",
-            raw(HEADER, r#"{"exp":null}"#),
-            AuthError::PayloadBadClaim,
-        ),
-        (
-            "aud an object",
-            raw(HEADER, r#"{"aud":{}}"#),
-            AuthError::PayloadBadClaim,
-        ),
-        (
-            "aud a number",
-            raw(HEADER, r#"{"aud":1}"#),
-            AuthError::PayloadBadClaim,
-        ),
-        (
-            "aud array of numbers",
-            raw(HEADER, r#"{"aud":[1]}"#),
-            AuthError::PayloadBadClaim,
-        ),
-        (
-            "signature not base64url",
-            format!("{h}.{p}.A+"),
-            AuthError::SignatureBadBase64,
-        ),
-        (
-            "too large",
-            "a".repeat(MAX_TOKEN_BYTES + 1),
-            AuthError::TooLarge,
-        ),
-        (
-            "deep JSON",
-            raw(
-                HEADER,
-                &format!("{}{}", "[".repeat(5_000), "]".repeat(5_000)),
-            ),
-            AuthError::PayloadBadJson,
-        ),
+        ("header not base64url", format!("{h}*.{p}.AA"), AuthError::HeaderBadBase64),
+        ("padded header", format!("{h}=.{p}.AA"), AuthError::HeaderBadBase64),
+        ("header not JSON", format!("{}.{p}.AA", b64("nope")), AuthError::HeaderBadJson),
+        ("header an array", format!("{}.{p}.AA", b64("[]")), AuthError::HeaderBadJson),
+        ("duplicate alg", raw(r#"{"alg":"RS256","alg":"none"}"#, PAYLOAD), AuthError::HeaderBadJson),
+        ("no alg", raw(r#"{"kid":"k"}"#, PAYLOAD), AuthError::HeaderBadAlg),
+        ("alg a number", raw(r#"{"alg":256}"#, PAYLOAD), AuthError::HeaderBadAlg),
+        ("alg none", raw(r#"{"alg":"none"}"#, PAYLOAD), AuthError::HeaderUnsupportedAlg),
+        ("alg None", raw(r#"{"alg":"None"}"#, PAYLOAD), AuthError::HeaderUnsupportedAlg),
+        ("alg lower-case", raw(r#"{"alg":"rs256"}"#, PAYLOAD), AuthError::HeaderUnsupportedAlg),
+        ("kid a number", raw(r#"{"alg":"RS256","kid":1}"#, PAYLOAD), AuthError::HeaderBadKid),
+        ("crit", raw(r#"{"alg":"RS256","crit":["exp"]}"#, PAYLOAD), AuthError::HeaderCritical),
+        ("b64 false", raw(r#"{"alg":"RS256","b64":false}"#, PAYLOAD), AuthError::HeaderCritical),
+        ("payload not base64url", format!("{h}.{p}!.AA"), AuthError::PayloadBadBase64),
+        ("payload not JSON", raw(HEADER, "x"), AuthError::PayloadBadJson),
+        ("payload a string", raw(HEADER, r#""x""#), AuthError::PayloadBadJson),
+        ("duplicate exp", raw(HEADER, r#"{"exp":1,"exp":2}"#), AuthError::PayloadBadJson),
+        ("nested duplicate", raw(HEADER, r#"{"a":{"b":1,"b":2}}"#), AuthError::PayloadBadJson),
+        ("iss a number", raw(HEADER, r#"{"iss":1}"#), AuthError::PayloadBadClaim),
+        ("exp a string", raw(HEADER, r#"{"exp":"1"}"#), AuthError::PayloadBadClaim),
+        ("exp null", raw(HEADER, r#"{"exp":null}"#), AuthError::PayloadBadClaim),
+        ("aud an object", raw(HEADER, r#"{"aud":{}}"#), AuthError::PayloadBadClaim),
+        ("aud a number", raw(HEADER, r#"{"aud":1}"#), AuthError::PayloadBadClaim),
+        ("aud array of numbers", raw(HEADER, r#"{"aud":[1]}"#), AuthError::PayloadBadClaim),
+        ("signature not base64url", format!("{h}.{p}.A+"), AuthError::SignatureBadBase64),
+        ("too large", "a".repeat(MAX_TOKEN_BYTES + 1), AuthError::TooLarge),
+        ("deep JSON", raw(HEADER, &format!("{}{}", "[".repeat(5_000), "]".repeat(5_000)),), AuthError::PayloadBadJson),
     ];
     for (name, token, want) in cases {
         assert_eq!(parse(&token).err(), Some(want), "{name}");
@@ -199,6 +81,7 @@ fn failures_in_envoy_order() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn numeric_dates_truncate_and_saturate() {
     let cases = [
         (r#"{"exp":1.9}"#, 1),

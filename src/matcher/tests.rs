@@ -26,16 +26,13 @@ fn first_match(rules: &str, req: &RequestHeaders) -> Option<usize> {
 }
 
 #[test]
+#[rustfmt::skip]
 fn path_matchers() {
     let cases: Vec<(&str, &str, bool)> = vec![
         (r#"{"prefix":"/api"}"#, "/api/x", true),
         (r#"{"prefix":"/api"}"#, "/apix", true),
         (r#"{"prefix":"/api"}"#, "/API", false),
-        (
-            r#"{"prefix":"/api","case_sensitive":false}"#,
-            "/API/x",
-            true,
-        ),
+        (r#"{"prefix":"/api","case_sensitive":false}"#, "/API/x", true),
         (r#"{"prefix":"/a?b"}"#, "/a?b=1", true),
         (r#"{"path":"/a"}"#, "/a", true),
         (r#"{"path":"/a"}"#, "/a?x=1", true),
@@ -60,59 +57,24 @@ fn path_matchers() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn header_matchers() {
     let cases: Vec<(&str, &[(&str, &str)], bool)> = vec![
         (r#"{"name":"x-a","exact_match":"1"}"#, &[("x-a", "1")], true),
         (r#"{"name":"X-A","exact_match":"1"}"#, &[("x-a", "1")], true),
-        (
-            r#"{"name":"x-a","exact_match":"1"}"#,
-            &[("x-a", "2")],
-            false,
-        ),
+        (r#"{"name":"x-a","exact_match":"1"}"#, &[("x-a", "2")], false),
         (r#"{"name":"x-a","exact_match":"1"}"#, &[], false),
-        (
-            r#"{"name":"x-a","present_match":true}"#,
-            &[("x-a", "")],
-            true,
-        ),
+        (r#"{"name":"x-a","present_match":true}"#, &[("x-a", "")], true),
         (r#"{"name":"x-a","present_match":true}"#, &[], false),
         (r#"{"name":"x-a","present_match":false}"#, &[], true),
         (r#"{"name":"x-a"}"#, &[("x-a", "v")], true),
-        (
-            r#"{"name":"x-a","invert_match":true,"exact_match":"1"}"#,
-            &[("x-a", "2")],
-            true,
-        ),
-        (
-            r#"{"name":"x-a","string_match":{"prefix":"ab","ignore_case":true}}"#,
-            &[("x-a", "ABc")],
-            true,
-        ),
-        (
-            r#"{"name":"x-a","string_match":{"suffix":"bc"}}"#,
-            &[("x-a", "abc")],
-            true,
-        ),
-        (
-            r#"{"name":"x-a","string_match":{"contains":"b"}}"#,
-            &[("x-a", "abc")],
-            true,
-        ),
-        (
-            r#"{"name":"x-a","string_match":{"safe_regex":{"regex":"a.c"}}}"#,
-            &[("x-a", "abc")],
-            true,
-        ),
-        (
-            r#"{"name":"x-a","exact_match":"1,2"}"#,
-            &[("x-a", "1"), ("x-a", "2")],
-            true,
-        ),
-        (
-            r#"{"name":"x-a","treat_missing_header_as_empty":true,"exact_match":""}"#,
-            &[],
-            true,
-        ),
+        (r#"{"name":"x-a","invert_match":true,"exact_match":"1"}"#, &[("x-a", "2")], true),
+        (r#"{"name":"x-a","string_match":{"prefix":"ab","ignore_case":true}}"#, &[("x-a", "ABc")], true),
+        (r#"{"name":"x-a","string_match":{"suffix":"bc"}}"#, &[("x-a", "abc")], true),
+        (r#"{"name":"x-a","string_match":{"contains":"b"}}"#, &[("x-a", "abc")], true),
+        (r#"{"name":"x-a","string_match":{"safe_regex":{"regex":"a.c"}}}"#, &[("x-a", "abc")], true),
+        (r#"{"name":"x-a","exact_match":"1,2"}"#, &[("x-a", "1"), ("x-a", "2")], true),
+        (r#"{"name":"x-a","treat_missing_header_as_empty":true,"exact_match":""}"#, &[], true),
         (r#"{"name":":method","exact_match":"POST"}"#, &[], false),
     ];
     for (m, extra, want) in cases {

@@ -6,12 +6,14 @@ use super::*;
 fn claims_render_as_envoy_does_with_json_for_structures() {
     let cases = [
         (json!("alice"), Some("alice")),
-        (json!(""), Some("")),
+        (json!(""), None),
         (json!(42), Some("42")),
-        (json!(-7), Some("-7")),
+        (json!(-7), Some("-7.000000")),
         (json!(18446744073709551615u64), Some("18446744073709551615")),
         (json!(1.0), Some("1")),
-        (json!(1.5), Some("1.5")),
+        (json!(1.5), Some("1.500000")),
+        (json!(-3.25), Some("-3.250000")),
+        (json!(1e20), Some("100000000000000000000.000000")),
         (json!(true), Some("true")),
         (json!(false), Some("false")),
         (json!(["a", "b"]), Some(r#"["a","b"]"#)),

@@ -26,86 +26,23 @@ fn check(extra: Value, claims: Value) -> Result<(), AuthError> {
 }
 
 #[test]
+#[rustfmt::skip]
 fn provider_claim_settings() {
     let cases: Vec<(&str, Value, Value, Result<(), AuthError>)> = vec![
-        (
-            "skew 0: exp now is fine",
-            json!({ "clock_skew_seconds": 0 }),
-            json!({ "iss": "i", "exp": NOW }),
-            Ok(()),
-        ),
-        (
-            "skew 0: exp past",
-            json!({ "clock_skew_seconds": 0 }),
-            json!({ "iss": "i", "exp": NOW - 1 }),
-            Err(AuthError::Expired),
-        ),
-        (
-            "skew max: far past still fine",
-            json!({ "clock_skew_seconds": 4294967295u32 }),
-            json!({ "iss": "i", "exp": 1 }),
-            Ok(()),
-        ),
-        (
-            "require_expiration",
-            json!({ "require_expiration": true }),
-            json!({ "iss": "i" }),
-            Err(AuthError::ExpirationRequired),
-        ),
-        (
-            "max_lifetime ok",
-            json!({ "max_lifetime": "3600s" }),
-            json!({ "iss": "i", "iat": NOW, "exp": NOW + 3600 }),
-            Ok(()),
-        ),
-        (
-            "max_lifetime exceeded",
-            json!({ "max_lifetime": "3600s" }),
-            json!({ "iss": "i", "iat": NOW, "exp": NOW + 3601 }),
-            Err(AuthError::LifetimeTooLong),
-        ),
-        (
-            "max_lifetime without iat counts from now",
-            json!({ "max_lifetime": "60s" }),
-            json!({ "iss": "i", "exp": NOW + 61 }),
-            Err(AuthError::LifetimeTooLong),
-        ),
-        (
-            "max_lifetime needs exp",
-            json!({ "max_lifetime": "60s" }),
-            json!({ "iss": "i" }),
-            Err(AuthError::ExpirationRequired),
-        ),
-        (
-            "subject prefix ok",
-            json!({ "subjects": { "prefix": "spiffe://" } }),
-            json!({ "iss": "i", "sub": "spiffe://a" }),
-            Ok(()),
-        ),
-        (
-            "subject prefix bad",
-            json!({ "subjects": { "prefix": "spiffe://" } }),
-            json!({ "iss": "i", "sub": "user" }),
-            Err(AuthError::SubjectNotAllowed),
-        ),
-        (
-            "subject missing",
-            json!({ "subjects": { "exact": "a" } }),
-            json!({ "iss": "i" }),
-            Err(AuthError::SubjectNotAllowed),
-        ),
-        (
-            "issuer checked before signature",
-            json!({}),
-            json!({ "iss": "other" }),
-            Err(AuthError::UnknownIssuer),
-        ),
-        (
-            "empty issuer accepts any",
-            json!({ "issuer": "" }),
-            json!({ "iss": "anyone" }),
-            Ok(()),
-        ),
+        ("skew 1: a second late is fine", json!({ "clock_skew_seconds": 1 }), json!({ "iss": "i", "exp": NOW - 1 }), Ok(())),
+        ("skew 1: two seconds late", json!({ "clock_skew_seconds": 1 }), json!({ "iss": "i", "exp": NOW - 2 }), Err(AuthError::Expired)),
+        ("skew 0 means the default 60", json!({ "clock_skew_seconds": 0 }), json!({ "iss": "i", "exp": NOW - 60 }), Ok(())),
+        ("skew max: far past still fine", json!({ "clock_skew_seconds": 4294967295u32 }), json!({ "iss": "i", "exp": 1 }), Ok(())),
+        ("require_expiration", json!({ "require_expiration": true }), json!({ "iss": "i" }), Err(AuthError::ExpirationRequired)),
+        ("max_lifetime ok", json!({ "max_lifetime": "3600s" }), json!({ "iss": "i", "exp": NOW + 3600 }), Ok(())),
+        ("max_lifetime exceeded", json!({ "max_lifetime": "3600s" }), json!({ "iss": "i", "exp": NOW + 3601 }), Err(AuthError::LifetimeTooLong)),
+        ("max_lifetime ignores iat", json!({ "max_lifetime": "60s" }), json!({ "iss": "i", "iat": NOW - 1000, "exp": NOW + 50 }), Ok(())),
+        ("max_lifetime needs exp", json!({ "max_lifetime": "60s" }), json!({ "iss": "i" }), Err(AuthError::ExpirationRequired)),
+        ("subject prefix ok", json!({ "subjects": { "prefix": "spiffe://" } }), json!({ "iss": "i", "sub": "spiffe://a" }), Ok(())),
+        ("subject prefix bad", json!({ "subjects": { "prefix": "spiffe://" } }), json!({ "iss": "i", "sub": "user" }), Err(AuthError::SubjectNotAllowed)),
+        ("subject missing", json!({ "subjects": { "exact": "a" } }), json!({ "iss": "i" }), Err(AuthError::SubjectNotAllowed)),
+        ("issuer checked before signature", json!({}), json!({ "iss": "other" }), Err(AuthError::UnknownIssuer)),
+        ("empty issuer accepts any", json!({ "issuer": "" }), json!({ "iss": "anyone" }), Ok(())),
     ];
     for (name, extra, claims, want) in cases {
         assert_eq!(check(extra, claims), want, "{name}");
