@@ -19,7 +19,7 @@ use crate::config::{Config, Location, Provider, ProviderId, Requirement};
 use crate::engine::KeyStore;
 use crate::error::AuthError;
 use crate::extract::extract;
-use crate::jwt;
+use crate::jwt::{self, UntrustedJwt};
 use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
 use crate::verify;
@@ -76,10 +76,11 @@ impl Evaluation<'_> {
             match self.check(child) {
                 Ok(()) => return Ok(()),
                 Err(AuthError::Missing) => {}
-                Err(AuthError::UnknownIssuer) if is_missing_or_stranger(last) => {
-                    last = AuthError::UnknownIssuer;
+                Err(AuthError::UnknownIssuer) => {
+                    if last == AuthError::Missing {
+                        last = AuthError::UnknownIssuer;
+                    }
                 }
-                Err(AuthError::UnknownIssuer) => {}
                 Err(e) => last = e,
             }
         }
@@ -103,7 +104,7 @@ impl Evaluation<'_> {
         }
         for f in found {
             let token = f.token?;
-            self.token(id, provider, f.location, &token, audiences)?;
+            self.token(id, provider, f.location, &jwt::parse(&token)?, audiences)?;
         }
         Ok(())
     }
@@ -120,12 +121,12 @@ impl Evaluation<'_> {
                         return Ok(());
                     }
                     seen.push(token.clone());
-                    let iss = jwt::parse(&token)?.claims.iss;
+                    let jwt = jwt::parse(&token)?;
                     let id = self
-                        .provider_for_issuer(iss.as_deref())
+                        .provider_for_issuer(jwt.claims.iss.as_deref())
                         .ok_or(AuthError::UnknownIssuer)?;
                     let owner = config.providers.get(id).ok_or(AuthError::UnknownIssuer)?;
-                    self.token(id, owner, f.location, &token, None)
+                    self.token(id, owner, f.location, &jwt, None)
                 });
                 match outcome {
                     Err(e) if !tolerate_failure => return Err(e),
@@ -144,29 +145,18 @@ impl Evaluation<'_> {
             .or_else(|| providers.iter().position(|p| p.issuer.is_none()))
     }
 
-    /// Verifies one token for one provider and records its identity headers.
+    /// Verifies one parsed token for one provider and records its identity headers.
     fn token(
         &mut self,
         id: ProviderId,
         provider: &Provider,
         location: &Location,
-        token: &str,
+        jwt: &UntrustedJwt<'_>,
         audiences: Option<&[String]>,
     ) -> Result<(), AuthError> {
-        let parsed = jwt::parse(token)?;
-        verify::verify(
-            &parsed,
-            provider,
-            self.keys.key_set(id),
-            audiences,
-            self.now,
-        )?;
+        verify::verify(jwt, provider, self.keys.key_set(id), audiences, self.now)?;
         propagate::consume_token(provider, location, self.headers, &mut self.ops);
-        propagate::identity(provider, &parsed, &mut self.ops);
+        propagate::identity(provider, jwt, &mut self.ops);
         Ok(())
     }
-}
-
-fn is_missing_or_stranger(error: AuthError) -> bool {
-    matches!(error, AuthError::Missing | AuthError::UnknownIssuer)
 }

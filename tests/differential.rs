@@ -38,22 +38,25 @@ const ISS4: &str = "https://issuer-four.example";
 /// 2100-01-01: "never" expires.
 const FAR: i64 = 4_102_444_800;
 
-/// Three providers, each reading tokens from different places, and rules covering every kind
+/// Four providers, each reading tokens from different places, and rules covering every kind
 /// of requirement.
 ///
 /// - `p1`: default locations (`Authorization: Bearer`, `?access_token=`), audience `api-one`,
+///   a JWKS that also holds a 1024-bit key (native loads it, we do not),
 ///   `forward: true`, claims `sub`, `profile.email` (nested), `groups` and `org` (array and
 ///   object, only in the `differs_*` tokens) to headers, payload in `x-jwt-payload`.
 /// - `p2`: `x-api-token: Token <jwt>` or `?jwt=`, audience `api-two`, `forward: false`.
 /// - `p3`: `Authorization: Bearer` or cookie `session`, any audience, `forward: false`, payload
 ///   in `x-jwt-three-payload`.
+/// - `p4`: `x-four-token` (no prefix), `clock_skew_seconds: 0` (the default, 60),
+///   `max_lifetime: 100s`, number and empty-string claims to headers.
 fn config() -> Value {
     json!({
         "providers": {
             "p1": {
                 "issuer": ISS1,
                 "audiences": ["api-one"],
-                "local_jwks": { "inline_string": jwks_with_weak_key() },
+                "local_jwks": { "inline_string": mint::jwks_with_weak_key() },
                 "forward": true,
                 "forward_payload_header": "x-jwt-payload",
                 "claim_to_headers": [
@@ -145,18 +148,6 @@ fn both() -> &'static Proxy {
 // Tokens.
 
 /// Claims with `patch` merged in; a `null` in `patch` removes the claim.
-/// The fixture JWKS plus the 1024-bit RSA key (kid `rsa-weak`), which native loads and we
-/// do not.
-fn jwks_with_weak_key() -> String {
-    let weak: Value = serde_json::from_str(mint::JWKS_WEAK).unwrap();
-    let mut keys: Value = serde_json::from_str(mint::JWKS).unwrap();
-    keys["keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(weak["keys"][0].clone());
-    keys.to_string()
-}
-
 fn claims(base: Value, patch: Value) -> Value {
     let mut out = base;
     if let (Some(obj), Some(p)) = (out.as_object_mut(), patch.as_object()) {

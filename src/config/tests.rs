@@ -128,14 +128,8 @@ fn empty_and_trailing_input_is_refused() {
 
 #[test]
 fn skipped_keys_are_reported_as_warnings() {
-    let weak: Value = serde_json::from_str(mint::JWKS_WEAK).unwrap();
-    let mut keys: Value = serde_json::from_str(mint::JWKS).unwrap();
-    keys["keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(weak["keys"][0].clone());
     let mut p = provider();
-    p["local_jwks"]["inline_string"] = json!(keys.to_string());
+    p["local_jwks"]["inline_string"] = json!(mint::jwks_with_weak_key());
     let cfg = load(&json!({ "providers": { "p": p } })).unwrap();
     let warnings = cfg.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");

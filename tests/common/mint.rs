@@ -35,6 +35,17 @@ pub const JWKS: &str = include_str!("../fixtures/jwks.json");
 pub const JWKS_WEAK: &str = include_str!("../fixtures/jwks-weak.json");
 pub const HMAC_SECRET: &[u8] = include_bytes!("../fixtures/hmac-secret.txt");
 
+/// `JWKS` plus the 1024-bit RSA key (kid `rsa-weak`), which jwt-authn-wasm never loads.
+pub fn jwks_with_weak_key() -> String {
+    let weak: Value = serde_json::from_str(JWKS_WEAK).unwrap();
+    let mut keys: Value = serde_json::from_str(JWKS).unwrap();
+    keys["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(weak["keys"][0].clone());
+    keys.to_string()
+}
+
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
