@@ -45,6 +45,7 @@ pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod jwks;
+pub mod jwks_cache;
 pub mod jwt;
 pub mod matcher;
 pub mod propagate;

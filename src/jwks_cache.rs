@@ -1,0 +1,327 @@
+//! The lifecycle of one provider's remote key set, as pure functions of `now`: when to fetch,
+//! what a response means, which keys to use, how long last-good keys survive an outage, and
+//! when an unknown `kid` earns a refetch. No I/O: the glue performs the fetches this module
+//! asks for and reports what came back; time (milliseconds since the epoch) and randomness
+//! (jitter) come in as arguments.
+//!
+//! ```text
+//!            fetch ok                      refresh due (80% of ttl)
+//!   Empty ───────────────▶ Fresh ─────────────────────────────▶ Refreshing
+//!     │ ▲                   ▲ │                                  │   │
+//!     │ └── fetch failed ───┘ │ unknown kid (≤ 1 per interval)    ok  failed: keep last-good,
+//!     │     (backoff+jitter)  └──────────────▶ Refreshing ◀──────┘   │ back off and retry
+//!     │                                                               ▼
+//!     └─ requests wait (Pending) while a fetch    Stale: ttl passed, keys still used up to
+//!        is in flight; else Unavailable            `max_staleness`, then Unavailable
+//! ```
+//!
+//! A failed fetch never replaces good keys: a bad status, a non-JSON body, a body over the
+//! size limit, or a JWKS with no usable key all count as failures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::jwks::{JwksError, KeySet};
+
+/// Milliseconds since the Unix epoch, from the host clock.
+pub type Millis = u64;
+
+/// The largest JWKS body accepted (1 MiB).
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// How many distinct unknown kids are remembered between two key sets.
+const MAX_UNKNOWN_KIDS: usize = 64;
+
+/// Timing knobs of one remote key set (config: `remote_jwks` and our extensions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchPolicy {
+    /// The key set's lifetime without `Cache-Control: max-age` (`cache_duration`).
+    pub cache_duration: Duration,
+    /// Bounds applied to `max-age`.
+    pub min_cache_duration: Duration,
+    pub max_cache_duration: Duration,
+    /// How long past its lifetime a key set is still used while refreshes fail.
+    pub max_staleness: Duration,
+    /// First retry delay after a failure; doubles per failure up to `max_backoff`.
+    pub retry_base: Duration,
+    pub max_backoff: Duration,
+    /// At most one refetch for unknown kids per interval.
+    pub unknown_kid_interval: Duration,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        Self {
+            cache_duration: Duration::from_secs(600),
+            min_cache_duration: Duration::from_secs(30),
+            max_cache_duration: Duration::from_secs(24 * 3600),
+            max_staleness: Duration::from_secs(24 * 3600),
+            retry_base: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            unknown_kid_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a fetch did not produce a key set. Each is logged with the provider and counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// A non-200 status. Envoy synthesises 503 when the cluster cannot be reached and 504 on
+    /// timeout, with no way to tell them from the identity provider's own.
+    Status(u32),
+    /// The call could not be made (`dispatch_http_call` refused it: unknown cluster, ...).
+    Dispatch,
+    /// The stream was reset before a response (no headers).
+    Reset,
+    /// The body exceeds `MAX_JWKS_BYTES`.
+    TooLarge(usize),
+    /// The body is not a usable JWKS.
+    BadJwks(JwksError),
+}
+
+impl FetchFailure {
+    /// A short, stable name for the failure metric and the log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FetchFailure::Status(_) => "status",
+            FetchFailure::Dispatch => "dispatch",
+            FetchFailure::Reset => "reset",
+            FetchFailure::TooLarge(_) => "too_large",
+            FetchFailure::BadJwks(JwksError::NotJson | JwksError::NoKeysArray) => "not_jwks",
+            FetchFailure::BadJwks(JwksError::NoUsableKey { .. }) => "no_usable_key",
+        }
+    }
+}
+
+impl std::fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchFailure::Status(code) => write!(f, "the JWKS endpoint answered {code}"),
+            FetchFailure::Dispatch => f.write_str("the JWKS request could not be sent"),
+            FetchFailure::Reset => f.write_str("the JWKS request was reset"),
+            FetchFailure::TooLarge(size) => {
+                write!(f, "the JWKS body is {size} bytes, over {MAX_JWKS_BYTES}")
+            }
+            FetchFailure::BadJwks(error) => error.fmt(f),
+        }
+    }
+}
+
+/// A fetched, parsed key set and how long it is good for.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub keys: KeySet,
+    pub ttl: Duration,
+}
+
+/// Reads a JWKS response: `status` is `:status` (None when the stream was reset), `body` the
+/// body (`body_size` as the host announced it), `cache_control` the header if any.
+pub fn read_response(
+    policy: &FetchPolicy,
+    status: Option<&str>,
+    body_size: usize,
+    body: &[u8],
+    cache_control: Option<&str>,
+) -> Result<Fetched, FetchFailure> {
+    let status = status.ok_or(FetchFailure::Reset)?;
+    if status != "200" {
+        return Err(FetchFailure::Status(status.parse().unwrap_or(0)));
+    }
+    if body_size > MAX_JWKS_BYTES || body.len() > MAX_JWKS_BYTES {
+        return Err(FetchFailure::TooLarge(body_size.max(body.len())));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| FetchFailure::BadJwks(JwksError::NotJson))?;
+    let keys = KeySet::from_json(text).map_err(FetchFailure::BadJwks)?;
+    let ttl = cache_control
+        .and_then(max_age)
+        .unwrap_or(policy.cache_duration)
+        .clamp(policy.min_cache_duration, policy.max_cache_duration);
+    Ok(Fetched { keys, ttl })
+}
+
+/// `max-age` of a `Cache-Control` value; `no-cache` / `no-store` count as zero (the policy's
+/// minimum then applies).
+pub fn max_age(cache_control: &str) -> Option<Duration> {
+    let mut found = None;
+    for directive in cache_control.split(',') {
+        let directive = directive.trim();
+        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
+        match name.trim().to_ascii_lowercase().as_str() {
+            "no-cache" | "no-store" => return Some(Duration::ZERO),
+            "max-age" => {
+                found = value
+                    .trim()
+                    .trim_matches('"')
+                    .parse::<u64>()
+                    .ok()
+                    .map(Duration::from_secs)
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// What a request can have right now.
+#[derive(Debug)]
+pub enum Availability<'k> {
+    Ready(&'k KeySet),
+    /// No usable keys yet, but a fetch is in flight: wait for it.
+    Pending,
+    /// No usable keys and nothing on the way.
+    Unavailable,
+}
+
+/// The current key set with when it was fetched and for how long it is good.
+#[derive(Debug, Clone)]
+struct Current {
+    keys: Arc<KeySet>,
+    fetched_at: Millis,
+    ttl: Duration,
+}
+
+impl Current {
+    fn refresh_at(&self) -> Millis {
+        self.fetched_at.saturating_add(millis(self.ttl) / 5 * 4)
+    }
+    fn expires_at(&self) -> Millis {
+        self.fetched_at.saturating_add(millis(self.ttl))
+    }
+}
+
+/// One provider's remote key set in one VM.
+#[derive(Debug, Clone)]
+pub struct RemoteKeys {
+    policy: FetchPolicy,
+    current: Option<Current>,
+    in_flight: bool,
+    failures: u32,
+    retry_at: Millis,
+    last_kid_refetch: Option<Millis>,
+    unknown_kids: Vec<String>,
+}
+
+impl RemoteKeys {
+    pub fn new(policy: FetchPolicy) -> Self {
+        Self {
+            policy,
+            current: None,
+            in_flight: false,
+            failures: 0,
+            retry_at: 0,
+            last_kid_refetch: None,
+            unknown_kids: Vec::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &FetchPolicy {
+        &self.policy
+    }
+
+    /// Whether a fetch should start now: none in flight, not backing off, and either no keys
+    /// or a refresh is due.
+    pub fn wants_fetch(&self, now: Millis) -> bool {
+        !self.in_flight
+            && now >= self.retry_at
+            && self.current.as_ref().is_none_or(|c| now >= c.refresh_at())
+    }
+
+    /// When `wants_fetch` will next be true if nothing happens (for the timer).
+    pub fn next_fetch_at(&self) -> Option<Millis> {
+        if self.in_flight {
+            return None;
+        }
+        let due = self.current.as_ref().map_or(0, Current::refresh_at);
+        Some(due.max(self.retry_at))
+    }
+
+    pub fn fetch_started(&mut self) {
+        self.in_flight = true;
+    }
+
+    pub fn is_fetching(&self) -> bool {
+        self.in_flight
+    }
+
+    /// A fetch produced `fetched`: it becomes the current key set.
+    pub fn fetch_succeeded(&mut self, now: Millis, fetched: Fetched) {
+        self.current = Some(Current {
+            keys: Arc::new(fetched.keys),
+            fetched_at: now,
+            ttl: fetched.ttl,
+        });
+        self.in_flight = false;
+        self.failures = 0;
+        self.retry_at = 0;
+        self.unknown_kids.clear();
+    }
+
+    /// A fetch failed: keep whatever keys we have, and back off. `jitter` is a random number
+    /// in `0..1000`; the delay is the exponential backoff scaled by 0.8 to 1.2 with it.
+    pub fn fetch_failed(&mut self, now: Millis, jitter: u32) {
+        self.in_flight = false;
+        self.failures = self.failures.saturating_add(1);
+        let exponent = self.failures.saturating_sub(1).min(20);
+        let backoff = millis(self.policy.retry_base)
+            .saturating_mul(1 << exponent)
+            .min(millis(self.policy.max_backoff));
+        let scaled = backoff.saturating_mul(800 + u64::from(jitter.min(999)) * 400 / 1000) / 1000;
+        self.retry_at = now.saturating_add(scaled.max(1));
+    }
+
+    /// Consecutive failed fetches since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Seconds since the current key set was fetched (for the key-set age gauge).
+    pub fn age_seconds(&self, now: Millis) -> Option<u64> {
+        self.current
+            .as_ref()
+            .map(|c| now.saturating_sub(c.fetched_at) / 1000)
+    }
+
+    /// The keys a request may use now.
+    pub fn availability(&self, now: Millis) -> Availability<'_> {
+        let usable = self.current.as_ref().filter(|c| {
+            now <= c
+                .expires_at()
+                .saturating_add(millis(self.policy.max_staleness))
+        });
+        match (usable, self.in_flight) {
+            (Some(c), _) => Availability::Ready(&c.keys),
+            (None, true) => Availability::Pending,
+            (None, false) => Availability::Unavailable,
+        }
+    }
+
+    /// A token named `kid`, which no current key has. Returns true when the caller should
+    /// start a refetch now (and make the request wait for it); false when this kid is known
+    /// unknown, or the refetch budget of this interval is spent. While a fetch is in flight,
+    /// the request should wait for it (see `is_fetching`).
+    pub fn unknown_kid(&mut self, kid: &str, now: Millis) -> bool {
+        if self.unknown_kids.iter().any(|k| k == kid) {
+            return false;
+        }
+        if self.unknown_kids.len() < MAX_UNKNOWN_KIDS {
+            self.unknown_kids.push(kid.to_owned());
+        }
+        let interval = millis(self.policy.unknown_kid_interval);
+        let allowed = self
+            .last_kid_refetch
+            .is_none_or(|last| now >= last.saturating_add(interval));
+        if allowed && !self.in_flight {
+            self.last_kid_refetch = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

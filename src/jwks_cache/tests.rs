@@ -1,0 +1,167 @@
+use super::*;
+use crate::mint;
+
+const T0: Millis = 1_700_000_000_000;
+const SEC: Millis = 1000;
+
+fn policy() -> FetchPolicy {
+    FetchPolicy::default()
+}
+
+fn fetched(ttl_secs: u64) -> Fetched {
+    Fetched {
+        keys: KeySet::from_json(mint::JWKS).unwrap(),
+        ttl: Duration::from_secs(ttl_secs),
+    }
+}
+
+fn ready(keys: &RemoteKeys, now: Millis) -> bool {
+    matches!(keys.availability(now), Availability::Ready(_))
+}
+
+#[test]
+#[rustfmt::skip]
+fn responses_are_read_strictly() {
+    let p = policy();
+    let ok = mint::JWKS.as_bytes();
+    let cases: Vec<(&str, Option<&str>, usize, &[u8], Option<&str>, Result<u64, &str>)> = vec![
+        ("200 with keys", Some("200"), ok.len(), ok, None, Ok(600)),
+        ("max-age honoured", Some("200"), ok.len(), ok, Some("public, max-age=120"), Ok(120)),
+        ("max-age below the minimum", Some("200"), ok.len(), ok, Some("max-age=5"), Ok(30)),
+        ("max-age above the maximum", Some("200"), ok.len(), ok, Some("max-age=999999999"), Ok(86_400)),
+        ("no-store is the minimum", Some("200"), ok.len(), ok, Some("no-store"), Ok(30)),
+        ("garbage max-age ignored", Some("200"), ok.len(), ok, Some("max-age=soon"), Ok(600)),
+        ("500", Some("500"), 5, b"oops!", None, Err("status")),
+        ("Envoy's synthetic 503", Some("503"), 3, b"x", None, Err("status")),
+        ("reset", None, 0, b"", None, Err("reset")),
+        ("not JSON", Some("200"), 4, b"<h1>", None, Err("not_jwks")),
+        ("not UTF-8", Some("200"), 2, b"\xff\xfe", None, Err("not_jwks")),
+        ("no keys array", Some("200"), 2, b"{}", None, Err("not_jwks")),
+        ("no usable key", Some("200"), mint::JWKS_WEAK.len(), mint::JWKS_WEAK.as_bytes(), None, Err("no_usable_key")),
+        ("too large", Some("200"), MAX_JWKS_BYTES + 1, b"{}", None, Err("too_large")),
+    ];
+    for (name, status, size, body, cc, want) in cases {
+        let got = read_response(&p, status, size, body, cc)
+            .map(|f| f.ttl.as_secs())
+            .map_err(|e| e.reason());
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn cold_start_waits_for_the_first_fetch() {
+    let mut keys = RemoteKeys::new(policy());
+    assert!(matches!(keys.availability(T0), Availability::Unavailable));
+    assert!(keys.wants_fetch(T0));
+    keys.fetch_started();
+    assert!(!keys.wants_fetch(T0), "single flight");
+    assert!(matches!(keys.availability(T0), Availability::Pending));
+    keys.fetch_succeeded(T0 + 50, fetched(600));
+    assert!(ready(&keys, T0 + 50));
+    assert!(!keys.wants_fetch(T0 + 50));
+}
+
+#[test]
+fn refresh_is_due_at_80_percent_of_the_lifetime() {
+    let mut keys = RemoteKeys::new(policy());
+    keys.fetch_started();
+    keys.fetch_succeeded(T0, fetched(100));
+    assert!(!keys.wants_fetch(T0 + 79 * SEC));
+    assert!(keys.wants_fetch(T0 + 80 * SEC));
+    assert_eq!(keys.next_fetch_at(), Some(T0 + 80 * SEC));
+}
+
+#[test]
+fn failures_keep_last_good_keys_until_max_staleness() {
+    let mut keys = RemoteKeys::new(policy());
+    keys.fetch_started();
+    keys.fetch_succeeded(T0, fetched(600));
+    let expiry = T0 + 600 * SEC;
+    keys.fetch_started();
+    keys.fetch_failed(expiry, 500);
+    assert!(ready(&keys, expiry + 3600 * SEC), "stale keys still serve");
+    assert!(
+        ready(&keys, expiry + 24 * 3600 * SEC),
+        "up to max_staleness"
+    );
+    assert!(
+        matches!(
+            keys.availability(expiry + 24 * 3600 * SEC + 1),
+            Availability::Unavailable
+        ),
+        "then no more"
+    );
+    assert_eq!(keys.failures(), 1);
+}
+
+#[test]
+fn backoff_doubles_with_jitter_and_is_capped() {
+    let mut keys = RemoteKeys::new(policy());
+    let mut now = T0;
+    let mut delays = Vec::new();
+    for _ in 0..12 {
+        keys.fetch_started();
+        keys.fetch_failed(now, 500); // jitter 500: exactly the nominal delay
+        let at = keys.next_fetch_at().unwrap();
+        delays.push((at - now) / SEC);
+        assert!(!keys.wants_fetch(at - 1) && keys.wants_fetch(at));
+        now = at;
+    }
+    assert_eq!(
+        delays,
+        vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]
+    );
+    // Jitter spreads the delay over 0.8x to 1.2x.
+    let mut low = RemoteKeys::new(policy());
+    low.fetch_failed(T0, 0);
+    let mut high = RemoteKeys::new(policy());
+    high.fetch_failed(T0, 999);
+    assert_eq!(low.next_fetch_at(), Some(T0 + 800));
+    assert_eq!(high.next_fetch_at(), Some(T0 + 1199));
+    // Success resets the backoff.
+    keys.fetch_started();
+    keys.fetch_succeeded(now, fetched(600));
+    assert_eq!(keys.failures(), 0);
+}
+
+#[test]
+fn unknown_kids_refetch_at_most_once_per_interval() {
+    let mut keys = RemoteKeys::new(policy());
+    keys.fetch_started();
+    keys.fetch_succeeded(T0, fetched(600));
+    assert!(
+        keys.unknown_kid("new", T0 + SEC),
+        "first unknown kid refetches"
+    );
+    keys.fetch_started();
+    assert!(
+        !keys.unknown_kid("other", T0 + 2 * SEC),
+        "one in flight already"
+    );
+    keys.fetch_failed(T0 + 3 * SEC, 500);
+    assert!(
+        !keys.unknown_kid("third", T0 + 10 * SEC),
+        "budget spent for 30 s"
+    );
+    assert!(!keys.unknown_kid("new", T0 + 40 * SEC), "known unknown");
+    assert!(keys.unknown_kid("fourth", T0 + 40 * SEC), "next interval");
+    keys.fetch_started();
+    keys.fetch_succeeded(T0 + 41 * SEC, fetched(600));
+    assert!(
+        keys.unknown_kid("new", T0 + 80 * SEC),
+        "a new key set forgets unknown kids"
+    );
+}
+
+#[test]
+fn a_storm_of_unknown_kids_stays_bounded() {
+    let mut keys = RemoteKeys::new(policy());
+    keys.fetch_started();
+    keys.fetch_succeeded(T0, fetched(600));
+    let refetches = (0..10_000)
+        .filter(|i| keys.unknown_kid(&format!("kid-{i}"), T0 + i * 10))
+        .count();
+    // 10,000 kids over 100 s: one refetch per 30 s interval.
+    assert_eq!(refetches, 4);
+    assert!(keys.unknown_kids.len() <= MAX_UNKNOWN_KIDS);
+}
