@@ -16,7 +16,7 @@
 //! requirement reach the upstream.
 
 use crate::config::{Config, Location, Provider, ProviderId, Requirement};
-use crate::engine::KeyStore;
+use crate::engine::{Availability, KeyStore, Wait};
 use crate::error::AuthError;
 use crate::extract::extract;
 use crate::jwt::{self, UntrustedJwt};
@@ -31,6 +31,8 @@ pub struct Evaluation<'a> {
     pub headers: &'a RequestHeaders,
     pub now: i64,
     pub ops: Vec<HeaderOp>,
+    /// Set when a failure could turn out otherwise once a provider's keys arrive.
+    pub wait: Option<Wait>,
 }
 
 impl Evaluation<'_> {
@@ -137,6 +139,13 @@ impl Evaluation<'_> {
         Ok(())
     }
 
+    /// Records the first reason to wait; later ones wait for the next decision.
+    fn wait_for(&mut self, provider: ProviderId, kid: Option<String>) {
+        if self.wait.is_none() {
+            self.wait = Some(Wait { provider, kid });
+        }
+    }
+
     fn provider_for_issuer(&self, iss: Option<&str>) -> Option<ProviderId> {
         let providers = &self.config.providers;
         providers
@@ -154,7 +163,26 @@ impl Evaluation<'_> {
         jwt: &UntrustedJwt<'_>,
         audiences: Option<&[String]>,
     ) -> Result<(), AuthError> {
-        verify::verify(jwt, provider, self.keys.key_set(id), audiences, self.now)?;
+        // The issuer first: a token of another issuer never waits for this provider's keys.
+        // (`verify` checks it again; a string compare.)
+        verify::check_issuer(jwt, provider)?;
+        let keys = match self.keys.keys(id) {
+            Availability::Ready(keys) => Some(keys),
+            Availability::Pending => {
+                self.wait_for(id, None);
+                None
+            }
+            Availability::Unavailable => None,
+        };
+        let result = verify::verify(jwt, provider, keys, audiences, self.now);
+        if result == Err(AuthError::NoMatchingKey) {
+            if let Some(kid) = &jwt.kid {
+                if self.keys.may_learn_kid(id, kid) {
+                    self.wait_for(id, Some(kid.clone()));
+                }
+            }
+        }
+        result?;
         propagate::consume_token(provider, location, self.headers, &mut self.ops);
         propagate::identity(provider, jwt, &mut self.ops);
         Ok(())

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::jwks::KeySet;
+use crate::jwks_cache::FetchPolicy;
 use crate::matcher::{HeaderMatcher, PathMatcher, RouteMatcher, StringMatcher};
 
 /// Envoy's default `clock_skew_seconds`.
@@ -58,11 +59,25 @@ pub struct Provider {
     pub clock_skew_seconds: u64,
 }
 
-/// Where a provider's keys come from. Remote sources plug in here; the engine only ever asks a
-/// `KeyStore` for the current key set of a provider.
+/// Where a provider's keys come from. The engine only ever asks a `KeyStore` for the current
+/// key set of a provider; for `Remote`, the glue's store fetches and caches it.
 #[derive(Debug)]
 pub enum JwksSource {
     Local(Arc<KeySet>),
+    Remote(Box<RemoteJwks>),
+}
+
+/// `remote_jwks`, resolved: where to fetch (through which Envoy cluster) and the timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteJwks {
+    /// The Envoy cluster the callout goes to (in Istio, e.g. `outbound|443||idp.example.com`).
+    pub cluster: String,
+    /// `:scheme`, `:authority` and `:path` of the request, from `http_uri.uri`.
+    pub scheme: String,
+    pub authority: String,
+    pub path: String,
+    pub timeout: Duration,
+    pub policy: FetchPolicy,
 }
 
 /// Where a provider looks for tokens.
@@ -138,8 +153,11 @@ impl Config {
         self.providers
             .iter()
             .flat_map(|p| {
-                let JwksSource::Local(keys) = &p.jwks;
-                keys.skipped()
+                let skipped = match &p.jwks {
+                    JwksSource::Local(keys) => keys.skipped(),
+                    JwksSource::Remote(_) => &[],
+                };
+                skipped
                     .iter()
                     .map(move |reason| format!("provider {:?}: JWKS {reason}; key skipped", p.name))
             })
@@ -183,7 +201,7 @@ struct RawProvider {
     #[serde(default)]
     local_jwks: Option<RawDataSource>,
     #[serde(default)]
-    remote_jwks: Option<serde_json::Value>,
+    remote_jwks: Option<RawRemoteJwks>,
     #[serde(default)]
     forward: bool,
     #[serde(default)]
@@ -213,6 +231,49 @@ struct RawProvider {
     jwt_cache_config: Option<serde_json::Value>,
     #[serde(default)]
     clear_route_cache: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteJwks {
+    http_uri: RawHttpUri,
+    #[serde(default, deserialize_with = "duration")]
+    cache_duration: Option<Duration>,
+    #[serde(default)]
+    async_fetch: Option<RawAsyncFetch>,
+    // Extensions (documented in the README).
+    #[serde(default, deserialize_with = "duration")]
+    min_cache_duration: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    max_cache_duration: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    max_staleness: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    max_backoff: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    unknown_kid_refetch_interval: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpUri {
+    uri: String,
+    cluster: String,
+    #[serde(deserialize_with = "duration")]
+    timeout: Option<Duration>,
+}
+
+/// Envoy fetches at start-up when this is set; we always do. `fast_listener` is accepted and
+/// means nothing here (the listener never waits for us); `failed_refetch_duration` is the
+/// first retry delay.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAsyncFetch {
+    #[serde(default)]
+    #[allow(dead_code)]
+    fast_listener: bool,
+    #[serde(default, deserialize_with = "duration")]
+    failed_refetch_duration: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -456,7 +517,6 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         ),
         ("jwt_cache_config", raw.jwt_cache_config.is_some()),
         ("clear_route_cache", raw.clear_route_cache.is_some()),
-        ("remote_jwks", raw.remote_jwks.is_some()),
     ];
     if let Some((f, _)) = unsupported.iter().find(|(_, set)| *set) {
         return Err(ConfigError::new(
@@ -464,16 +524,26 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
             "is a jwt_authn field that jwt-authn-wasm does not support yet",
         ));
     }
-    let jwks = match raw.local_jwks {
-        None => {
+    let jwks = match (raw.local_jwks, raw.remote_jwks) {
+        (None, None) => {
             return Err(ConfigError::new(
                 field("local_jwks"),
-                "a provider needs a key set: set `local_jwks.inline_string`",
+                "a provider needs a key set: set `local_jwks` or `remote_jwks`",
             ))
         }
-        Some(source) => {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                field("remote_jwks"),
+                "set only one of `local_jwks` and `remote_jwks`",
+            ))
+        }
+        (Some(source), None) => {
             JwksSource::Local(Arc::new(compile_local_jwks(&field("local_jwks"), source)?))
         }
+        (None, Some(remote)) => JwksSource::Remote(Box::new(compile_remote_jwks(
+            &field("remote_jwks"),
+            remote,
+        )?)),
     };
     let mut locations = Vec::new();
     for (i, header) in raw.from_headers.into_iter().enumerate() {
@@ -554,6 +624,75 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
             None | Some(0) => DEFAULT_CLOCK_SKEW_SECONDS,
             Some(skew) => skew,
         }),
+    })
+}
+
+fn compile_remote_jwks(field: &str, raw: RawRemoteJwks) -> Result<RemoteJwks, ConfigError> {
+    let uri_field = format!("{field}.http_uri.uri");
+    let (scheme, rest) = raw
+        .http_uri
+        .uri
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+        .ok_or_else(|| ConfigError::new(&uri_field, "must be an http:// or https:// URL"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains(['@', ' ', '#', '?']) {
+        return Err(ConfigError::new(uri_field, "has no usable host"));
+    }
+    if raw.http_uri.cluster.is_empty() {
+        return Err(ConfigError::new(
+            format!("{field}.http_uri.cluster"),
+            "must name the Envoy cluster of the JWKS host",
+        ));
+    }
+    let timeout = raw.http_uri.timeout.unwrap_or_default();
+    if timeout.is_zero() || timeout > Duration::from_secs(3600) {
+        return Err(ConfigError::new(
+            format!("{field}.http_uri.timeout"),
+            "must be set, above 0s and at most 3600s",
+        ));
+    }
+    let defaults = FetchPolicy::default();
+    let policy = FetchPolicy {
+        cache_duration: raw.cache_duration.unwrap_or(defaults.cache_duration),
+        min_cache_duration: raw
+            .min_cache_duration
+            .unwrap_or(defaults.min_cache_duration),
+        max_cache_duration: raw
+            .max_cache_duration
+            .unwrap_or(defaults.max_cache_duration),
+        max_staleness: raw.max_staleness.unwrap_or(defaults.max_staleness),
+        retry_base: raw
+            .async_fetch
+            .and_then(|a| a.failed_refetch_duration)
+            .unwrap_or(defaults.retry_base),
+        max_backoff: raw.max_backoff.unwrap_or(defaults.max_backoff),
+        unknown_kid_interval: raw
+            .unknown_kid_refetch_interval
+            .unwrap_or(defaults.unknown_kid_interval),
+    };
+    if policy.min_cache_duration > policy.max_cache_duration {
+        return Err(ConfigError::new(
+            format!("{field}.min_cache_duration"),
+            "must not exceed max_cache_duration",
+        ));
+    }
+    if policy.retry_base.is_zero() {
+        return Err(ConfigError::new(
+            format!("{field}.async_fetch.failed_refetch_duration"),
+            "must be above 0s",
+        ));
+    }
+    Ok(RemoteJwks {
+        cluster: raw.http_uri.cluster,
+        scheme: scheme.to_owned(),
+        authority: authority.to_owned(),
+        path: path.to_owned(),
+        timeout,
+        policy,
     })
 }
 

@@ -6,27 +6,45 @@
 //! 2. let CORS preflights through when `bypass_cors_preflight` is set;
 //! 3. pick the first rule whose `match` matches; none, or one without `requires`: allow;
 //! 4. evaluate the requirement (`authorize`), collecting identity headers;
-//! 5. allow with those header mutations, or deny with the one HTTP mapping (`error::deny`).
+//! 5. allow with those header mutations, or deny with the one HTTP mapping (`error::deny`),
+//!    or, when a denial could still turn out otherwise because a remote key set is on its way
+//!    (cold start, or a `kid` a refetch may bring), wait and decide again when it arrives.
 
 use crate::authorize::Evaluation;
 use crate::config::{Config, JwksSource, ProviderId};
 use crate::error::{deny, AuthError, Denial};
-use crate::jwks::KeySet;
+pub use crate::jwks_cache::Availability;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
 
-/// What the core needs from a key store: a provider's current key set, if it has one.
+/// What the core needs from a key store, as of the moment of the request.
 pub trait KeyStore {
-    fn key_set(&self, provider: ProviderId) -> Option<&KeySet>;
+    /// The provider's keys: ready, on the way, or not to be had.
+    fn keys(&self, provider: ProviderId) -> Availability<'_>;
+
+    /// Whether waiting could make `kid` known for `provider`: a refetch is allowed now or one
+    /// is in flight, and this kid was not already looked for in vain. Local key sets: never.
+    fn may_learn_kid(&self, _provider: ProviderId, _kid: &str) -> bool {
+        false
+    }
 }
 
-/// Local (inline) key sets live in the configuration itself.
+/// Local (inline) key sets live in the configuration itself; a remote provider has none here
+/// (the glue's store holds those).
 impl KeyStore for Config {
-    fn key_set(&self, provider: ProviderId) -> Option<&KeySet> {
-        match &self.providers.get(provider)?.jwks {
-            JwksSource::Local(keys) => Some(keys),
+    fn keys(&self, provider: ProviderId) -> Availability<'_> {
+        match self.providers.get(provider).map(|p| &p.jwks) {
+            Some(JwksSource::Local(keys)) => Availability::Ready(keys),
+            _ => Availability::Unavailable,
         }
     }
+}
+
+/// Why a request waits: the provider whose keys are on the way, and the kid to learn, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub provider: ProviderId,
+    pub kid: Option<String>,
 }
 
 /// The verdict on one request.
@@ -36,6 +54,9 @@ pub enum Decision {
     Allow { ops: Vec<HeaderOp> },
     /// Answer locally; `reason` is for the log line.
     Deny { denial: Denial, reason: AuthError },
+    /// Pause the request until the provider's key set changes, then decide again. Only when
+    /// the request would otherwise be denied.
+    Wait(Wait),
 }
 
 /// Decides one request. `now` is seconds since the epoch, from the host.
@@ -67,13 +88,15 @@ pub fn decide(
         headers,
         now,
         ops: Vec::new(),
+        wait: None,
     };
-    match evaluation.check(requirement) {
-        Ok(()) => {
+    match (evaluation.check(requirement), evaluation.wait) {
+        (Ok(()), _) => {
             ops.append(&mut evaluation.ops);
             Decision::Allow { ops }
         }
-        Err(reason) => Decision::Deny {
+        (Err(_), Some(wait)) => Decision::Wait(wait),
+        (Err(reason), None) => Decision::Deny {
             denial: deny(reason, &headers.url(), config.strip_failure_response),
             reason,
         },

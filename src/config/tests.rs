@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::jwks_cache::FetchPolicy;
 use crate::mint;
 
 fn provider() -> Value {
@@ -89,7 +90,7 @@ fn refusals_name_the_field() {
         ("JWKS not JSON", with("local_jwks", json!({ "inline_string": "nope" })), "providers.p.local_jwks.inline_string"),
         ("JWKS without usable key", with("local_jwks", json!({ "inline_string": mint::JWKS_WEAK })), "providers.p.local_jwks.inline_string"),
         ("JWKS from a file", with("local_jwks", json!({ "filename": "/etc/jwks.json" })), "providers.p.local_jwks.filename"),
-        ("remote JWKS (not yet)", with("remote_jwks", json!({})), "providers.p.remote_jwks"),
+        ("remote JWKS without http_uri", with("remote_jwks", json!({})), "providers.p.remote_jwks"),
         ("metadata output", with("payload_in_metadata", json!("x")), "providers.p.payload_in_metadata"),
         ("bad header name", with("claim_to_headers", json!([{ "header_name": "bad header", "claim_name": "sub" }]),), "providers.p.claim_to_headers[0].header_name"),
         ("empty claim path", with("claim_to_headers", json!([{ "header_name": "x", "claim_name": "a..b" }]),), "providers.p.claim_to_headers[0].claim_name"),
@@ -134,4 +135,87 @@ fn skipped_keys_are_reported_as_warnings() {
     let warnings = cfg.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("provider \"p\"") && warnings[0].contains("1024 bits"));
+}
+
+fn remote(remote_jwks: Value) -> Result<Config, ConfigError> {
+    load(&json!({ "providers": { "p": { "issuer": "i", "remote_jwks": remote_jwks } } }))
+}
+
+#[test]
+fn remote_jwks_is_resolved_with_defaults() {
+    let cfg = remote(json!({ "http_uri": {
+        "uri": "https://idp.example.com:8443/oauth/jwks?v=2",
+        "cluster": "outbound|443||idp.example.com",
+        "timeout": "5s" } }))
+    .unwrap();
+    let JwksSource::Remote(r) = &cfg.providers[0].jwks else {
+        panic!("not remote")
+    };
+    assert_eq!(
+        (
+            r.scheme.as_str(),
+            r.authority.as_str(),
+            r.path.as_str(),
+            r.cluster.as_str()
+        ),
+        (
+            "https",
+            "idp.example.com:8443",
+            "/oauth/jwks?v=2",
+            "outbound|443||idp.example.com"
+        )
+    );
+    assert_eq!(r.timeout, Duration::from_secs(5));
+    assert_eq!(r.policy, FetchPolicy::default());
+
+    let cfg = remote(json!({
+        "http_uri": { "uri": "http://idp", "cluster": "idp", "timeout": "1s" },
+        "cache_duration": "300s",
+        "async_fetch": { "fast_listener": true, "failed_refetch_duration": "2s" },
+        "min_cache_duration": "10s", "max_cache_duration": "3600s", "max_staleness": "7200s",
+        "max_backoff": "60s", "unknown_kid_refetch_interval": "5s" }))
+    .unwrap();
+    let JwksSource::Remote(r) = &cfg.providers[0].jwks else {
+        panic!("not remote")
+    };
+    assert_eq!(r.path, "/");
+    let secs = Duration::from_secs;
+    assert_eq!(
+        r.policy,
+        FetchPolicy {
+            cache_duration: secs(300),
+            min_cache_duration: secs(10),
+            max_cache_duration: secs(3600),
+            max_staleness: secs(7200),
+            retry_base: secs(2),
+            max_backoff: secs(60),
+            unknown_kid_interval: secs(5),
+        }
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn remote_jwks_refusals_name_the_field() {
+    let uri = |u: &str| json!({ "uri": u, "cluster": "c", "timeout": "1s" });
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("not a URL", json!({ "http_uri": uri("idp/jwks") }), "providers.p.remote_jwks.http_uri.uri"),
+        ("ftp", json!({ "http_uri": uri("ftp://idp/jwks") }), "providers.p.remote_jwks.http_uri.uri"),
+        ("no host", json!({ "http_uri": uri("https:///jwks") }), "providers.p.remote_jwks.http_uri.uri"),
+        ("no cluster", json!({ "http_uri": { "uri": "https://idp/", "cluster": "", "timeout": "1s" } }), "providers.p.remote_jwks.http_uri.cluster"),
+        ("no timeout", json!({ "http_uri": { "uri": "https://idp/", "cluster": "c" } }), "providers.p.remote_jwks.http_uri"),
+        ("zero timeout", json!({ "http_uri": { "uri": "https://idp/", "cluster": "c", "timeout": "0s" } }), "providers.p.remote_jwks.http_uri.timeout"),
+        ("bad cache_duration", json!({ "http_uri": uri("https://idp/"), "cache_duration": "10m" }), "providers.p.remote_jwks.cache_duration"),
+        ("min over max", json!({ "http_uri": uri("https://idp/"), "min_cache_duration": "100s", "max_cache_duration": "10s" }), "providers.p.remote_jwks.min_cache_duration"),
+        ("unknown field", json!({ "http_uri": uri("https://idp/"), "retry_policy": {} }), "providers.p.remote_jwks"),
+    ];
+    for (name, r, field) in cases {
+        match remote(r) {
+            Ok(_) => panic!("{name}: accepted"),
+            Err(e) => assert!(e.field.starts_with(field), "{name}: field {:?} (want {field:?}); {e}", e.field),
+        }
+    }
+    let both = json!({ "providers": { "p": { "local_jwks": { "inline_string": mint::JWKS },
+        "remote_jwks": { "http_uri": uri("https://idp/") } } } });
+    assert_eq!(load(&both).unwrap_err().field, "providers.p.remote_jwks");
 }

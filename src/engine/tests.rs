@@ -100,11 +100,12 @@ fn decide_at(cfg: &Config, path: &str, extra: &[(&str, &str)]) -> Decision {
     decide(cfg, cfg, &request("GET", path, extra), NOW)
 }
 
-/// (status, body) of a decision; 200 and "" for an allow.
+/// (status, body) of a decision; 200 and "" for an allow, 0 and "wait" for a wait.
 fn status(d: &Decision) -> (u32, &'static str) {
     match d {
         Decision::Allow { .. } => (200, ""),
         Decision::Deny { denial, .. } => (denial.status, denial.body),
+        Decision::Wait(_) => (0, "wait"),
     }
 }
 
@@ -117,7 +118,7 @@ fn set_headers(d: &Decision) -> Vec<(String, String)> {
                 HeaderOp::Remove(_) => None,
             })
             .collect(),
-        Decision::Deny { .. } => vec![],
+        Decision::Deny { .. } | Decision::Wait(_) => vec![],
     }
 }
 
@@ -130,7 +131,7 @@ fn removed(d: &Decision) -> Vec<String> {
                 HeaderOp::Set(..) => None,
             })
             .collect(),
-        Decision::Deny { .. } => vec![],
+        Decision::Deny { .. } | Decision::Wait(_) => vec![],
     }
 }
 
@@ -336,4 +337,89 @@ fn non_utf8_token_bytes_are_a_clean_401() {
         ("authorization".to_owned(), b"Bearer \xff\xfe".to_vec()),
     ]);
     assert_eq!(status(&decide(&cfg, &cfg, &headers, NOW)).0, 401);
+}
+
+/// A key store whose `example` provider (id 0) is remote: keys pending, or a set of kids that
+/// a refetch may still bring.
+struct FakeRemote<'c> {
+    config: &'c Config,
+    pending: bool,
+    learnable: &'static [&'static str],
+}
+
+impl KeyStore for FakeRemote<'_> {
+    fn keys(&self, provider: ProviderId) -> Availability<'_> {
+        match (provider, self.pending) {
+            (0, true) => Availability::Pending,
+            _ => self.config.keys(provider),
+        }
+    }
+    fn may_learn_kid(&self, provider: ProviderId, kid: &str) -> bool {
+        provider == 0 && self.learnable.contains(&kid)
+    }
+}
+
+#[test]
+fn waits_only_where_keys_on_the_way_could_change_a_denial() {
+    let cfg = config();
+    let pending = FakeRemote {
+        config: &cfg,
+        pending: true,
+        learnable: &[],
+    };
+    let decide_with = |store: &dyn KeyStore, path: &str, token: &str| {
+        decide(
+            &cfg,
+            store,
+            &request("GET", path, &[("authorization", &bearer(token))]),
+            NOW,
+        )
+    };
+    let wait = |kid: Option<&str>| {
+        Decision::Wait(Wait {
+            provider: 0,
+            kid: kid.map(str::to_owned),
+        })
+    };
+    // Cold start: a token for the pending provider waits.
+    assert_eq!(decide_with(&pending, "/", &good()), wait(None));
+    // A token naming another issuer does not wait for this provider's keys.
+    let stranger = mint::token(
+        "RS256",
+        &with(good_claims(), "iss", json!("https://evil.com")),
+    );
+    assert_eq!(status(&decide_with(&pending, "/", &stranger)).0, 401);
+    // Another branch that succeeds needs no wait.
+    let d = decide(
+        &cfg,
+        &pending,
+        &request("GET", "/any", &[("x-other-token", &other())]),
+        NOW,
+    );
+    assert_eq!(status(&d).0, 200);
+    // Lenient routes never wait: failure is fine there.
+    assert_eq!(status(&decide_with(&pending, "/lenient", &good())).0, 200);
+
+    // Rotation: a kid the current set lacks waits if a refetch may bring it, else 401.
+    let rotated = mint::sign(
+        &json!({ "alg": "RS256", "kid": "next" }),
+        &good_claims(),
+        "RS256",
+        mint::Key::RsaA,
+    );
+    let learning = FakeRemote {
+        config: &cfg,
+        pending: false,
+        learnable: &["next"],
+    };
+    assert_eq!(decide_with(&learning, "/", &rotated), wait(Some("next")));
+    let spent = FakeRemote {
+        config: &cfg,
+        pending: false,
+        learnable: &[],
+    };
+    assert_eq!(
+        status(&decide_with(&spent, "/", &rotated)),
+        (401, "Jwks doesn't have key to match kid or alg from Jwt")
+    );
 }

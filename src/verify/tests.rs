@@ -7,6 +7,13 @@ use crate::mint;
 
 const NOW: i64 = 1_700_000_000;
 
+fn local_keys(cfg: &Config) -> Option<&crate::jwks::KeySet> {
+    match crate::engine::KeyStore::keys(cfg, 0) {
+        crate::engine::Availability::Ready(keys) => Some(keys),
+        _ => None,
+    }
+}
+
 /// Verifies `claims` (signed RS256) against a provider built from `extra` settings.
 fn check(extra: Value, claims: Value) -> Result<(), AuthError> {
     let mut provider = json!({ "issuer": "i", "local_jwks": { "inline_string": mint::JWKS } });
@@ -21,8 +28,7 @@ fn check(extra: Value, claims: Value) -> Result<(), AuthError> {
     .unwrap();
     let token = mint::token("RS256", &claims);
     let jwt = parse(&token).unwrap();
-    let keys = crate::engine::KeyStore::key_set(&cfg, 0);
-    super::verify(&jwt, &cfg.providers[0], keys, None, NOW)
+    super::verify(&jwt, &cfg.providers[0], local_keys(&cfg), None, NOW)
 }
 
 #[test]
@@ -62,9 +68,8 @@ fn signature_is_checked_before_claims() {
     let token = mint::token("RS256", &json!({ "iss": "i", "aud": "other" }));
     let forged = format!("{}AAAA", token.trim_end_matches(|c| c != '.'));
     let jwt = parse(&forged).unwrap();
-    let keys = crate::engine::KeyStore::key_set(&cfg, 0);
     assert_eq!(
-        super::verify(&jwt, &cfg.providers[0], keys, None, NOW),
+        super::verify(&jwt, &cfg.providers[0], local_keys(&cfg), None, NOW),
         Err(AuthError::SignatureInvalid)
     );
     assert_eq!(
