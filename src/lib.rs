@@ -5,7 +5,7 @@
 //!
 //! ## Design
 //! A sans-I/O core and one thin host module. Everything that decides anything is plain Rust
-//! that runs and is tested natively; only [`wasm`] (compiled for `wasm32` alone) calls
+//! that runs and is tested natively; only `wasm` (compiled for `wasm32` alone) calls
 //! `proxy_wasm`.
 //!
 //! Request flow (`engine::decide`): strip every header the filter can emit → CORS preflight

@@ -107,6 +107,7 @@ fn default_key(alg: &str) -> (Key, &'static str) {
     }
 }
 
+/// Each fixture PEM is parsed once per test binary: tests mint hundreds of tokens.
 fn rsa_key(key: Key) -> &'static rsa::RsaPrivateKey {
     use rsa::pkcs8::DecodePrivateKey;
     static A: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
@@ -115,70 +116,84 @@ fn rsa_key(key: Key) -> &'static rsa::RsaPrivateKey {
     let (cell, pem) = match key {
         Key::RsaA => (&A, include_str!("../fixtures/keys/rsa2048-a.pem")),
         Key::RsaB => (&B, include_str!("../fixtures/keys/rsa2048-b.pem")),
-        _ => (&WEAK, include_str!("../fixtures/keys/rsa1024.pem")),
+        Key::RsaWeak => (&WEAK, include_str!("../fixtures/keys/rsa1024.pem")),
+        _ => panic!("{key:?} is not an RSA key"),
     };
     cell.get_or_init(|| rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap())
 }
 
-fn signature(msg: &[u8], alg: &str, key: Key) -> Vec<u8> {
+fn ec256_key() -> &'static p256::ecdsa::SigningKey {
     use p256::pkcs8::DecodePrivateKey;
-    use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    static KEY: OnceLock<p256::ecdsa::SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        p256::ecdsa::SigningKey::from_pkcs8_pem(include_str!("../fixtures/keys/ec-p256.pem"))
+            .unwrap()
+    })
+}
+
+fn ec384_key() -> &'static p384::ecdsa::SigningKey {
+    use p384::pkcs8::DecodePrivateKey;
+    static KEY: OnceLock<p384::ecdsa::SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        p384::ecdsa::SigningKey::from_pkcs8_pem(include_str!("../fixtures/keys/ec-p384.pem"))
+            .unwrap()
+    })
+}
+
+fn ec521_key() -> &'static p521::ecdsa::SigningKey {
+    use p521::pkcs8::DecodePrivateKey;
+    static KEY: OnceLock<p521::ecdsa::SigningKey> = OnceLock::new();
+    // p521 0.13's `SigningKey` has no PKCS#8 decoding; its `SecretKey` does.
+    KEY.get_or_init(|| {
+        let secret =
+            p521::SecretKey::from_pkcs8_pem(include_str!("../fixtures/keys/ec-p521.pem")).unwrap();
+        p521::ecdsa::SigningKey::from_bytes(&secret.to_bytes()).unwrap()
+    })
+}
+
+fn ed_key() -> &'static ed25519_dalek::SigningKey {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    static KEY: OnceLock<ed25519_dalek::SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        ed25519_dalek::SigningKey::from_pkcs8_pem(include_str!("../fixtures/keys/ed25519.pem"))
+            .unwrap()
+    })
+}
+
+/// The raw JWS signature of `msg`: RSA PKCS#1 v1.5 or PSS (salt = hash length, RFC 7518
+/// §3.5), ECDSA as JOSE `r || s` (deterministic, RFC 6979), pure Ed25519, or HMAC.
+fn signature(msg: &[u8], alg: &str, key: Key) -> Vec<u8> {
+    use ed25519_dalek::Signer as _;
+    use rsa::{Pkcs1v15Sign, Pss};
+    use sha2::{Digest, Sha256, Sha384, Sha512};
     match key {
         Key::RsaA | Key::RsaB | Key::RsaWeak => {
-            let k = rsa_key(key).clone();
+            let k = rsa_key(key);
             let mut rng = rsa::rand_core::OsRng;
             match alg {
-                "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k)
-                    .sign(msg)
-                    .to_vec(),
-                "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(k)
-                    .sign(msg)
-                    .to_vec(),
-                "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(k)
-                    .sign(msg)
-                    .to_vec(),
-                "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(k)
-                    .sign_with_rng(&mut rng, msg)
-                    .to_vec(),
-                "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(k)
-                    .sign_with_rng(&mut rng, msg)
-                    .to_vec(),
-                "PS512" => rsa::pss::SigningKey::<sha2::Sha512>::new(k)
-                    .sign_with_rng(&mut rng, msg)
-                    .to_vec(),
+                "RS256" => k.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg)),
+                "RS384" => k.sign(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(msg)),
+                "RS512" => k.sign(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(msg)),
+                "PS256" => k.sign_with_rng(&mut rng, Pss::new::<Sha256>(), &Sha256::digest(msg)),
+                "PS384" => k.sign_with_rng(&mut rng, Pss::new::<Sha384>(), &Sha384::digest(msg)),
+                "PS512" => k.sign_with_rng(&mut rng, Pss::new::<Sha512>(), &Sha512::digest(msg)),
                 _ => panic!("{alg} cannot sign with an RSA key"),
             }
+            .unwrap()
         }
         Key::Ec256 => {
-            let k = p256::ecdsa::SigningKey::from_pkcs8_pem(include_str!(
-                "../fixtures/keys/ec-p256.pem"
-            ))
-            .unwrap();
-            let s: p256::ecdsa::Signature = k.sign(msg);
+            let s: p256::ecdsa::Signature = ec256_key().sign(msg);
             s.to_bytes().to_vec()
         }
         Key::Ec384 => {
-            let k = p384::ecdsa::SigningKey::from_pkcs8_pem(include_str!(
-                "../fixtures/keys/ec-p384.pem"
-            ))
-            .unwrap();
-            let s: p384::ecdsa::Signature = k.sign(msg);
+            let s: p384::ecdsa::Signature = ec384_key().sign(msg);
             s.to_bytes().to_vec()
         }
         Key::Ec521 => {
-            let sk = p521::SecretKey::from_pkcs8_pem(include_str!("../fixtures/keys/ec-p521.pem"))
-                .unwrap();
-            let k = p521::ecdsa::SigningKey::from_bytes(&sk.to_bytes()).unwrap();
-            let s: p521::ecdsa::Signature = k.sign(msg);
+            let s: p521::ecdsa::Signature = ec521_key().sign(msg);
             s.to_bytes().to_vec()
         }
-        Key::Ed => {
-            let k = ed25519_dalek::SigningKey::from_pkcs8_pem(include_str!(
-                "../fixtures/keys/ed25519.pem"
-            ))
-            .unwrap();
-            k.sign(msg).to_bytes().to_vec()
-        }
+        Key::Ed => ed_key().sign(msg).to_bytes().to_vec(),
         Key::Hmac => hmac(msg, alg, HMAC_SECRET),
     }
 }
