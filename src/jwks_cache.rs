@@ -295,6 +295,19 @@ impl RemoteKeys {
         }
     }
 
+    /// Whether waiting could make `kid` known: it was not looked for in vain since the current
+    /// key set arrived, and a fetch is in flight or the refetch budget allows one now.
+    pub fn may_learn_kid(&self, kid: &str, now: Millis) -> bool {
+        !self.unknown_kids.iter().any(|k| k == kid)
+            && (self.in_flight || self.kid_refetch_allowed(now))
+    }
+
+    fn kid_refetch_allowed(&self, now: Millis) -> bool {
+        let interval = millis(self.policy.unknown_kid_interval);
+        self.last_kid_refetch
+            .is_none_or(|last| now >= last.saturating_add(interval))
+    }
+
     /// A token named `kid`, which no current key has. Returns true when the caller should
     /// start a refetch now (and make the request wait for it); false when this kid is known
     /// unknown, or the refetch budget of this interval is spent. While a fetch is in flight,
@@ -306,11 +319,7 @@ impl RemoteKeys {
         if self.unknown_kids.len() < MAX_UNKNOWN_KIDS {
             self.unknown_kids.push(kid.to_owned());
         }
-        let interval = millis(self.policy.unknown_kid_interval);
-        let allowed = self
-            .last_kid_refetch
-            .is_none_or(|last| now >= last.saturating_add(interval));
-        if allowed && !self.in_flight {
+        if self.kid_refetch_allowed(now) && !self.in_flight {
             self.last_kid_refetch = Some(now);
             true
         } else {

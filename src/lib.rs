@@ -48,6 +48,7 @@ pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod matcher;
+pub mod metrics;
 pub mod propagate;
 pub mod request;
 pub mod verify;

@@ -1,21 +1,31 @@
 //! The only module that talks to `proxy_wasm`: root and HTTP contexts, host calls, panic hook.
 //!
 //! Thin on purpose: it reads the configuration and the request headers from the host, asks
-//! `engine::decide`, and applies the answer. Host facts it relies on (measured in Envoy 1.40,
-//! `shared/ENVOY-WASM-FACTS.md`): request headers are read as bytes (the SDK's `String` getters
-//! panic on non-UTF-8 values); header mutations happen before the stream continues; a local
-//! reply is followed by `Pause`; `on_configure` returning false makes Envoy refuse the plugin.
+//! `engine::decide`, and applies the answer; for remote key sets it performs the fetches
+//! `jwks_cache` asks for. Host facts it relies on (measured in Envoy 1.40,
+//! `shared/ENVOY-WASM-FACTS.md`):
+//! - request headers are read as bytes (the SDK's `String` getters panic on non-UTF-8 values);
+//! - header mutations happen before the stream continues, and a local reply is followed by
+//!   `Pause`; `on_configure` returning false makes Envoy refuse the plugin;
+//! - every JWKS fetch is dispatched from the root context, so its answer comes back to the
+//!   root even when the request that wanted it is gone. A stream that needs a fetch asks the
+//!   root by setting the root's timer to 1 ms (`set_tick_period` from a stream sets the root's);
+//! - a paused stream is resumed from the root through `proxy_set_effective_context`, which
+//!   fails (and we skip the stream) when the stream no longer exists;
+//! - callout failures arrive as synthetic 503/504 responses, so only `:status` 200 counts.
 
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
-use crate::config::{Config, JwksSource};
-use crate::engine::{decide, Decision};
-use crate::error::ConfigError;
+use crate::config::{Config, JwksSource, ProviderId};
+use crate::engine::{decide, Availability, Decision, KeyStore, Wait};
+use crate::jwks_cache::{read_response, FetchFailure, Millis, RemoteKeys, MAX_JWKS_BYTES};
+use crate::metrics;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
 
@@ -26,23 +36,285 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
+/// The timer period while remote key sets exist: refreshes and retries are checked this often.
+const TICK: Duration = Duration::from_secs(1);
+/// The timer period a stream sets to have the root dispatch a fetch right away.
+const POKE: Duration = Duration::from_millis(1);
+
 fn log(level: LogLevel, message: &str) {
     // Logging cannot usefully fail; if the host refuses, there is nowhere else to say it.
     let _ = hostcalls::log(level, message);
 }
 
-/// One per plugin instance per VM: owns the compiled configuration.
-#[derive(Default)]
-struct Root {
-    config: Option<Rc<Config>>,
+fn now_millis() -> Millis {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-impl Context for Root {}
+/// A number in `0..1000` for backoff jitter: the host clock's sub-millisecond digits.
+fn jitter() -> u32 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(500, |d| d.subsec_micros() % 1000)
+}
+
+/// Host metric ids of one remote provider.
+struct Stats {
+    success: u32,
+    /// In `metrics::FETCH_FAILURE_REASONS` order.
+    failed: Vec<(&'static str, u32)>,
+    unknown_kid_refetch: u32,
+    age_seconds: u32,
+}
+
+impl Stats {
+    fn define(provider: &str) -> Option<Stats> {
+        let counter = |name: String| hostcalls::define_metric(MetricType::Counter, &name).ok();
+        Some(Stats {
+            success: counter(metrics::jwks_fetch_success(provider))?,
+            failed: metrics::FETCH_FAILURE_REASONS
+                .iter()
+                .map(|r| Some((*r, counter(metrics::jwks_fetch_failed(provider, r))?)))
+                .collect::<Option<_>>()?,
+            unknown_kid_refetch: counter(metrics::jwks_unknown_kid_refetch(provider))?,
+            age_seconds: hostcalls::define_metric(
+                MetricType::Gauge,
+                &metrics::jwks_age_seconds(provider),
+            )
+            .ok()?,
+        })
+    }
+}
+
+fn count(metric: u32) {
+    let _ = hostcalls::increment_metric(metric, 1);
+}
+
+/// State one plugin instance shares between its root and its streams (one VM, one thread).
+struct Shared {
+    config: Rc<Config>,
+    /// Indexed by provider id; `Some` for remote providers.
+    remote: Vec<Option<RemoteKeys>>,
+    /// Indexed by provider id; `Some` for remote providers whose stats the host defined.
+    stats: Vec<Option<Stats>>,
+    /// Fetches a stream asked for; the root dispatches them at its next tick.
+    requested: Vec<ProviderId>,
+    /// Dispatched fetches: (callout token, provider).
+    callouts: Vec<(u32, ProviderId)>,
+    /// Paused streams: (context id, provider whose keys they wait for).
+    waiting: Vec<(u32, ProviderId)>,
+}
+
+impl Shared {
+    fn new(config: Rc<Config>) -> Self {
+        let remote = config
+            .providers
+            .iter()
+            .map(|p| match &p.jwks {
+                JwksSource::Remote(r) => Some(RemoteKeys::new(r.policy.clone())),
+                JwksSource::Local(_) => None,
+            })
+            .collect();
+        let stats = config
+            .providers
+            .iter()
+            .map(|p| match &p.jwks {
+                JwksSource::Remote(_) => Stats::define(&p.name),
+                JwksSource::Local(_) => None,
+            })
+            .collect();
+        Self {
+            config,
+            remote,
+            stats,
+            requested: Vec::new(),
+            callouts: Vec::new(),
+            waiting: Vec::new(),
+        }
+    }
+
+    /// Counts a fetch outcome for `provider`.
+    fn record(&self, provider: ProviderId, failure: Option<&FetchFailure>) {
+        let Some(stats) = self.stats.get(provider).and_then(Option::as_ref) else {
+            return;
+        };
+        match failure {
+            None => count(stats.success),
+            Some(failure) => {
+                if let Some((_, id)) = stats.failed.iter().find(|(r, _)| *r == failure.reason()) {
+                    count(*id);
+                }
+            }
+        }
+    }
+
+    /// Sets each remote provider's key-set age gauge.
+    fn record_ages(&self, now: Millis) {
+        for (keys, stats) in self.remote.iter().zip(&self.stats) {
+            if let (Some(keys), Some(stats)) = (keys, stats) {
+                let age = keys.age_seconds(now).unwrap_or(0);
+                let _ = hostcalls::record_metric(stats.age_seconds, age);
+            }
+        }
+    }
+
+    fn has_remote(&self) -> bool {
+        self.remote.iter().any(Option::is_some)
+    }
+
+    fn remote_mut(&mut self, provider: ProviderId) -> Option<&mut RemoteKeys> {
+        self.remote.get_mut(provider).and_then(Option::as_mut)
+    }
+
+    /// Parks stream `id` until `wait.provider`'s keys change. Starts a refetch when the wait is
+    /// for an unknown kid and the budget allows. False when nothing is on the way (then the
+    /// caller decides again and gets a final answer).
+    fn park(&mut self, id: u32, wait: &Wait, now: Millis) -> bool {
+        let Some(keys) = self.remote_mut(wait.provider) else {
+            return false;
+        };
+        if let Some(kid) = &wait.kid {
+            if keys.unknown_kid(kid, now) {
+                keys.fetch_started();
+                self.requested.push(wait.provider);
+                let _ = hostcalls::set_tick_period(POKE);
+                if let Some(stats) = self.stats.get(wait.provider).and_then(Option::as_ref) {
+                    count(stats.unknown_kid_refetch);
+                }
+            }
+        }
+        let fetching = self
+            .remote
+            .get(wait.provider)
+            .and_then(Option::as_ref)
+            .is_some_and(RemoteKeys::is_fetching);
+        if fetching {
+            self.waiting.push((id, wait.provider));
+        }
+        fetching
+    }
+
+    /// Decides for the request in `headers`, parking it when it must wait. `None`: parked.
+    fn decide(&mut self, id: u32, headers: &RequestHeaders, now: Millis) -> Option<Decision> {
+        let config = Rc::clone(&self.config);
+        // A wait parks at most once per provider; bounded so a decision always comes.
+        for _ in 0..=config.providers.len() {
+            let store = Store { shared: self, now };
+            match decide(&config, &store, headers, seconds(now)) {
+                Decision::Wait(wait) => {
+                    if self.park(id, &wait, now) {
+                        return None;
+                    }
+                }
+                decision => return Some(decision),
+            }
+        }
+        let store = Store { shared: self, now };
+        Some(decide(&config, &NoWait(&store), headers, seconds(now)))
+    }
+}
+
+fn seconds(now: Millis) -> i64 {
+    i64::try_from(now / 1000).unwrap_or(i64::MAX)
+}
+
+/// The key store as of one moment: local keys from the config, remote ones from the cache.
+struct Store<'s> {
+    shared: &'s Shared,
+    now: Millis,
+}
+
+impl KeyStore for Store<'_> {
+    fn keys(&self, provider: ProviderId) -> Availability<'_> {
+        match self.shared.remote.get(provider).and_then(Option::as_ref) {
+            Some(remote) => remote.availability(self.now),
+            None => self.shared.config.keys(provider),
+        }
+    }
+
+    fn may_learn_kid(&self, provider: ProviderId, kid: &str) -> bool {
+        self.shared
+            .remote
+            .get(provider)
+            .and_then(Option::as_ref)
+            .is_some_and(|r| r.may_learn_kid(kid, self.now))
+    }
+}
+
+/// A store that never makes a request wait (the last word of a bounded decision loop).
+struct NoWait<'s>(&'s Store<'s>);
+
+impl KeyStore for NoWait<'_> {
+    fn keys(&self, provider: ProviderId) -> Availability<'_> {
+        match self.0.keys(provider) {
+            Availability::Pending => Availability::Unavailable,
+            other => other,
+        }
+    }
+}
+
+/// One per plugin instance per VM: owns the compiled configuration and the remote key sets.
+#[derive(Default)]
+struct Root {
+    shared: Option<Rc<RefCell<Shared>>>,
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _: usize) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let now = now_millis();
+        let mut state = shared.borrow_mut();
+        let Some(at) = state.callouts.iter().position(|(t, _)| *t == token) else {
+            return;
+        };
+        let (_, provider) = state.callouts.swap_remove(at);
+        let status = self.get_http_call_response_header_bytes(":status");
+        let status = status.as_deref().and_then(|s| std::str::from_utf8(s).ok());
+        let cache_control = self.get_http_call_response_header_bytes("cache-control");
+        let cache_control = cache_control
+            .as_deref()
+            .and_then(|s| std::str::from_utf8(s).ok());
+        let body = if body_size <= MAX_JWKS_BYTES {
+            self.get_http_call_response_body(0, body_size)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let name = provider_name(&state.config, provider);
+        let Some(keys) = state.remote_mut(provider) else {
+            return;
+        };
+        let result = read_response(keys.policy(), status, body_size, &body, cache_control);
+        let failure = result.as_ref().err().cloned();
+        match result {
+            Ok(fetched) => {
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "jwt-authn-wasm: provider {name:?}: fetched {} key(s), good for {}s",
+                        fetched.keys.len(),
+                        fetched.ttl.as_secs()
+                    ),
+                );
+                keys.fetch_succeeded(now, fetched);
+            }
+            Err(failure) => failed(keys, &name, &failure, now),
+        }
+        state.record(provider, failure.as_ref());
+        drop(state);
+        resume_waiting(&shared, provider, now);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match Config::from_json(&bytes).and_then(refuse_remote_jwks_until_wired) {
+        match Config::from_json(&bytes) {
             Ok(config) => {
                 for warning in config.warnings() {
                     log(LogLevel::Warn, &format!("jwt-authn-wasm: {warning}"));
@@ -55,7 +327,14 @@ impl RootContext for Root {
                         config.rules.len()
                     ),
                 );
-                self.config = Some(Rc::new(config));
+                let shared = Shared::new(Rc::new(config));
+                let remote = shared.has_remote();
+                self.shared = Some(Rc::new(RefCell::new(shared)));
+                if remote {
+                    // Fetch now, so keys are there (or on the way) before the first request.
+                    self.set_tick_period(TICK);
+                    self.dispatch_due();
+                }
                 true
             }
             Err(error) => {
@@ -65,9 +344,18 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn on_tick(&mut self) {
+        self.set_tick_period(TICK);
+        self.dispatch_due();
+        if let Some(shared) = &self.shared {
+            shared.borrow().record_ages(now_millis());
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Stream {
-            config: self.config.clone(),
+            id: context_id,
+            shared: self.shared.clone(),
         }))
     }
 
@@ -76,81 +364,282 @@ impl RootContext for Root {
     }
 }
 
+impl Root {
+    /// Dispatches every fetch that is requested or due.
+    fn dispatch_due(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let now = now_millis();
+        let due: Vec<ProviderId> = {
+            let mut state = shared.borrow_mut();
+            let mut due = std::mem::take(&mut state.requested);
+            for (id, keys) in state.remote.iter_mut().enumerate() {
+                if let Some(keys) = keys.as_mut().filter(|k| k.wants_fetch(now)) {
+                    keys.fetch_started();
+                    due.push(id);
+                }
+            }
+            due
+        };
+        for provider in due {
+            let state = shared.borrow();
+            let Some(JwksSource::Remote(remote)) =
+                state.config.providers.get(provider).map(|p| &p.jwks)
+            else {
+                continue;
+            };
+            let headers = vec![
+                (":method", "GET"),
+                (":path", remote.path.as_str()),
+                (":authority", remote.authority.as_str()),
+                (":scheme", remote.scheme.as_str()),
+                ("accept", "application/json"),
+            ];
+            let sent =
+                self.dispatch_http_call(&remote.cluster, headers, None, vec![], remote.timeout);
+            let name = provider_name(&state.config, provider);
+            drop(state);
+            let mut state = shared.borrow_mut();
+            match sent {
+                Ok(token) => state.callouts.push((token, provider)),
+                Err(_) => {
+                    if let Some(keys) = state.remote_mut(provider) {
+                        failed(keys, &name, &FetchFailure::Dispatch, now);
+                    }
+                    state.record(provider, Some(&FetchFailure::Dispatch));
+                    drop(state);
+                    resume_waiting(&shared, provider, now);
+                }
+            }
+        }
+    }
+}
+
+fn provider_name(config: &Config, provider: ProviderId) -> String {
+    config
+        .providers
+        .get(provider)
+        .map_or_else(String::new, |p| p.name.clone())
+}
+
+fn failed(keys: &mut RemoteKeys, name: &str, failure: &FetchFailure, now: Millis) {
+    keys.fetch_failed(now, jitter());
+    let kept = match keys.availability(now) {
+        Availability::Ready(_) => "keeping the last good keys",
+        _ => "no keys yet",
+    };
+    log(
+        LogLevel::Warn,
+        &format!(
+            "jwt-authn-wasm: provider {name:?}: JWKS fetch failed ({}): {failure}; {kept}; retry {} in {}ms",
+            failure.reason(),
+            keys.failures(),
+            keys.next_fetch_at().unwrap_or(now).saturating_sub(now)
+        ),
+    );
+}
+
+/// Decides again for every stream waiting on `provider`, from the root, through the host's
+/// effective context. Streams that are gone are skipped.
+fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Millis) {
+    let ids: Vec<u32> = {
+        let mut state = shared.borrow_mut();
+        let (ready, rest) = state.waiting.iter().partition(|(_, p)| *p == provider);
+        state.waiting = rest;
+        ready.into_iter().map(|(id, _)| id).collect::<Vec<u32>>()
+    };
+    for id in ids {
+        if hostcalls::set_effective_context(id).is_err() {
+            continue;
+        }
+        let headers = request_headers();
+        let decision = shared.borrow_mut().decide(id, &headers, now);
+        if let Some(decision) = decision {
+            if apply(&decision, &headers) == Action::Continue {
+                host::continue_request();
+            }
+        }
+    }
+}
+
+fn request_headers() -> RequestHeaders {
+    RequestHeaders::new(
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// Carries out a final decision on the current (effective) stream.
+fn apply(decision: &Decision, headers: &RequestHeaders) -> Action {
+    match decision {
+        Decision::Allow { ops } => {
+            for op in ops {
+                match op {
+                    HeaderOp::Remove(name) => host::remove_request_header(name),
+                    HeaderOp::Set(name, value) => host::set_request_header(name, value),
+                }
+            }
+            Action::Continue
+        }
+        Decision::Deny { denial, reason } => {
+            log(
+                LogLevel::Debug,
+                &format!(
+                    "jwt-authn-wasm: {} {} {}: {reason}",
+                    denial.status,
+                    headers.method(),
+                    headers.path()
+                ),
+            );
+            let extra: Vec<(&str, &str)> = match &denial.www_authenticate {
+                Some(value) => vec![("www-authenticate", value.as_str())],
+                None => vec![],
+            };
+            host::send_local_response(denial.status, &extra, denial.body.as_bytes());
+            Action::Pause
+        }
+        // Never final: `Shared::decide` parks or decides again.
+        Decision::Wait(_) => {
+            host::send_local_response(503, &[], b"");
+            Action::Pause
+        }
+    }
+}
+
 /// One per HTTP stream.
 struct Stream {
+    id: u32,
     /// `None` only if the host created a stream without a successful `on_configure`, which
     /// Envoy never does; such a stream is refused rather than let through.
-    config: Option<Rc<Config>>,
+    shared: Option<Rc<RefCell<Shared>>>,
 }
 
 impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(config) = self.config.clone() else {
+        let Some(shared) = self.shared.clone() else {
             log(
                 LogLevel::Error,
                 "jwt-authn-wasm: no configuration; refusing request",
             );
-            self.send_http_response(500, vec![], None);
+            host::send_local_response(500, &[], b"");
             return Action::Pause;
         };
-        let headers =
-            RequestHeaders::new(self.get_http_request_headers_bytes().into_iter().collect());
-        let now = self
-            .get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        match decide(&config, config.as_ref(), &headers, now) {
-            Decision::Allow { ops } => {
-                for op in &ops {
-                    match op {
-                        HeaderOp::Remove(name) => self.set_http_request_header(name, None),
-                        HeaderOp::Set(name, value) => {
-                            self.set_http_request_header(name, Some(value))
-                        }
-                    }
-                }
-                Action::Continue
-            }
-            // Only remote key sets make the core wait, and they are refused at load for now.
-            Decision::Wait(_) => {
-                self.send_http_response(503, vec![], None);
-                Action::Pause
-            }
-            Decision::Deny { denial, reason } => {
-                log(
-                    LogLevel::Debug,
-                    &format!(
-                        "jwt-authn-wasm: {} {} {}: {reason}",
-                        denial.status,
-                        headers.method(),
-                        headers.path()
-                    ),
-                );
-                let headers = match &denial.www_authenticate {
-                    Some(value) => vec![("www-authenticate", value.as_str())],
-                    None => vec![],
-                };
-                self.send_http_response(denial.status, headers, Some(denial.body.as_bytes()));
-                Action::Pause
+        let headers = request_headers();
+        let decision = shared.borrow_mut().decide(self.id, &headers, now_millis());
+        match decision {
+            Some(decision) => apply(&decision, &headers),
+            None => Action::Pause,
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            if let Ok(mut state) = shared.try_borrow_mut() {
+                state.waiting.retain(|(id, _)| *id != self.id);
             }
         }
     }
 }
 
-/// The core understands `remote_jwks`; fetching through host callouts is not wired in yet.
-/// Until it is, such a configuration is refused with the field named, never half-run.
-fn refuse_remote_jwks_until_wired(config: Config) -> Result<Config, ConfigError> {
-    match config
-        .providers
-        .iter()
-        .find(|p| matches!(p.jwks, JwksSource::Remote(_)))
-    {
-        Some(p) => Err(ConfigError::new(
-            format!("providers.{}.remote_jwks", p.name),
-            "remote key sets are not fetched by this build yet; use `local_jwks`",
-        )),
-        None => Ok(config),
+/// Host calls whose status we want as a number, not as the SDK's panic: header mutations,
+/// local replies and resumption happen from the root too (through the effective context),
+/// where a stream may be half gone, and a status the SDK's enum lacks would be undefined
+/// behaviour there. Failures are ignored: the stream is gone or already answered.
+mod host {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_replace_header_map_value(
+            map: u32,
+            key: *const u8,
+            key_len: usize,
+            value: *const u8,
+            value_len: usize,
+        ) -> u32;
+        fn proxy_remove_header_map_value(map: u32, key: *const u8, key_len: usize) -> u32;
+        fn proxy_continue_stream(stream: u32) -> u32;
+        #[allow(clippy::too_many_arguments)]
+        fn proxy_send_local_response(
+            status: u32,
+            details: *const u8,
+            details_len: usize,
+            body: *const u8,
+            body_len: usize,
+            headers: *const u8,
+            headers_len: usize,
+            grpc_status: i32,
+        ) -> u32;
+    }
+
+    const REQUEST_HEADERS: u32 = 0;
+    const HTTP_REQUEST: u32 = 0;
+
+    pub fn set_request_header(name: &str, value: &str) {
+        // SAFETY: pointers and lengths of live slices, read by the host during the call.
+        unsafe {
+            proxy_replace_header_map_value(
+                REQUEST_HEADERS,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            );
+        }
+    }
+
+    pub fn remove_request_header(name: &str) {
+        // SAFETY: as above.
+        unsafe {
+            proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len());
+        }
+    }
+
+    pub fn continue_request() {
+        // SAFETY: no pointers.
+        unsafe {
+            proxy_continue_stream(HTTP_REQUEST);
+        }
+    }
+
+    pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: &[u8]) {
+        let pairs = serialize_pairs(headers);
+        // SAFETY: as above; details are empty, grpc_status -1 means none.
+        unsafe {
+            proxy_send_local_response(
+                status,
+                std::ptr::null(),
+                0,
+                body.as_ptr(),
+                body.len(),
+                pairs.as_ptr(),
+                pairs.len(),
+                -1,
+            );
+        }
+    }
+
+    /// The proxy-wasm pairs format: count, then (key length, value length) pairs, then each
+    /// key and value followed by a NUL.
+    fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+        let mut out = Vec::new();
+        out.extend_from_slice(&len(pairs.len()));
+        for (k, v) in pairs {
+            out.extend_from_slice(&len(k.len()));
+            out.extend_from_slice(&len(v.len()));
+        }
+        for (k, v) in pairs {
+            out.extend_from_slice(k.as_bytes());
+            out.push(0);
+            out.extend_from_slice(v.as_bytes());
+            out.push(0);
+        }
+        out
     }
 }

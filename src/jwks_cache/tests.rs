@@ -154,6 +154,21 @@ fn unknown_kids_refetch_at_most_once_per_interval() {
 }
 
 #[test]
+fn may_learn_kid_predicts_whether_waiting_helps() {
+    let mut keys = RemoteKeys::new(policy());
+    keys.fetch_started();
+    keys.fetch_succeeded(T0, fetched(600));
+    assert!(keys.may_learn_kid("new", T0), "budget available");
+    assert!(keys.unknown_kid("new", T0));
+    keys.fetch_started();
+    assert!(!keys.may_learn_kid("new", T0 + 1), "already looked for");
+    assert!(keys.may_learn_kid("other", T0 + 1), "a fetch is in flight");
+    keys.fetch_failed(T0 + 2, 500);
+    assert!(!keys.may_learn_kid("other", T0 + 3), "no fetch, no budget");
+    assert!(keys.may_learn_kid("other", T0 + 31 * SEC), "next interval");
+}
+
+#[test]
 fn a_storm_of_unknown_kids_stays_bounded() {
     let mut keys = RemoteKeys::new(policy());
     keys.fetch_started();

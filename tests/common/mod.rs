@@ -13,6 +13,7 @@
 pub mod bootstrap;
 pub mod envoy;
 pub mod http;
+pub mod idp;
 pub mod mint;
 pub mod upstream;
 
