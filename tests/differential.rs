@@ -25,10 +25,12 @@ use std::sync::OnceLock;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use common::bootstrap::{Listener, Side};
+use common::bootstrap::{self, Listener, Side};
+use common::envoy::Envoy;
 use common::http::{Request, Response};
+use common::idp::Idp;
 use common::mint::{self, Key};
-use common::upstream::Echo;
+use common::upstream::{Echo, Upstream};
 use common::Proxy;
 
 const ISS1: &str = "https://issuer-one.example";
@@ -630,7 +632,43 @@ fn native_answers_as_the_table_says() {
 /// The differential run: every case to both listeners of one Envoy.
 #[test]
 fn wasm_matches_native() {
-    let proxy = both();
+    assert_same_answers(both());
+}
+
+/// The same table with every provider's keys fetched from an identity provider (`remote_jwks`
+/// through cluster `jwks`) by both filters.
+#[test]
+fn wasm_matches_native_with_remote_jwks() {
+    let idp = Idp::serving(&mint::jwks_with_weak_key());
+    let mut cfg = config();
+    for provider in cfg["providers"].as_object_mut().unwrap().values_mut() {
+        let provider = provider.as_object_mut().unwrap();
+        provider.remove("local_jwks");
+        provider.insert(
+            "remote_jwks".into(),
+            json!({
+                "http_uri": { "uri": "http://idp.example/jwks", "cluster": "jwks", "timeout": "2s" },
+                "cache_duration": "600s",
+            }),
+        );
+    }
+    let upstream = Upstream::start();
+    let listeners = [
+        Listener::new("wasm", Side::Wasm, &cfg),
+        Listener::new("native", Side::Native, &cfg),
+    ];
+    let boot = bootstrap::bootstrap(&listeners, upstream.port());
+    let envoy = Envoy::start(&bootstrap::with_cluster(&boot, "jwks", idp.port()));
+    assert_same_answers(&Proxy { upstream, envoy });
+    assert!(
+        idp.requests() >= 2,
+        "both filters fetched: {}",
+        idp.requests()
+    );
+}
+
+/// Every case to `wasm` and `native` of `proxy`: the answers must be the same.
+fn assert_same_answers(proxy: &Proxy) {
     let cases = cases();
     let failures: Vec<String> = cases
         .iter()

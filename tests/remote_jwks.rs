@@ -55,18 +55,8 @@ struct Setup {
 fn start(cfg: &Value, jwks: &Idp) -> Setup {
     let upstream = Upstream::start();
     let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, cfg)], upstream.port());
-    let mut boot: Value = serde_json::from_str(&boot).unwrap();
-    let mut cluster = boot["static_resources"]["clusters"][0].clone();
-    cluster["name"] = json!("jwks");
-    cluster["load_assignment"]["cluster_name"] = json!("jwks");
-    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
-        ["socket_address"]["port_value"] = json!(jwks.port());
-    boot["static_resources"]["clusters"]
-        .as_array_mut()
-        .unwrap()
-        .push(cluster);
     Setup {
-        envoy: Envoy::start(&boot.to_string()),
+        envoy: Envoy::start(&bootstrap::with_cluster(&boot, "jwks", jwks.port())),
         _upstream: upstream,
     }
 }

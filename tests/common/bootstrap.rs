@@ -197,3 +197,23 @@ pub fn side_by_side(config: &Value, upstream_port: u16) -> String {
         upstream_port,
     )
 }
+
+/// `bootstrap` with one more STATIC cluster, `name`, at `127.0.0.1:port` (a JWKS server).
+pub fn with_cluster(bootstrap: &str, name: &str, port: u16) -> String {
+    let mut boot: Value = serde_json::from_str(bootstrap).expect("bootstrap is JSON");
+    let cluster = json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+                "socket_address": { "address": "127.0.0.1", "port_value": port },
+            } } }] }],
+        },
+    });
+    if let Some(clusters) = boot["static_resources"]["clusters"].as_array_mut() {
+        clusters.push(cluster);
+    }
+    boot.to_string()
+}
