@@ -269,6 +269,42 @@ impl RemoteKeys {
         self.retry_at = now.saturating_add(scaled.max(1));
     }
 
+    /// A key set another VM of this Envoy fetched at `fetched_at` (shared data). Taken when it
+    /// is newer than ours; then it counts as our own successful fetch. Returns whether taken.
+    pub fn adopt(&mut self, fetched_at: Millis, fetched: Fetched) -> bool {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.fetched_at >= fetched_at)
+        {
+            return false;
+        }
+        self.fetch_succeeded(fetched_at, fetched);
+        true
+    }
+
+    /// Another VM's fetch, which we waited for, ended without a new key set; they may try
+    /// again from `retry_at`.
+    pub fn peer_failed(&mut self, retry_at: Millis) {
+        self.in_flight = false;
+        self.retry_at = self.retry_at.max(retry_at);
+    }
+
+    /// The current key set's lifetime.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.current.as_ref().map(|c| c.ttl)
+    }
+
+    /// When the current key set was fetched.
+    pub fn fetched_at(&self) -> Option<Millis> {
+        self.current.as_ref().map(|c| c.fetched_at)
+    }
+
+    /// The earliest time of the next attempt after failures (0: none pending).
+    pub fn retry_at(&self) -> Millis {
+        self.retry_at
+    }
+
     /// Consecutive failed fetches since the last success.
     pub fn failures(&self) -> u32 {
         self.failures
@@ -326,6 +362,55 @@ impl RemoteKeys {
             false
         }
     }
+}
+
+/// The shared-data lease that lets one VM of an Envoy fetch a provider's keys for all of them
+/// (every worker has its own VM). Text: `owner until failures retry_at`, all decimal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lease {
+    /// The VM holding (or last holding) the lease.
+    pub owner: u64,
+    /// The lease is held until then; 0: released.
+    pub until: Millis,
+    /// Consecutive failed fetches, and when the next attempt may start (shared backoff).
+    pub failures: u32,
+    pub retry_at: Millis,
+}
+
+impl Lease {
+    pub fn parse(bytes: &[u8]) -> Option<Lease> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut fields = text.split(' ');
+        let lease = Lease {
+            owner: fields.next()?.parse().ok()?,
+            until: fields.next()?.parse().ok()?,
+            failures: fields.next()?.parse().ok()?,
+            retry_at: fields.next()?.parse().ok()?,
+        };
+        fields.next().is_none().then_some(lease)
+    }
+
+    pub fn encode(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.owner, self.until, self.failures, self.retry_at
+        )
+    }
+
+    /// Another VM is fetching right now.
+    pub fn held_by_other(&self, me: u64, now: Millis) -> bool {
+        self.owner != me && self.until > now
+    }
+}
+
+/// The shared `version` record of a fetched key set: `fetched_at ttl_ms`.
+pub fn encode_version(fetched_at: Millis, ttl: Duration) -> String {
+    format!("{fetched_at} {}", millis(ttl))
+}
+
+pub fn parse_version(bytes: &[u8]) -> Option<(Millis, Duration)> {
+    let (at, ttl) = std::str::from_utf8(bytes).ok()?.split_once(' ')?;
+    Some((at.parse().ok()?, Duration::from_millis(ttl.parse().ok()?)))
 }
 
 fn millis(d: Duration) -> u64 {

@@ -24,7 +24,11 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 use crate::config::{Config, JwksSource, ProviderId};
 use crate::engine::{decide, Availability, Decision, KeyStore, Wait};
-use crate::jwks_cache::{read_response, FetchFailure, Millis, RemoteKeys, MAX_JWKS_BYTES};
+use crate::jwks::KeySet;
+use crate::jwks_cache::{
+    encode_version, parse_version, read_response, FetchFailure, Fetched, Lease, Millis, RemoteKeys,
+    MAX_JWKS_BYTES,
+};
 use crate::metrics;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
@@ -40,6 +44,8 @@ proxy_wasm::main! {{
 const TICK: Duration = Duration::from_secs(1);
 /// The timer period a stream sets to have the root dispatch a fetch right away.
 const POKE: Duration = Duration::from_millis(1);
+/// The timer period while another VM fetches keys this VM's requests wait for.
+const PEER_POLL: Duration = Duration::from_millis(50);
 
 fn log(level: LogLevel, message: &str) {
     // Logging cannot usefully fail; if the host refuses, there is nowhere else to say it.
@@ -106,10 +112,15 @@ struct Shared {
     callouts: Vec<(u32, ProviderId)>,
     /// Paused streams: (context id, provider whose keys they wait for).
     waiting: Vec<(u32, ProviderId)>,
+    /// This VM in leases (every worker of an Envoy has its own VM).
+    me: u64,
+    /// Indexed by provider id; for remote providers, the shared-data key prefix that VMs of
+    /// this plugin and this JWKS URL share.
+    shared_keys: Vec<Option<String>>,
 }
 
 impl Shared {
-    fn new(config: Rc<Config>) -> Self {
+    fn new(config: Rc<Config>, plugin: &str, me: u64) -> Self {
         let remote = config
             .providers
             .iter()
@@ -126,6 +137,19 @@ impl Shared {
                 JwksSource::Local(_) => None,
             })
             .collect();
+        let shared_keys = config
+            .providers
+            .iter()
+            .map(|p| match &p.jwks {
+                JwksSource::Remote(r) => Some(format!(
+                    "{}/{plugin}/{}/{:016x}",
+                    metrics::PREFIX,
+                    p.name,
+                    fnv1a(&[&r.cluster, &r.authority, &r.path])
+                )),
+                JwksSource::Local(_) => None,
+            })
+            .collect();
         Self {
             config,
             remote,
@@ -133,6 +157,8 @@ impl Shared {
             requested: Vec::new(),
             callouts: Vec::new(),
             waiting: Vec::new(),
+            me,
+            shared_keys,
         }
     }
 
@@ -159,6 +185,128 @@ impl Shared {
                 let _ = hostcalls::record_metric(stats.age_seconds, age);
             }
         }
+    }
+
+    /// One tick of the fetch protocol between the VMs of this Envoy, through shared data.
+    /// Returns the providers to fetch for now (this VM took their lease) and those whose
+    /// waiting streams should be decided again (a peer's key set was adopted, or the peer's
+    /// fetch ended without one).
+    fn coordinate(&mut self, now: Millis) -> (Vec<ProviderId>, Vec<ProviderId>) {
+        let requested = std::mem::take(&mut self.requested);
+        let (mut due, mut changed) = (Vec::new(), Vec::new());
+        let mut polling = false;
+        for id in 0..self.remote.len() {
+            let Some(base) = self.shared_keys.get(id).cloned().flatten() else {
+                continue;
+            };
+            let timeout = match self.config.providers.get(id).map(|p| &p.jwks) {
+                Some(JwksSource::Remote(r)) => r.timeout,
+                _ => continue,
+            };
+            let own = self.callouts.iter().any(|(_, p)| *p == id);
+            let me = self.me;
+            let adopted = self.adopt_from_peers(id, &base);
+            let (lease, cas) = read_lease(&base);
+            let Some(keys) = self.remote_mut(id) else {
+                continue;
+            };
+            let asked = requested.contains(&id);
+            if adopted {
+                changed.push(id);
+            } else if keys.is_fetching() && !own && !asked && !lease.held_by_other(me, now) {
+                // We waited for a peer whose lease ended without a new key set.
+                keys.peer_failed(lease.retry_at);
+                changed.push(id);
+            }
+            if own || !(asked || keys.wants_fetch(now)) {
+                continue;
+            }
+            if lease.held_by_other(me, now) {
+                keys.fetch_started();
+                polling = true;
+                continue;
+            }
+            if now < lease.retry_at {
+                keys.peer_failed(lease.retry_at);
+                changed.push(id);
+                continue;
+            }
+            let mine = Lease {
+                owner: me,
+                until: now.saturating_add(millis(timeout)).saturating_add(1000),
+                ..lease
+            };
+            keys.fetch_started();
+            if hostcalls::set_shared_data(
+                &format!("{base}/lease"),
+                Some(mine.encode().as_bytes()),
+                cas,
+            )
+            .is_ok()
+            {
+                due.push(id);
+            } else {
+                polling = true; // another VM won the lease just now
+            }
+        }
+        let _ = hostcalls::set_tick_period(if polling { PEER_POLL } else { TICK });
+        (due, changed)
+    }
+
+    /// Takes a newer key set another VM published for provider `id`.
+    fn adopt_from_peers(&mut self, id: ProviderId, base: &str) -> bool {
+        let Some((fetched_at, ttl)) = shared_get(&format!("{base}/version"))
+            .as_deref()
+            .and_then(parse_version)
+        else {
+            return false;
+        };
+        let Some(keys) = self.remote_mut(id) else {
+            return false;
+        };
+        if keys.fetched_at().is_some_and(|at| at >= fetched_at) {
+            return false;
+        }
+        let parsed = shared_get(&format!("{base}/jwks"))
+            .as_deref()
+            .and_then(|body| std::str::from_utf8(body).ok())
+            .and_then(|text| KeySet::from_json(text).ok());
+        match parsed {
+            Some(parsed) => keys.adopt(fetched_at, Fetched { keys: parsed, ttl }),
+            None => false,
+        }
+    }
+
+    /// After this VM's own fetch for provider `id`: publish the key set (or the failure and
+    /// the shared backoff) and release the lease.
+    fn publish(&self, id: ProviderId, body: Option<&[u8]>) {
+        let (Some(base), Some(keys)) = (
+            self.shared_keys.get(id).cloned().flatten(),
+            self.remote.get(id).and_then(Option::as_ref),
+        ) else {
+            return;
+        };
+        if let (Some(body), Some(fetched_at)) = (body, keys.fetched_at()) {
+            let ttl = keys.ttl().unwrap_or_default();
+            let _ = hostcalls::set_shared_data(&format!("{base}/jwks"), Some(body), None);
+            let version = encode_version(fetched_at, ttl);
+            let _ = hostcalls::set_shared_data(
+                &format!("{base}/version"),
+                Some(version.as_bytes()),
+                None,
+            );
+        }
+        let released = Lease {
+            owner: self.me,
+            until: 0,
+            failures: keys.failures(),
+            retry_at: keys.retry_at(),
+        };
+        let _ = hostcalls::set_shared_data(
+            &format!("{base}/lease"),
+            Some(released.encode().as_bytes()),
+            None,
+        );
     }
 
     fn has_remote(&self) -> bool {
@@ -215,6 +363,40 @@ impl Shared {
         let store = Store { shared: self, now };
         Some(decide(&config, &NoWait(&store), headers, seconds(now)))
     }
+}
+
+/// The value of a shared-data key, if any.
+fn shared_get(key: &str) -> Option<Vec<u8>> {
+    hostcalls::get_shared_data(key)
+        .ok()
+        .and_then(|(value, _)| value)
+}
+
+/// The lease of a provider and its CAS (absent or unreadable: a released lease, no CAS).
+fn read_lease(base: &str) -> (Lease, Option<u32>) {
+    match hostcalls::get_shared_data(&format!("{base}/lease")) {
+        Ok((value, cas)) => (
+            value.as_deref().and_then(Lease::parse).unwrap_or_default(),
+            cas,
+        ),
+        Err(_) => (Lease::default(), None),
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// FNV-1a over the parts (separated), for short stable shared-data keys.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
 }
 
 fn seconds(now: Millis) -> i64 {
@@ -306,6 +488,7 @@ impl Context for Root {
             Err(failure) => failed(keys, &name, &failure, now),
         }
         state.record(provider, failure.as_ref());
+        state.publish(provider, failure.is_none().then_some(body.as_slice()));
         drop(state);
         resume_waiting(&shared, provider, now);
     }
@@ -327,14 +510,28 @@ impl RootContext for Root {
                         config.rules.len()
                     ),
                 );
-                let shared = Shared::new(Rc::new(config));
-                let remote = shared.has_remote();
-                self.shared = Some(Rc::new(RefCell::new(shared)));
-                if remote {
-                    // Fetch now, so keys are there (or on the way) before the first request.
-                    self.set_tick_period(TICK);
-                    self.dispatch_due();
+                let plugin = self
+                    .get_property(vec!["plugin_name"])
+                    .and_then(|name| String::from_utf8(name).ok())
+                    .unwrap_or_default();
+                let me = hostcalls::get_current_time()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+                let mut shared = Shared::new(Rc::new(config), &plugin, me);
+                // Keys are on the way from now: a request waits for them. The fetch starts at
+                // the first tick, 1 ms from now, not here: Envoy runs this in a short-lived
+                // canary VM too, which must not take the lease and die with it.
+                for (id, keys) in shared.remote.iter_mut().enumerate() {
+                    if let Some(keys) = keys {
+                        keys.fetch_started();
+                        shared.requested.push(id);
+                    }
                 }
+                if shared.has_remote() {
+                    self.set_tick_period(POKE);
+                }
+                self.shared = Some(Rc::new(RefCell::new(shared)));
                 true
             }
             Err(error) => {
@@ -345,7 +542,6 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.set_tick_period(TICK);
         self.dispatch_due();
         if let Some(shared) = &self.shared {
             shared.borrow().record_ages(now_millis());
@@ -371,17 +567,10 @@ impl Root {
             return;
         };
         let now = now_millis();
-        let due: Vec<ProviderId> = {
-            let mut state = shared.borrow_mut();
-            let mut due = std::mem::take(&mut state.requested);
-            for (id, keys) in state.remote.iter_mut().enumerate() {
-                if let Some(keys) = keys.as_mut().filter(|k| k.wants_fetch(now)) {
-                    keys.fetch_started();
-                    due.push(id);
-                }
-            }
-            due
-        };
+        let (due, changed) = shared.borrow_mut().coordinate(now);
+        for provider in changed {
+            resume_waiting(&shared, provider, now);
+        }
         for provider in due {
             let state = shared.borrow();
             let Some(JwksSource::Remote(remote)) =
@@ -408,6 +597,7 @@ impl Root {
                         failed(keys, &name, &FetchFailure::Dispatch, now);
                     }
                     state.record(provider, Some(&FetchFailure::Dispatch));
+                    state.publish(provider, None);
                     drop(state);
                     resume_waiting(&shared, provider, now);
                 }

@@ -53,10 +53,17 @@ struct Setup {
 }
 
 fn start(cfg: &Value, jwks: &Idp) -> Setup {
+    start_with_workers(cfg, jwks, 1)
+}
+
+fn start_with_workers(cfg: &Value, jwks: &Idp, workers: u32) -> Setup {
     let upstream = Upstream::start();
     let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, cfg)], upstream.port());
     Setup {
-        envoy: Envoy::start(&bootstrap::with_cluster(&boot, "jwks", jwks.port())),
+        envoy: Envoy::start_with_concurrency(
+            &bootstrap::with_cluster(&boot, "jwks", jwks.port()),
+            workers,
+        ),
         _upstream: upstream,
     }
 }
@@ -202,10 +209,11 @@ fn a_storm_of_unknown_kids_is_rate_limited() {
 #[test]
 fn outages_keep_the_last_good_keys() {
     let jwks = Idp::serving(&jwks_only(&["rsa-a"]));
-    // Refresh every second (80% of the 1 s minimum), retry after 100 ms.
+    // Refresh every second (80% of the 1 s minimum), retry after 100 ms, back off at most
+    // 0.5 s (failures pile up over the six outages below).
     let cfg = config(json!({
         "cache_duration": "1s", "min_cache_duration": "1s",
-        "async_fetch": { "failed_refetch_duration": "0.1s" },
+        "async_fetch": { "failed_refetch_duration": "0.1s" }, "max_backoff": "0.5s",
         "http_uri": { "uri": "http://idp.example/jwks", "cluster": "jwks", "timeout": "0.5s" },
     }));
     let setup = start(&cfg, &jwks);
@@ -287,4 +295,33 @@ fn an_unknown_cluster_is_a_clean_401() {
     assert_eq!(resp.status, 401, "{resp}");
     assert!(setup.envoy.log().contains("(dispatch)"));
     assert_eq!(jwks.requests(), 0);
+}
+
+/// Every worker has its own VM, and the main thread one more: with `--concurrency 4`, five VMs
+/// want the keys. They coordinate through shared data, so one fetch serves them all, at start
+/// and at every refresh.
+#[test]
+fn one_fetch_per_envoy_with_four_workers() {
+    let jwks = Idp::serving(&jwks_only(&["rsa-a"]));
+    let cfg = config(json!({ "cache_duration": "3s", "min_cache_duration": "1s" }));
+    let setup = start_with_workers(&cfg, &jwks, 4);
+    // Requests land on all workers: each VM has (adopted) the key set.
+    let port = setup.envoy.port("wasm");
+    let token = good();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..40)
+            .map(|_| s.spawn(|| Request::get("/api").bearer(&token).send(port).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(jwks.requests(), 1, "one fetch at start for five VMs");
+    // Refresh at 80% of 3 s: over 6 s, two or three refreshes, not five VMs' worth each.
+    std::thread::sleep(Duration::from_secs(6));
+    let refreshes = jwks.requests() - 1;
+    assert!(
+        (1..=3).contains(&refreshes),
+        "{refreshes} fetches for about two refreshes"
+    );
+    assert_eq!(setup.get(&good()).status, 200);
 }

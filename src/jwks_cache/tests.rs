@@ -180,3 +180,46 @@ fn a_storm_of_unknown_kids_stays_bounded() {
     assert_eq!(refetches, 4);
     assert!(keys.unknown_kids.len() <= MAX_UNKNOWN_KIDS);
 }
+
+#[test]
+fn peers_share_key_sets_and_failures() {
+    let mut keys = RemoteKeys::new(policy());
+    keys.fetch_started(); // waiting for a peer's fetch
+    assert!(matches!(keys.availability(T0), Availability::Pending));
+    assert!(
+        keys.adopt(T0 + 10, fetched(600)),
+        "a peer's key set is taken"
+    );
+    assert!(ready(&keys, T0 + 20) && !keys.is_fetching());
+    assert!(!keys.adopt(T0 + 5, fetched(600)), "an older one is not");
+    assert_eq!(keys.fetched_at(), Some(T0 + 10));
+    // The next refresh: the peer fails and backs off; we honour its retry time.
+    keys.fetch_started();
+    keys.peer_failed(T0 + 500 * SEC);
+    assert!(ready(&keys, T0 + 490 * SEC), "last good keys stay");
+    assert!(!keys.wants_fetch(T0 + 499 * SEC) && keys.wants_fetch(T0 + 500 * SEC));
+    assert_eq!(keys.retry_at(), T0 + 500 * SEC);
+}
+
+#[test]
+fn shared_records_round_trip_and_refuse_garbage() {
+    let lease = Lease {
+        owner: 7,
+        until: T0,
+        failures: 2,
+        retry_at: T0 + 5,
+    };
+    assert_eq!(Lease::parse(lease.encode().as_bytes()), Some(lease));
+    assert!(lease.held_by_other(8, T0 - 1));
+    assert!(!lease.held_by_other(7, T0 - 1), "not by me");
+    assert!(!lease.held_by_other(8, T0), "expired");
+    for garbage in ["", "1 2 3", "1 2 3 4 5", "a b c d", "-1 2 3 4", "\u{ff}"] {
+        assert_eq!(Lease::parse(garbage.as_bytes()), None, "{garbage:?}");
+    }
+    let version = encode_version(T0, Duration::from_secs(600));
+    assert_eq!(
+        parse_version(version.as_bytes()),
+        Some((T0, Duration::from_secs(600)))
+    );
+    assert_eq!(parse_version(b"x y"), None);
+}

@@ -112,8 +112,20 @@ impl Envoy {
         }
     }
 
+    /// `start` with `--concurrency n`: n worker threads, each with its own wasm VM.
+    pub fn start_with_concurrency(bootstrap: &str, concurrency: u32) -> Envoy {
+        match Envoy::try_start_with(bootstrap, concurrency) {
+            Ok(envoy) => envoy,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
     /// Starts Envoy and returns it once `LIVE`, or why it is not.
     pub fn try_start(bootstrap: &str) -> Result<Envoy, StartError> {
+        Envoy::try_start_with(bootstrap, 1)
+    }
+
+    fn try_start_with(bootstrap: &str, concurrency: u32) -> Result<Envoy, StartError> {
         let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("envoy");
@@ -145,7 +157,9 @@ impl Envoy {
             .arg(dir.join("envoy.pid"))
             .arg("-c")
             .arg(&config_path)
-            .args(["--concurrency", "1", "--base-id"])
+            .arg("--concurrency")
+            .arg(concurrency.to_string())
+            .arg("--base-id")
             .arg(base_id.to_string())
             .args(["--disable-hot-restart", "--log-level", "warn"])
             .args(["--component-log-level", "wasm:debug"])
