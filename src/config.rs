@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::jwks::KeySet;
-use crate::jwks_cache::FetchPolicy;
+use crate::jwks_cache::{FetchPolicy, Target};
 use crate::matcher::{HeaderMatcher, PathMatcher, RouteMatcher, StringMatcher};
 
 /// Envoy's default `clock_skew_seconds`.
@@ -72,10 +72,10 @@ pub enum JwksSource {
 pub struct RemoteJwks {
     /// The Envoy cluster the callout goes to (in Istio, e.g. `outbound|443||idp.example.com`).
     pub cluster: String,
-    /// `:scheme`, `:authority` and `:path` of the request, from `http_uri.uri`.
-    pub scheme: String,
-    pub authority: String,
-    pub path: String,
+    /// What is fetched: the JWKS (`http_uri.uri`), or with `oidc_discovery` the issuer's
+    /// OpenID configuration, whose `jwks_uri` is fetched next through the same cluster.
+    pub target: Target,
+    pub oidc_discovery: bool,
     pub timeout: Duration,
     pub policy: FetchPolicy,
 }
@@ -252,11 +252,14 @@ struct RawRemoteJwks {
     max_backoff: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     unknown_kid_refetch_interval: Option<Duration>,
+    #[serde(default)]
+    oidc_discovery: bool,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHttpUri {
+    #[serde(default)]
     uri: String,
     cluster: String,
     #[serde(deserialize_with = "duration")]
@@ -542,6 +545,7 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         }
         (None, Some(remote)) => JwksSource::Remote(Box::new(compile_remote_jwks(
             &field("remote_jwks"),
+            &raw.issuer,
             remote,
         )?)),
     };
@@ -627,21 +631,31 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
     })
 }
 
-fn compile_remote_jwks(field: &str, raw: RawRemoteJwks) -> Result<RemoteJwks, ConfigError> {
+fn compile_remote_jwks(
+    field: &str,
+    issuer: &str,
+    raw: RawRemoteJwks,
+) -> Result<RemoteJwks, ConfigError> {
     let uri_field = format!("{field}.http_uri.uri");
-    let (scheme, rest) = raw
-        .http_uri
-        .uri
-        .split_once("://")
-        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
-        .ok_or_else(|| ConfigError::new(&uri_field, "must be an http:// or https:// URL"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
+    let target = match (raw.oidc_discovery, raw.http_uri.uri.as_str()) {
+        (false, uri) => Target::parse(uri).ok_or_else(|| {
+            ConfigError::new(&uri_field, "must be an http:// or https:// URL with a host")
+        })?,
+        (true, "") => Target::parse(&format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        ))
+        .ok_or_else(|| {
+            ConfigError::new(
+                field.replace(".remote_jwks", ".issuer"),
+                "oidc_discovery needs an http:// or https:// issuer",
+            )
+        })?,
+        (true, _) => return Err(ConfigError::new(
+            uri_field,
+            "leave it empty with oidc_discovery: the issuer's OpenID configuration names the JWKS",
+        )),
     };
-    if authority.is_empty() || authority.contains(['@', ' ', '#', '?']) {
-        return Err(ConfigError::new(uri_field, "has no usable host"));
-    }
     if raw.http_uri.cluster.is_empty() {
         return Err(ConfigError::new(
             format!("{field}.http_uri.cluster"),
@@ -688,9 +702,8 @@ fn compile_remote_jwks(field: &str, raw: RawRemoteJwks) -> Result<RemoteJwks, Co
     }
     Ok(RemoteJwks {
         cluster: raw.http_uri.cluster,
-        scheme: scheme.to_owned(),
-        authority: authority.to_owned(),
-        path: path.to_owned(),
+        target,
+        oidc_discovery: raw.oidc_discovery,
         timeout,
         policy,
     })

@@ -77,6 +77,8 @@ pub enum FetchFailure {
     TooLarge(usize),
     /// The body is not a usable JWKS.
     BadJwks(JwksError),
+    /// The OIDC discovery document has no usable `jwks_uri`.
+    Discovery,
 }
 
 impl FetchFailure {
@@ -89,6 +91,7 @@ impl FetchFailure {
             FetchFailure::TooLarge(_) => "too_large",
             FetchFailure::BadJwks(JwksError::NotJson | JwksError::NoKeysArray) => "not_jwks",
             FetchFailure::BadJwks(JwksError::NoUsableKey { .. }) => "no_usable_key",
+            FetchFailure::Discovery => "discovery",
         }
     }
 }
@@ -103,8 +106,59 @@ impl std::fmt::Display for FetchFailure {
                 write!(f, "the JWKS body is {size} bytes, over {MAX_JWKS_BYTES}")
             }
             FetchFailure::BadJwks(error) => error.fmt(f),
+            FetchFailure::Discovery => {
+                f.write_str("the OpenID configuration has no http(s) `jwks_uri`")
+            }
         }
     }
+}
+
+/// Where a request goes: `:scheme`, `:authority`, `:path` of an http(s) URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub scheme: String,
+    pub authority: String,
+    pub path: String,
+}
+
+impl Target {
+    /// Splits an `http://` or `https://` URL; the path keeps its query, and defaults to `/`.
+    pub fn parse(url: &str) -> Option<Target> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))?;
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, "/"),
+        };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_owned()
+        };
+        if authority.is_empty() || authority.contains(['@', ' ', '#']) || path.contains('#') {
+            return None;
+        }
+        Some(Target {
+            scheme: scheme.to_owned(),
+            authority: authority.to_owned(),
+            path,
+        })
+    }
+}
+
+/// Reads an OIDC discovery response (RFC 8414 / OpenID Connect Discovery): the `jwks_uri`.
+pub fn read_discovery(status: Option<&str>, body: &[u8]) -> Result<Target, FetchFailure> {
+    let status = status.ok_or(FetchFailure::Reset)?;
+    if status != "200" {
+        return Err(FetchFailure::Status(status.parse().unwrap_or(0)));
+    }
+    if body.len() > MAX_JWKS_BYTES {
+        return Err(FetchFailure::TooLarge(body.len()));
+    }
+    crate::jwt::parse_object(body)
+        .and_then(|doc| doc.get("jwks_uri")?.as_str().and_then(Target::parse))
+        .ok_or(FetchFailure::Discovery)
 }
 
 /// A fetched, parsed key set and how long it is good for.

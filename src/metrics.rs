@@ -9,13 +9,14 @@
 pub const PREFIX: &str = "jwt_authn_wasm";
 
 /// Every `FetchFailure::reason`, so each failure counter exists (at 0) from the start.
-pub const FETCH_FAILURE_REASONS: [&str; 6] = [
+pub const FETCH_FAILURE_REASONS: [&str; 7] = [
     "status",
     "dispatch",
     "reset",
     "too_large",
     "not_jwks",
     "no_usable_key",
+    "discovery",
 ];
 
 /// Remote key set fetches that produced a key set.

@@ -26,8 +26,8 @@ use crate::config::{Config, JwksSource, ProviderId};
 use crate::engine::{decide, Availability, Decision, KeyStore, Wait};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{
-    encode_version, parse_version, read_response, FetchFailure, Fetched, Lease, Millis, RemoteKeys,
-    MAX_JWKS_BYTES,
+    encode_version, parse_version, read_discovery, read_response, FetchFailure, Fetched, Lease,
+    Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
 };
 use crate::metrics;
 use crate::propagate::HeaderOp;
@@ -108,8 +108,10 @@ struct Shared {
     stats: Vec<Option<Stats>>,
     /// Fetches a stream asked for; the root dispatches them at its next tick.
     requested: Vec<ProviderId>,
-    /// Dispatched fetches: (callout token, provider).
-    callouts: Vec<(u32, ProviderId)>,
+    /// Dispatched fetches: (callout token, provider, whether it is the OIDC discovery step).
+    callouts: Vec<(u32, ProviderId, bool)>,
+    /// Indexed by provider id: the `jwks_uri` OIDC discovery found (kept until a fetch fails).
+    discovered: Vec<Option<Target>>,
     /// Paused streams: (context id, provider whose keys they wait for).
     waiting: Vec<(u32, ProviderId)>,
     /// This VM in leases (every worker of an Envoy has its own VM).
@@ -137,6 +139,7 @@ impl Shared {
                 JwksSource::Local(_) => None,
             })
             .collect();
+        let config_len = config.providers.len();
         let shared_keys = config
             .providers
             .iter()
@@ -145,7 +148,7 @@ impl Shared {
                     "{}/{plugin}/{}/{:016x}",
                     metrics::PREFIX,
                     p.name,
-                    fnv1a(&[&r.cluster, &r.authority, &r.path])
+                    fnv1a(&[&r.cluster, &r.target.authority, &r.target.path])
                 )),
                 JwksSource::Local(_) => None,
             })
@@ -156,6 +159,7 @@ impl Shared {
             stats,
             requested: Vec::new(),
             callouts: Vec::new(),
+            discovered: vec![None; config_len],
             waiting: Vec::new(),
             me,
             shared_keys,
@@ -203,14 +207,17 @@ impl Shared {
                 Some(JwksSource::Remote(r)) => r.timeout,
                 _ => continue,
             };
-            let own = self.callouts.iter().any(|(_, p)| *p == id);
+            let own = self.callouts.iter().any(|(_, p, _)| *p == id);
             let me = self.me;
-            let adopted = self.adopt_from_peers(id, &base);
+            // The lease first: its holder publishes the key set before releasing it, so a
+            // released lease means a fetch it made is visible below.
             let (lease, cas) = read_lease(&base);
+            let adopted = self.adopt_from_peers(id, &base);
             let Some(keys) = self.remote_mut(id) else {
                 continue;
             };
-            let asked = requested.contains(&id);
+            // A key set just adopted answers an earlier request for one.
+            let asked = requested.contains(&id) && !adopted;
             if adopted {
                 changed.push(id);
             } else if keys.is_fetching() && !own && !asked && !lease.held_by_other(me, now) {
@@ -372,15 +379,25 @@ fn shared_get(key: &str) -> Option<Vec<u8>> {
         .and_then(|(value, _)| value)
 }
 
-/// The lease of a provider and its CAS (absent or unreadable: a released lease, no CAS).
+/// The lease of a provider and its CAS. Envoy ignores the CAS when writing a key that does
+/// not exist yet, so two VMs could both "take" an absent lease: an absent lease is first
+/// written (released; harmless if several VMs do it) and read again, so that taking it is a
+/// real compare-and-swap. Unreadable: a released lease without CAS.
 fn read_lease(base: &str) -> (Lease, Option<u32>) {
-    match hostcalls::get_shared_data(&format!("{base}/lease")) {
-        Ok((value, cas)) => (
-            value.as_deref().and_then(Lease::parse).unwrap_or_default(),
-            cas,
-        ),
-        Err(_) => (Lease::default(), None),
+    let key = format!("{base}/lease");
+    for _ in 0..2 {
+        match hostcalls::get_shared_data(&key) {
+            Ok((Some(value), Some(cas))) => {
+                return (Lease::parse(&value).unwrap_or_default(), Some(cas));
+            }
+            Ok(_) => {
+                let released = Lease::default().encode();
+                let _ = hostcalls::set_shared_data(&key, Some(released.as_bytes()), None);
+            }
+            Err(_) => break,
+        }
     }
+    (Lease::default(), None)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -451,12 +468,30 @@ impl Context for Root {
         };
         let now = now_millis();
         let mut state = shared.borrow_mut();
-        let Some(at) = state.callouts.iter().position(|(t, _)| *t == token) else {
+        let Some(at) = state.callouts.iter().position(|(t, _, _)| *t == token) else {
             return;
         };
-        let (_, provider) = state.callouts.swap_remove(at);
+        let (_, provider, discovery) = state.callouts.swap_remove(at);
         let status = self.get_http_call_response_header_bytes(":status");
         let status = status.as_deref().and_then(|s| std::str::from_utf8(s).ok());
+        if discovery {
+            let body = if body_size <= MAX_JWKS_BYTES {
+                self.get_http_call_response_body(0, body_size)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let found = read_discovery(status, &body);
+            drop(state);
+            match found {
+                Ok(target) => {
+                    set_discovered(&shared, provider, Some(target));
+                    self.dispatch(&shared, provider, now);
+                }
+                Err(failure) => fetch_ended(&shared, provider, &failure, now),
+            }
+            return;
+        }
         let cache_control = self.get_http_call_response_header_bytes("cache-control");
         let cache_control = cache_control
             .as_deref()
@@ -486,6 +521,11 @@ impl Context for Root {
                 keys.fetch_succeeded(now, fetched);
             }
             Err(failure) => failed(keys, &name, &failure, now),
+        }
+        if failure.is_some() {
+            if let Some(slot) = state.discovered.get_mut(provider) {
+                *slot = None; // discover again next time
+            }
         }
         state.record(provider, failure.as_ref());
         state.publish(provider, failure.is_none().then_some(body.as_slice()));
@@ -572,38 +612,65 @@ impl Root {
             resume_waiting(&shared, provider, now);
         }
         for provider in due {
-            let state = shared.borrow();
-            let Some(JwksSource::Remote(remote)) =
-                state.config.providers.get(provider).map(|p| &p.jwks)
-            else {
-                continue;
-            };
-            let headers = vec![
-                (":method", "GET"),
-                (":path", remote.path.as_str()),
-                (":authority", remote.authority.as_str()),
-                (":scheme", remote.scheme.as_str()),
-                ("accept", "application/json"),
-            ];
-            let sent =
-                self.dispatch_http_call(&remote.cluster, headers, None, vec![], remote.timeout);
-            let name = provider_name(&state.config, provider);
-            drop(state);
-            let mut state = shared.borrow_mut();
-            match sent {
-                Ok(token) => state.callouts.push((token, provider)),
-                Err(_) => {
-                    if let Some(keys) = state.remote_mut(provider) {
-                        failed(keys, &name, &FetchFailure::Dispatch, now);
-                    }
-                    state.record(provider, Some(&FetchFailure::Dispatch));
-                    state.publish(provider, None);
-                    drop(state);
-                    resume_waiting(&shared, provider, now);
-                }
-            }
+            self.dispatch(&shared, provider, now);
         }
     }
+
+    /// Sends provider's next request: the OIDC discovery document when discovery is on and no
+    /// `jwks_uri` is known, else the JWKS.
+    fn dispatch(&self, shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Millis) {
+        let state = shared.borrow();
+        let Some(JwksSource::Remote(remote)) =
+            state.config.providers.get(provider).map(|p| &p.jwks)
+        else {
+            return;
+        };
+        let discovered = state.discovered.get(provider).cloned().flatten();
+        let discovery = remote.oidc_discovery && discovered.is_none();
+        let target = discovered.as_ref().unwrap_or(&remote.target);
+        let headers = vec![
+            (":method", "GET"),
+            (":path", target.path.as_str()),
+            (":authority", target.authority.as_str()),
+            (":scheme", target.scheme.as_str()),
+            ("accept", "application/json"),
+        ];
+        let sent = self.dispatch_http_call(&remote.cluster, headers, None, vec![], remote.timeout);
+        drop(state);
+        match sent {
+            Ok(token) => shared
+                .borrow_mut()
+                .callouts
+                .push((token, provider, discovery)),
+            Err(_) => fetch_ended(shared, provider, &FetchFailure::Dispatch, now),
+        }
+    }
+}
+
+fn set_discovered(shared: &Rc<RefCell<Shared>>, provider: ProviderId, target: Option<Target>) {
+    if let Some(slot) = shared.borrow_mut().discovered.get_mut(provider) {
+        *slot = target;
+    }
+}
+
+/// A fetch of provider's keys ended in `failure` before a JWKS response: count, log, publish
+/// the backoff, and decide again for the streams that waited.
+fn fetch_ended(
+    shared: &Rc<RefCell<Shared>>,
+    provider: ProviderId,
+    failure: &FetchFailure,
+    now: Millis,
+) {
+    set_discovered(shared, provider, None);
+    let mut state = shared.borrow_mut();
+    let name = provider_name(&state.config, provider);
+    if let Some(keys) = state.remote_mut(provider) {
+        failed(keys, &name, failure, now);
+    }
+    state.record(provider, Some(failure));
+    state.publish(provider, None);
+    drop(state);
+    resume_waiting(shared, provider, now);
 }
 
 fn provider_name(config: &Config, provider: ProviderId) -> String {

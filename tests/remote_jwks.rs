@@ -325,3 +325,41 @@ fn one_fetch_per_envoy_with_four_workers() {
     );
     assert_eq!(setup.get(&good()).status, 200);
 }
+
+/// `oidc_discovery`: the issuer's OpenID configuration names the JWKS, fetched through the same
+/// cluster; the discovered URL is reused for refreshes until a fetch fails.
+#[test]
+fn oidc_discovery_finds_the_jwks() {
+    let jwks = Idp::serving(&jwks_only(&["rsa-a"]));
+    jwks.set_discovery(Some(
+        json!({ "issuer": ISS, "jwks_uri": "http://keys.idp.example/certs" }).to_string(),
+    ));
+    let cfg = json!({
+        "providers": { "idp": {
+            "issuer": ISS,
+            "remote_jwks": {
+                "oidc_discovery": true,
+                "http_uri": { "cluster": "jwks", "timeout": "2s" },
+                "cache_duration": "1s", "min_cache_duration": "1s",
+            },
+        } },
+        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "idp" } }],
+    });
+    let setup = start(&cfg, &jwks);
+    assert_eq!(setup.get(&good()).status, 200);
+    assert_eq!((jwks.discovery_requests(), jwks.requests()), (1, 1));
+    // Refreshes fetch the discovered JWKS directly.
+    assert!(eventually(Duration::from_secs(4), || jwks.requests() >= 3));
+    assert_eq!(jwks.discovery_requests(), 1);
+    // A document without jwks_uri is a counted failure; keys stay.
+    jwks.set_discovery(Some(json!({ "issuer": ISS }).to_string()));
+    jwks.set_mode(Mode::Status(500)); // the JWKS fails once, so discovery runs again
+    assert!(eventually(Duration::from_secs(6), || {
+        setup
+            .envoy
+            .stat("wasmcustom.jwt_authn_wasm.idp.jwks_fetch_failed.discovery")
+            .unwrap_or(0)
+            >= 1
+    }));
+    assert_eq!(setup.get(&good()).status, 200);
+}

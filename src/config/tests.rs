@@ -153,18 +153,14 @@ fn remote_jwks_is_resolved_with_defaults() {
     };
     assert_eq!(
         (
-            r.scheme.as_str(),
-            r.authority.as_str(),
-            r.path.as_str(),
-            r.cluster.as_str()
+            r.target.scheme.as_str(),
+            r.target.authority.as_str(),
+            r.target.path.as_str()
         ),
-        (
-            "https",
-            "idp.example.com:8443",
-            "/oauth/jwks?v=2",
-            "outbound|443||idp.example.com"
-        )
+        ("https", "idp.example.com:8443", "/oauth/jwks?v=2")
     );
+    assert_eq!(r.cluster, "outbound|443||idp.example.com");
+    assert!(!r.oidc_discovery);
     assert_eq!(r.timeout, Duration::from_secs(5));
     assert_eq!(r.policy, FetchPolicy::default());
 
@@ -178,7 +174,7 @@ fn remote_jwks_is_resolved_with_defaults() {
     let JwksSource::Remote(r) = &cfg.providers[0].jwks else {
         panic!("not remote")
     };
-    assert_eq!(r.path, "/");
+    assert_eq!(r.target.path, "/");
     let secs = Duration::from_secs;
     assert_eq!(
         r.policy,
@@ -218,4 +214,30 @@ fn remote_jwks_refusals_name_the_field() {
     let both = json!({ "providers": { "p": { "local_jwks": { "inline_string": mint::JWKS },
         "remote_jwks": { "http_uri": uri("https://idp/") } } } });
     assert_eq!(load(&both).unwrap_err().field, "providers.p.remote_jwks");
+}
+
+#[test]
+fn oidc_discovery_derives_the_configuration_url_from_the_issuer() {
+    let cfg = load(
+        &json!({ "providers": { "p": { "issuer": "https://idp.example/realms/x/",
+        "remote_jwks": { "oidc_discovery": true,
+            "http_uri": { "cluster": "idp", "timeout": "1s" } } } } }),
+    )
+    .unwrap();
+    let JwksSource::Remote(r) = &cfg.providers[0].jwks else {
+        panic!("not remote")
+    };
+    assert!(r.oidc_discovery);
+    assert_eq!(r.target.authority, "idp.example");
+    assert_eq!(r.target.path, "/realms/x/.well-known/openid-configuration");
+    let not_a_url = json!({ "providers": { "p": { "issuer": "idp",
+        "remote_jwks": { "oidc_discovery": true, "http_uri": { "cluster": "c", "timeout": "1s" } } } } });
+    assert_eq!(load(&not_a_url).unwrap_err().field, "providers.p.issuer");
+    let both = json!({ "providers": { "p": { "issuer": "https://idp",
+        "remote_jwks": { "oidc_discovery": true,
+            "http_uri": { "uri": "https://idp/jwks", "cluster": "c", "timeout": "1s" } } } } });
+    assert_eq!(
+        load(&both).unwrap_err().field,
+        "providers.p.remote_jwks.http_uri.uri"
+    );
 }

@@ -223,3 +223,47 @@ fn shared_records_round_trip_and_refuse_garbage() {
     );
     assert_eq!(parse_version(b"x y"), None);
 }
+
+#[test]
+#[rustfmt::skip]
+fn urls_split_into_request_targets() {
+    let t = |s: &str, a: &str, p: &str| Some(Target { scheme: s.into(), authority: a.into(), path: p.into() });
+    let cases: Vec<(&str, Option<Target>)> = vec![
+        ("https://idp.example/jwks", t("https", "idp.example", "/jwks")),
+        ("http://idp:8080", t("http", "idp:8080", "/")),
+        ("https://idp/a/b?x=1", t("https", "idp", "/a/b?x=1")),
+        ("https://idp?x=1", t("https", "idp", "/?x=1")),
+        ("ftp://idp/jwks", None),
+        ("idp/jwks", None),
+        ("https:///jwks", None),
+        ("https://user@idp/jwks", None),
+        ("https://idp/jwks#frag", None),
+    ];
+    for (url, want) in cases {
+        assert_eq!(Target::parse(url), want, "{url}");
+    }
+}
+
+#[test]
+fn discovery_documents_yield_the_jwks_uri() {
+    let doc = br#"{"issuer":"https://idp","jwks_uri":"https://keys.idp/certs"}"#;
+    assert_eq!(
+        read_discovery(Some("200"), doc).unwrap(),
+        Target::parse("https://keys.idp/certs").unwrap()
+    );
+    let failures: Vec<(Option<&str>, &[u8], &str)> = vec![
+        (Some("404"), b"", "status"),
+        (None, b"", "reset"),
+        (Some("200"), b"{}", "discovery"),
+        (
+            Some("200"),
+            br#"{"jwks_uri":"file:///etc/keys"}"#,
+            "discovery",
+        ),
+        (Some("200"), br#"{"jwks_uri":7}"#, "discovery"),
+        (Some("200"), b"<html>", "discovery"),
+    ];
+    for (status, body, want) in failures {
+        assert_eq!(read_discovery(status, body).unwrap_err().reason(), want);
+    }
+}

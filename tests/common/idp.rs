@@ -34,6 +34,9 @@ pub enum Mode {
 
 struct State {
     mode: Mutex<Mode>,
+    /// The OpenID configuration served at `/.well-known/openid-configuration`, if any.
+    discovery: Mutex<Option<String>>,
+    discovery_requests: AtomicUsize,
     requests: AtomicUsize,
     stop: AtomicBool,
 }
@@ -56,6 +59,8 @@ impl Idp {
                 body: jwks.to_owned(),
                 max_age: None,
             }),
+            discovery: Mutex::new(None),
+            discovery_requests: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
@@ -82,7 +87,17 @@ impl Idp {
         self.port
     }
 
-    /// Requests received so far (counted when the request has been read).
+    /// Serves `document` (an OpenID configuration) at `/.well-known/openid-configuration`.
+    pub fn set_discovery(&self, document: Option<String>) {
+        *self.state.discovery.lock().expect("discovery lock") = document;
+    }
+
+    /// Requests for the OpenID configuration so far (not counted in `requests`).
+    pub fn discovery_requests(&self) -> usize {
+        self.state.discovery_requests.load(Ordering::SeqCst)
+    }
+
+    /// JWKS requests received so far (counted when the request has been read).
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
     }
@@ -127,6 +142,21 @@ fn serve(mut stream: TcpStream, state: &State) {
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&request);
+    let path = line.split(' ').nth(1).unwrap_or("");
+    if path.ends_with("/.well-known/openid-configuration") {
+        let document = state.discovery.lock().expect("discovery lock").clone();
+        if let Some(document) = document {
+            state.discovery_requests.fetch_add(1, Ordering::SeqCst);
+            return respond(
+                &mut stream,
+                200,
+                "application/json",
+                "",
+                document.as_bytes(),
+            );
         }
     }
     state.requests.fetch_add(1, Ordering::SeqCst);
