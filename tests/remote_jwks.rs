@@ -141,6 +141,7 @@ fn cold_start_pauses_requests_until_keys_arrive() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(statuses.iter().all(|s| *s == 200), "statuses {statuses:?}");
+    eprintln!("cold start: 50 requests, {} fetch(es)", jwks.requests());
 }
 
 #[test]
@@ -175,6 +176,7 @@ fn rotation_costs_no_valid_request_one_refetch() {
         assert_eq!(echo.header("x-jwt-sub"), Some("alice"));
     }
     assert_eq!(jwks.requests() - before, 1, "one refetch for the new kid");
+    eprintln!("rotation: 20 requests with the new kid, 20 x 200, 1 refetch");
     let stat = |name: &str| {
         setup
             .envoy
@@ -201,6 +203,10 @@ fn a_storm_of_unknown_kids_is_rate_limited() {
     assert!(
         jwks.requests() - before <= 1,
         "{} refetches for 100 unknown kids",
+        jwks.requests() - before
+    );
+    eprintln!(
+        "storm: 100 unknown kids, {} refetch(es)",
         jwks.requests() - before
     );
     assert_eq!(setup.get(&good()).status, 200, "good tokens still pass");
@@ -322,6 +328,9 @@ fn one_fetch_per_envoy_with_four_workers() {
     assert!(
         (1..=3).contains(&refreshes),
         "{refreshes} fetches for about two refreshes"
+    );
+    eprintln!(
+        "--concurrency 4: 1 fetch at start, {refreshes} in the next 6 s (refresh every 2.4 s)"
     );
     assert_eq!(setup.get(&good()).status, 200);
 }
