@@ -202,19 +202,12 @@ impl Echo {
 
     /// The first value of header `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.header_all(name).first().copied()
     }
 
-    /// Every value of header `name`.
+    /// Every value of header `name` (lowercase).
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        super::header_values(&self.headers, name)
     }
 
     /// Whether header `name` reached the upstream.
