@@ -22,6 +22,7 @@ use crate::extract::extract;
 use crate::jwt::{self, UntrustedJwt};
 use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
+use crate::scopes::ScopeRule;
 use crate::verify;
 
 /// Everything one evaluation needs; `ops` collects the header mutations of verified tokens.
@@ -33,6 +34,8 @@ pub struct Evaluation<'a> {
     pub ops: Vec<HeaderOp>,
     /// Set when a failure could turn out otherwise once a provider's keys arrive.
     pub wait: Option<Wait>,
+    /// The scopes a token lacked, for `WWW-Authenticate` (the last `InsufficientScope`).
+    pub insufficient_scope: Option<String>,
 }
 
 impl Evaluation<'_> {
@@ -43,7 +46,8 @@ impl Evaluation<'_> {
             Requirement::Provider {
                 provider,
                 audiences,
-            } => self.provider(*provider, audiences.as_deref()),
+                scopes,
+            } => self.provider(*provider, audiences.as_deref(), scopes.as_ref()),
             Requirement::All(children) => children.iter().try_for_each(|c| self.check(c)),
             Requirement::Any(children) => self.any(children),
             Requirement::AllowMissing => self.any_issuer(false),
@@ -97,7 +101,12 @@ impl Evaluation<'_> {
         Err(last)
     }
 
-    fn provider(&mut self, id: ProviderId, audiences: Option<&[String]>) -> Result<(), AuthError> {
+    fn provider(
+        &mut self,
+        id: ProviderId,
+        audiences: Option<&[String]>,
+        scopes: Option<&ScopeRule>,
+    ) -> Result<(), AuthError> {
         let config = self.config;
         let provider = config.providers.get(id).ok_or(AuthError::KeysUnavailable)?;
         let found = extract(self.headers, &provider.locations);
@@ -106,7 +115,14 @@ impl Evaluation<'_> {
         }
         for f in found {
             let token = f.token?;
-            self.token(id, provider, f.location, &jwt::parse(&token)?, audiences)?;
+            self.token(
+                id,
+                provider,
+                f.location,
+                &jwt::parse(&token)?,
+                audiences,
+                scopes,
+            )?;
         }
         Ok(())
     }
@@ -128,7 +144,7 @@ impl Evaluation<'_> {
                         .provider_for_issuer(jwt.claims.iss.as_deref())
                         .ok_or(AuthError::UnknownIssuer)?;
                     let owner = config.providers.get(id).ok_or(AuthError::UnknownIssuer)?;
-                    self.token(id, owner, f.location, &jwt, None)
+                    self.token(id, owner, f.location, &jwt, None, None)
                 });
                 match outcome {
                     Err(e) if !tolerate_failure => return Err(e),
@@ -162,6 +178,7 @@ impl Evaluation<'_> {
         location: &Location,
         jwt: &UntrustedJwt<'_>,
         audiences: Option<&[String]>,
+        scopes: Option<&ScopeRule>,
     ) -> Result<(), AuthError> {
         // The issuer first: a token of another issuer never waits for this provider's keys.
         // (`verify` checks it again; a string compare.)
@@ -183,6 +200,10 @@ impl Evaluation<'_> {
             }
         }
         result?;
+        if let Some(Err(needed)) = scopes.map(|rule| rule.check(&jwt.payload)) {
+            self.insufficient_scope = Some(needed);
+            return Err(AuthError::InsufficientScope);
+        }
         propagate::consume_token(provider, location, self.headers, &mut self.ops);
         propagate::identity(provider, jwt, &mut self.ops);
         Ok(())

@@ -19,6 +19,7 @@ use crate::error::ConfigError;
 use crate::jwks::KeySet;
 use crate::jwks_cache::{FetchPolicy, Target};
 use crate::matcher::{HeaderMatcher, PathMatcher, RouteMatcher, StringMatcher};
+use crate::scopes::{is_scope_token, ScopeRule};
 
 /// Envoy's default `clock_skew_seconds`.
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 60;
@@ -109,10 +110,12 @@ pub struct Rule {
 /// `JwtRequirement`, with provider names resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
-    /// A token from this provider; `audiences` overrides the provider's own when set.
+    /// A token from this provider; `audiences` overrides the provider's own when set, and
+    /// `scopes` (our `required_scopes`) must be granted by it.
     Provider {
         provider: ProviderId,
         audiences: Option<Vec<String>>,
+        scopes: Option<ScopeRule>,
     },
     /// Any one child is satisfied.
     Any(Vec<Requirement>),
@@ -401,6 +404,20 @@ struct RawRequirement {
     allow_missing_or_failed: Option<RawEmpty>,
     #[serde(default)]
     allow_missing: Option<RawEmpty>,
+    /// Our extension, with `provider_name` or `provider_and_audiences`.
+    #[serde(default)]
+    required_scopes: Option<RawScopes>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScopes {
+    #[serde(default)]
+    all_of: Vec<String>,
+    #[serde(default)]
+    any_of: Vec<String>,
+    #[serde(default)]
+    claim: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -909,10 +926,21 @@ fn compile_requirement(
             "set only one of provider_name, provider_and_audiences, requires_any, requires_all, allow_missing, allow_missing_or_failed",
         ));
     }
+    let scopes = raw
+        .required_scopes
+        .map(|s| compile_scopes(&format!("{field}.required_scopes"), s))
+        .transpose()?;
+    if scopes.is_some() && raw.provider_name.is_none() && raw.provider_and_audiences.is_none() {
+        return Err(ConfigError::new(
+            format!("{field}.required_scopes"),
+            "goes with provider_name or provider_and_audiences",
+        ));
+    }
     Ok(Some(if let Some(name) = raw.provider_name {
         Requirement::Provider {
             provider: provider(format!("{field}.provider_name"), &name)?,
             audiences: None,
+            scopes,
         }
     } else if let Some(pa) = raw.provider_and_audiences {
         Requirement::Provider {
@@ -921,6 +949,7 @@ fn compile_requirement(
                 &pa.provider_name,
             )?,
             audiences: Some(pa.audiences),
+            scopes,
         }
     } else if let Some(any) = raw.requires_any {
         Requirement::Any(list(format!("{field}.requires_any"), any)?)
@@ -934,6 +963,38 @@ fn compile_requirement(
         // `requires: {}`: no requirement, as in Envoy.
         return Ok(None);
     }))
+}
+
+fn compile_scopes(field: &str, raw: RawScopes) -> Result<ScopeRule, ConfigError> {
+    if raw.all_of.is_empty() && raw.any_of.is_empty() {
+        return Err(ConfigError::new(field, "set all_of, any_of or both"));
+    }
+    for (list, scopes) in [("all_of", &raw.all_of), ("any_of", &raw.any_of)] {
+        if let Some((i, bad)) = scopes.iter().enumerate().find(|(_, s)| !is_scope_token(s)) {
+            return Err(ConfigError::new(
+                format!("{field}.{list}[{i}]"),
+                format!("{bad:?} is not a scope (printable ASCII, no space, quote or backslash)"),
+            ));
+        }
+    }
+    let claim = match raw.claim {
+        None => None,
+        Some(name) => {
+            let path: Vec<String> = name.split('.').map(str::to_owned).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(ConfigError::new(
+                    format!("{field}.claim"),
+                    format!("{name:?} is not a claim name or dotted path"),
+                ));
+            }
+            Some(path)
+        }
+    };
+    Ok(ScopeRule {
+        all_of: raw.all_of,
+        any_of: raw.any_of,
+        claim,
+    })
 }
 
 /// RFC 7230 `token` characters, lower-case (pseudo-headers allowed for matching).

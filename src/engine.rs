@@ -89,6 +89,7 @@ pub fn decide(
         now,
         ops: Vec::new(),
         wait: None,
+        insufficient_scope: None,
     };
     match (evaluation.check(requirement), evaluation.wait) {
         (Ok(()), _) => {
@@ -97,7 +98,12 @@ pub fn decide(
         }
         (Err(_), Some(wait)) => Decision::Wait(wait),
         (Err(reason), None) => Decision::Deny {
-            denial: deny(reason, &headers.url(), config.strip_failure_response),
+            denial: deny(
+                reason,
+                &headers.url(),
+                config.strip_failure_response,
+                evaluation.insufficient_scope.as_deref(),
+            ),
             reason,
         },
     }

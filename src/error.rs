@@ -60,6 +60,9 @@ pub enum AuthError {
     SubjectNotAllowed,
     /// None of the token's audiences is configured.
     AudienceNotAllowed,
+    /// The token is good but does not grant the requirement's `required_scopes` (403,
+    /// RFC 6750 `insufficient_scope`).
+    InsufficientScope,
     /// The provider has no key set to verify with.
     KeysUnavailable,
 }
@@ -94,6 +97,7 @@ impl AuthError {
             Self::LifetimeTooLong => "Jwt lifetime exceeds the provider's max_lifetime",
             Self::SubjectNotAllowed => "Jwt subject is not allowed",
             Self::AudienceNotAllowed => "Audiences in Jwt are not allowed",
+            Self::InsufficientScope => "Jwt lacks a required scope",
             Self::KeysUnavailable => "Jwks remote fetch is failed",
         }
     }
@@ -115,12 +119,13 @@ pub struct Denial {
 }
 
 /// The one mapping from failure to HTTP, as `jwt_authn` does it (RFC 6750 §3): 403 when the
-/// token is good but not for this audience, else 401; `error="invalid_token"` unless the token
-/// is simply missing. `realm` is the request URL. `strip` (`strip_failure_response`) leaves out
-/// the body and the `WWW-Authenticate` header.
-pub fn deny(error: AuthError, realm: &str, strip: bool) -> Denial {
+/// token is good but not for this audience (or, ours, lacks a required scope), else 401;
+/// `error="invalid_token"` unless the token is simply missing, `error="insufficient_scope"`
+/// with `scope="…"` (the scopes needed) for scopes. `realm` is the request URL. `strip`
+/// (`strip_failure_response`) leaves out the body and the `WWW-Authenticate` header.
+pub fn deny(error: AuthError, realm: &str, strip: bool, scope: Option<&str>) -> Denial {
     let status = match error {
-        AuthError::AudienceNotAllowed => 403,
+        AuthError::AudienceNotAllowed | AuthError::InsufficientScope => 403,
         _ => 401,
     };
     if strip {
@@ -133,6 +138,10 @@ pub fn deny(error: AuthError, realm: &str, strip: bool) -> Denial {
     let realm = quoted_string_content(realm);
     let www_authenticate = match error {
         AuthError::Missing => format!("Bearer realm=\"{realm}\""),
+        AuthError::InsufficientScope => format!(
+            "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
+            quoted_string_content(scope.unwrap_or(""))
+        ),
         _ => format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
     };
     Denial {

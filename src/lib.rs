@@ -51,6 +51,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod propagate;
 pub mod request;
+pub mod scopes;
 pub mod verify;
 
 #[cfg(target_arch = "wasm32")]

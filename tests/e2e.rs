@@ -63,6 +63,8 @@ fn config() -> Value {
             { "match": { "prefix": "/optional" }, "requires": { "requires_any": { "requirements": [
                 { "provider_name": "p1" }, { "allow_missing": {} } ] } } },
             { "match": { "prefix": "/public" } },
+            { "match": { "prefix": "/scoped" }, "requires": { "provider_name": "p1",
+                "required_scopes": { "all_of": ["orders:read"], "any_of": ["admin", "support"] } } },
         ],
     })
 }
@@ -497,4 +499,33 @@ fn missing_module_message_says_make_build() {
     if let Err(msg) = bootstrap::wasm_module() {
         assert!(msg.contains("make build"), "{msg}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scopes (our `required_scopes`): 403 insufficient_scope, RFC 6750 §3.1.
+
+#[test]
+fn missing_scope_is_403_insufficient_scope() {
+    let token = |scope: &str| {
+        mint::token(
+            "RS256",
+            &json!({ "iss": ISS1, "aud": "api-one", "sub": "alice", "exp": FAR, "scope": scope }),
+        )
+    };
+    let resp = send(&Request::get("/scoped/orders").bearer(&token("orders:read support")));
+    assert_eq!(resp.status, 200, "{resp}");
+    let resp = send(&Request::get("/scoped/orders").bearer(&token("orders:read orders:write")));
+    assert_eq!(resp.status, 403, "{resp}");
+    assert_eq!(
+        resp.header("www-authenticate"),
+        Some(
+            format!(
+                "Bearer realm=\"http://{DEFAULT_HOST}/scoped/orders\", error=\"insufficient_scope\", scope=\"admin support\""
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(resp.body_str(), "Jwt lacks a required scope");
+    assert!(resp.echo().is_none(), "a 403 never reaches the upstream");
+    assert_vm_healthy();
 }

@@ -32,6 +32,7 @@ fn a_native_config_loads_with_defaults() {
     assert_eq!(
         cfg.rules[0].requirement,
         Some(Requirement::Provider {
+            scopes: None,
             provider: 0,
             audiences: None
         })
@@ -240,4 +241,29 @@ fn oidc_discovery_derives_the_configuration_url_from_the_issuer() {
         load(&both).unwrap_err().field,
         "providers.p.remote_jwks.http_uri.uri"
     );
+}
+
+#[test]
+#[rustfmt::skip]
+fn required_scopes_are_validated() {
+    let with_scopes = |scopes: Value| json!({ "providers": { "p": provider() }, "rules": [
+        { "match": { "prefix": "/" }, "requires": { "provider_name": "p", "required_scopes": scopes } } ] });
+    let cfg = load(&with_scopes(json!({ "all_of": ["read"], "claim": "realm_access.roles" }))).unwrap();
+    let Some(Requirement::Provider { scopes: Some(rule), .. }) = &cfg.rules[0].requirement else { panic!() };
+    assert_eq!(rule.claim.as_deref(), Some(&["realm_access".to_owned(), "roles".to_owned()][..]));
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("empty", with_scopes(json!({})), "rules[0].requires.required_scopes"),
+        ("space in a scope", with_scopes(json!({ "all_of": ["a b"] })), "rules[0].requires.required_scopes.all_of[0]"),
+        ("quote in a scope", with_scopes(json!({ "any_of": ["ok", "a\"b"] })), "rules[0].requires.required_scopes.any_of[1]"),
+        ("bad claim path", with_scopes(json!({ "all_of": ["a"], "claim": "a..b" })), "rules[0].requires.required_scopes.claim"),
+        ("unknown field", with_scopes(json!({ "one_of": ["a"] })), "rules[0].requires.required_scopes"),
+        ("without a provider", json!({ "providers": { "p": provider() }, "rules": [{ "match": { "prefix": "/" },
+            "requires": { "allow_missing": {}, "required_scopes": { "all_of": ["a"] } } }] }), "rules[0].requires.required_scopes"),
+    ];
+    for (name, cfg, field) in cases {
+        match load(&cfg) {
+            Ok(_) => panic!("{name}: accepted"),
+            Err(e) => assert!(e.field.starts_with(field), "{name}: {:?} (want {field:?}); {e}", e.field),
+        }
+    }
 }

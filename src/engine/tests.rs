@@ -41,6 +41,8 @@ fn config() -> Config {
                 { "provider_name": "example" }, { "provider_name": "other" } ] } } },
             { "match": { "prefix": "/aud2" }, "requires": { "provider_and_audiences": {
                 "provider_name": "example", "audiences": ["api2"] } } },
+            { "match": { "prefix": "/scoped" }, "requires": { "provider_name": "example",
+                "required_scopes": { "all_of": ["read"], "any_of": ["admin", "ops"] } } },
             { "match": { "prefix": "/" }, "requires": { "provider_name": "example" } }
         ],
         "bypass_cors_preflight": true
@@ -422,4 +424,41 @@ fn waits_only_where_keys_on_the_way_could_change_a_denial() {
         status(&decide_with(&spent, "/", &rotated)),
         (401, "Jwks doesn't have key to match kid or alg from Jwt")
     );
+}
+
+#[test]
+fn insufficient_scope_is_403_with_the_scopes_needed() {
+    let cfg = config();
+    let scoped = |scope: &str| {
+        let token = mint::token("RS256", &with(good_claims(), "scope", json!(scope)));
+        decide_at(&cfg, "/scoped/x", &[("authorization", &bearer(&token))])
+    };
+    assert_eq!(status(&scoped("read ops")), (200, ""));
+    assert!(set_headers(&scoped("read admin")).contains(&("x-jwt-sub".into(), "alice".into())));
+    for (scope, needed) in [
+        ("read", "admin ops"),
+        ("ops", "read"),
+        ("", "read admin ops"),
+    ] {
+        let Decision::Deny { denial, reason } = scoped(scope) else {
+            panic!("{scope:?} allowed")
+        };
+        assert_eq!(reason, AuthError::InsufficientScope);
+        assert_eq!(
+            (denial.status, denial.body),
+            (403, "Jwt lacks a required scope")
+        );
+        assert_eq!(
+            denial.www_authenticate.unwrap(),
+            format!(
+                "Bearer realm=\"http://api.test/scoped/x\", error=\"insufficient_scope\", scope=\"{needed}\""
+            ),
+            "{scope:?}"
+        );
+    }
+    // Scopes are judged only on a verified token: a forged one is 401 invalid_token.
+    let token = mint::token("RS256", &with(good_claims(), "scope", json!("read admin")));
+    let forged = format!("{}AAAA", token.trim_end_matches(|c| c != '.'));
+    let d = decide_at(&cfg, "/scoped", &[("authorization", &bearer(&forged))]);
+    assert_eq!(status(&d).0, 401);
 }
