@@ -599,13 +599,10 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
                 format!("{:?} is not a valid header name", c.header_name),
             ));
         }
-        let claim_path: Vec<String> = c.claim_name.split('.').map(str::to_owned).collect();
-        if claim_path.iter().any(String::is_empty) {
-            return Err(ConfigError::new(
-                format!("{}[{i}].claim_name", field("claim_to_headers")),
-                format!("{:?} is not a claim name or dotted path", c.claim_name),
-            ));
-        }
+        let claim_path = claim_path(
+            &format!("{}[{i}].claim_name", field("claim_to_headers")),
+            &c.claim_name,
+        )?;
         claim_to_headers.push(ClaimToHeader { header, claim_path });
     }
     let forward_payload_header = if raw.forward_payload_header.is_empty() {
@@ -977,24 +974,27 @@ fn compile_scopes(field: &str, raw: RawScopes) -> Result<ScopeRule, ConfigError>
             ));
         }
     }
-    let claim = match raw.claim {
-        None => None,
-        Some(name) => {
-            let path: Vec<String> = name.split('.').map(str::to_owned).collect();
-            if path.iter().any(String::is_empty) {
-                return Err(ConfigError::new(
-                    format!("{field}.claim"),
-                    format!("{name:?} is not a claim name or dotted path"),
-                ));
-            }
-            Some(path)
-        }
-    };
+    let claim = raw
+        .claim
+        .map(|name| claim_path(&format!("{field}.claim"), &name))
+        .transpose()?;
     Ok(ScopeRule {
         all_of: raw.all_of,
         any_of: raw.any_of,
         claim,
     })
+}
+
+/// A claim name or dotted path into nested objects: `realm_access.roles` → both segments.
+fn claim_path(field: &str, name: &str) -> Result<Vec<String>, ConfigError> {
+    let path: Vec<String> = name.split('.').map(str::to_owned).collect();
+    if path.iter().any(String::is_empty) {
+        return Err(ConfigError::new(
+            field,
+            format!("{name:?} is not a claim name or dotted path"),
+        ));
+    }
+    Ok(path)
 }
 
 /// RFC 7230 `token` characters, lower-case (pseudo-headers allowed for matching).
