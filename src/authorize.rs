@@ -14,6 +14,12 @@
 //!
 //! Header mutations of a failed branch are rolled back, so only identities that satisfied the
 //! requirement reach the upstream.
+//!
+//! Work is done once: a token is parsed at most once per request (however many providers look
+//! at it), not at all when a provider's verified-token cache holds it, and its signature is not
+//! checked again while the cache vouches for it under the same key set.
+
+use std::rc::Rc;
 
 use crate::config::{Config, Location, Provider, ProviderId, Requirement};
 use crate::engine::{Availability, KeyStore, Wait};
@@ -23,12 +29,16 @@ use crate::jwt::{self, UntrustedJwt};
 use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
 use crate::scopes::ScopeRule;
+use crate::signature::SignatureBackend;
+use crate::token_cache::{self, TokenCache, TokenHash};
 use crate::verify;
 
 /// Everything one evaluation needs; `ops` collects the header mutations of verified tokens.
 pub struct Evaluation<'a> {
     pub config: &'a Config,
     pub keys: &'a dyn KeyStore,
+    pub signatures: &'a dyn SignatureBackend,
+    pub cache: &'a mut TokenCache,
     pub headers: &'a RequestHeaders,
     pub now: i64,
     pub ops: Vec<HeaderOp>,
@@ -36,6 +46,16 @@ pub struct Evaluation<'a> {
     pub wait: Option<Wait>,
     /// The scopes a token lacked, for `WWW-Authenticate` (the last `InsufficientScope`).
     pub insufficient_scope: Option<String>,
+    /// Tokens of this request parsed so far.
+    pub parsed: Vec<Parsed>,
+}
+
+/// A token of this request, parsed, with its cache key when a cache is on.
+#[derive(Clone)]
+pub struct Parsed {
+    token: String,
+    jwt: Rc<UntrustedJwt>,
+    hash: Option<TokenHash>,
 }
 
 impl Evaluation<'_> {
@@ -114,15 +134,8 @@ impl Evaluation<'_> {
             return Err(AuthError::Missing);
         }
         for f in found {
-            let token = f.token?;
-            self.token(
-                id,
-                provider,
-                f.location,
-                &jwt::parse(&token)?,
-                audiences,
-                scopes,
-            )?;
+            let parsed = self.parse(f.token?)?;
+            self.token(id, provider, f.location, &parsed, audiences, scopes)?;
         }
         Ok(())
     }
@@ -139,12 +152,12 @@ impl Evaluation<'_> {
                         return Ok(());
                     }
                     seen.push(token.clone());
-                    let jwt = jwt::parse(&token)?;
+                    let parsed = self.parse(token)?;
                     let id = self
-                        .provider_for_issuer(jwt.claims.iss.as_deref())
+                        .provider_for_issuer(parsed.jwt.claims.iss.as_deref())
                         .ok_or(AuthError::UnknownIssuer)?;
                     let owner = config.providers.get(id).ok_or(AuthError::UnknownIssuer)?;
-                    self.token(id, owner, f.location, &jwt, None, None)
+                    self.token(id, owner, f.location, &parsed, None, None)
                 });
                 match outcome {
                     Err(e) if !tolerate_failure => return Err(e),
@@ -170,20 +183,37 @@ impl Evaluation<'_> {
             .or_else(|| providers.iter().position(|p| p.issuer.is_none()))
     }
 
+    /// `token` parsed: once per request, and not at all when a cache holds it.
+    fn parse(&mut self, token: String) -> Result<Parsed, AuthError> {
+        if let Some(parsed) = self.parsed.iter().find(|p| p.token == token) {
+            return Ok(parsed.clone());
+        }
+        let hash = self.cache.enabled().then(|| token_cache::hash(&token));
+        let jwt = match hash.and_then(|h| self.cache.parsed(&h)) {
+            Some(jwt) => jwt,
+            None => Rc::new(jwt::parse(&token)?),
+        };
+        let parsed = Parsed { token, jwt, hash };
+        self.parsed.push(parsed.clone());
+        Ok(parsed)
+    }
+
     /// Verifies one parsed token for one provider and records its identity headers.
     fn token(
         &mut self,
         id: ProviderId,
         provider: &Provider,
         location: &Location,
-        jwt: &UntrustedJwt<'_>,
+        parsed: &Parsed,
         audiences: Option<&[String]>,
         scopes: Option<&ScopeRule>,
     ) -> Result<(), AuthError> {
+        let jwt = &*parsed.jwt;
         // The issuer first: a token of another issuer never waits for this provider's keys.
         // (`verify` checks it again; a string compare.)
         verify::check_issuer(jwt, provider)?;
-        let keys = match self.keys.keys(id) {
+        let store = self.keys;
+        let keys = match store.keys(id) {
             Availability::Ready(keys) => Some(keys),
             Availability::Pending => {
                 self.wait_for(id, None);
@@ -191,7 +221,18 @@ impl Evaluation<'_> {
             }
             Availability::Unavailable => None,
         };
-        let result = verify::verify(jwt, provider, keys, audiences, self.now);
+        // The cache vouches for the signature under these keys; the claims are checked anyway.
+        let cached = match (keys, &parsed.hash, self.cache.provider(id)) {
+            (Some(keys), Some(hash), Some(cache)) => {
+                cache.get(hash, keys.version(), self.now).is_some()
+            }
+            _ => false,
+        };
+        let result = if cached {
+            verify::check_claims(jwt, provider, audiences, self.now)
+        } else {
+            verify::verify(jwt, provider, keys, audiences, self.now, self.signatures)
+        };
         if result == Err(AuthError::NoMatchingKey) {
             if let Some(kid) = &jwt.kid {
                 if self.keys.may_learn_kid(id, kid) {
@@ -200,6 +241,11 @@ impl Evaluation<'_> {
             }
         }
         result?;
+        if let (false, Some(keys), Some(hash), Some(cache)) =
+            (cached, keys, parsed.hash, self.cache.provider_mut(id))
+        {
+            cache.insert(hash, Rc::clone(&parsed.jwt), keys.version(), self.now);
+        }
         if let Some(Err(needed)) = scopes.map(|rule| rule.check(&jwt.payload)) {
             self.insufficient_scope = Some(needed);
             return Err(AuthError::InsufficientScope);

@@ -36,6 +36,9 @@ pub struct Config {
     /// Every header the filter can emit (claim targets, payload headers), lower-cased and
     /// deduplicated: removed from every request before anything else.
     pub emitted_headers: Vec<String>,
+    /// Our extension `host_signatures` (default true): check RS* and ES* signatures with the
+    /// host's native crypto where it has it. False: always with the module's own code.
+    pub host_signatures: bool,
 }
 
 /// Index of a provider in `Config::providers`.
@@ -58,6 +61,9 @@ pub struct Provider {
     pub pad_forward_payload_header: bool,
     pub claim_to_headers: Vec<ClaimToHeader>,
     pub clock_skew_seconds: u64,
+    /// `jwt_cache_config.jwt_cache_size`: how many verified tokens this provider keeps per VM;
+    /// `None` without `jwt_cache_config` (no cache, as in Envoy).
+    pub jwt_cache_size: Option<usize>,
 }
 
 /// Where a provider's keys come from. The engine only ever asks a `KeyStore` for the current
@@ -182,6 +188,9 @@ struct RawConfig {
     bypass_cors_preflight: bool,
     #[serde(default)]
     strip_failure_response: bool,
+    /// Extension (documented in the README).
+    #[serde(default = "yes")]
+    host_signatures: bool,
     /// Accepted for compatibility; our stats have fixed names.
     #[serde(default)]
     #[allow(dead_code)]
@@ -231,9 +240,21 @@ struct RawProvider {
     #[serde(default)]
     normalize_payload_in_metadata: Option<serde_json::Value>,
     #[serde(default)]
-    jwt_cache_config: Option<serde_json::Value>,
+    jwt_cache_config: Option<RawJwtCacheConfig>,
     #[serde(default)]
     clear_route_cache: Option<serde_json::Value>,
+}
+
+/// `JwtCacheConfig`. A size of 0 (proto3's unset) means Envoy's default, 100.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwtCacheConfig {
+    #[serde(default)]
+    jwt_cache_size: u32,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -519,6 +540,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         bypass_cors_preflight: raw.bypass_cors_preflight,
         strip_failure_response: raw.strip_failure_response,
         emitted_headers,
+        host_signatures: raw.host_signatures,
     })
 }
 
@@ -535,7 +557,6 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
             "normalize_payload_in_metadata",
             raw.normalize_payload_in_metadata.is_some(),
         ),
-        ("jwt_cache_config", raw.jwt_cache_config.is_some()),
         ("clear_route_cache", raw.clear_route_cache.is_some()),
     ];
     if let Some((f, _)) = unsupported.iter().find(|(_, set)| *set) {
@@ -641,6 +662,10 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         clock_skew_seconds: u64::from(match raw.clock_skew_seconds {
             None | Some(0) => DEFAULT_CLOCK_SKEW_SECONDS,
             Some(skew) => skew,
+        }),
+        jwt_cache_size: raw.jwt_cache_config.map(|c| match c.jwt_cache_size {
+            0 => crate::token_cache::DEFAULT_SIZE,
+            size => usize::try_from(size).unwrap_or(usize::MAX),
         }),
     })
 }

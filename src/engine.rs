@@ -16,6 +16,8 @@ use crate::error::{deny, AuthError, Denial};
 pub use crate::jwks_cache::Availability;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
+use crate::signature::{PureRust, SignatureBackend};
+use crate::token_cache::TokenCache;
 
 /// What the core needs from a key store, as of the moment of the request.
 pub trait KeyStore {
@@ -59,13 +61,34 @@ pub enum Decision {
     Wait(Wait),
 }
 
-/// Decides one request. `now` is seconds since the epoch, from the host.
+/// What one VM brings to a decision besides the configuration and the request.
+pub struct Vm<'a> {
+    /// The providers' current keys.
+    pub keys: &'a dyn KeyStore,
+    /// Native signature checks where the host has them, else `PureRust`.
+    pub signatures: &'a dyn SignatureBackend,
+    /// Verified tokens (`jwt_cache_config`).
+    pub cache: &'a mut TokenCache,
+}
+
+/// Decides one request with our own crypto and no token cache. `now` is seconds since the
+/// epoch, from the host.
 pub fn decide(
     config: &Config,
     keys: &dyn KeyStore,
     headers: &RequestHeaders,
     now: i64,
 ) -> Decision {
+    let vm = Vm {
+        keys,
+        signatures: &PureRust,
+        cache: &mut TokenCache::disabled(),
+    };
+    decide_in(config, vm, headers, now)
+}
+
+/// Decides one request with what `vm` offers. `now` is seconds since the epoch, from the host.
+pub fn decide_in(config: &Config, vm: Vm<'_>, headers: &RequestHeaders, now: i64) -> Decision {
     let mut ops: Vec<HeaderOp> = config
         .emitted_headers
         .iter()
@@ -84,12 +107,15 @@ pub fn decide(
     };
     let mut evaluation = Evaluation {
         config,
-        keys,
+        keys: vm.keys,
+        signatures: vm.signatures,
+        cache: vm.cache,
         headers,
         now,
         ops: Vec::new(),
         wait: None,
         insufficient_scope: None,
+        parsed: Vec::new(),
     };
     match (evaluation.check(requirement), evaluation.wait) {
         (Ok(()), _) => {

@@ -24,10 +24,13 @@ use base64::Engine as _;
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::AuthError;
 use crate::jwt::Alg;
+use crate::signature::{ec_spki, jose_to_der, SignatureBackend};
 
 /// Base64url for JWK members (RFC 7518 §6): padding is optional, as Envoy accepts it, so an
 /// identity provider that pads its keys does not lose them.
@@ -44,7 +47,11 @@ pub const MIN_RSA_BITS: usize = 2048;
 pub struct KeySet {
     keys: Vec<Jwk>,
     skipped: Vec<String>,
+    version: u64,
 }
+
+/// Hands out key-set versions: each parsed key set gets its own, in this VM.
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
 
 /// One usable key.
 #[derive(Debug, Clone)]
@@ -54,6 +61,9 @@ pub struct Jwk {
     /// The JWK's own `alg`: when set, the only algorithm this key verifies.
     pub alg: Option<Alg>,
     key: PublicKey,
+    /// DER SubjectPublicKeyInfo of RSA and EC keys, for a host's native crypto; encoded once,
+    /// when the key set is loaded.
+    spki: Option<Vec<u8>>,
 }
 
 /// A verifying key, typed by what it can do.
@@ -142,7 +152,17 @@ impl KeySet {
         if keys.is_empty() {
             return Err(JwksError::NoUsableKey { skipped });
         }
-        Ok(KeySet { keys, skipped })
+        Ok(KeySet {
+            keys,
+            skipped,
+            version: VERSIONS.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// Identifies this key set among all those parsed in this VM: a provider whose version
+    /// changed has new keys, and what the old ones verified no longer counts.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// The number of usable keys (never 0 for a set `from_json` returned).
@@ -171,19 +191,21 @@ impl KeySet {
     /// in document order, until one verifies. With `kid` Some, only keys whose kid equals it or
     /// that have no kid are tried; without, every key. No fitting key:
     /// `Err(AuthError::NoMatchingKey)`; fitting keys but none verifies (including a signature of
-    /// the wrong length for the algorithm): `Err(AuthError::SignatureInvalid)`.
+    /// the wrong length for the algorithm): `Err(AuthError::SignatureInvalid)`. RS* and ES* go to
+    /// `backend` first (the host's native crypto); what it cannot check, our own code does.
     pub fn verify(
         &self,
         alg: Alg,
         kid: Option<&str>,
         signing_input: &[u8],
         signature: &[u8],
+        backend: &dyn SignatureBackend,
     ) -> Result<(), AuthError> {
         let mut fitting = self.keys.iter().filter(|k| k.fits(alg, kid)).peekable();
         if fitting.peek().is_none() {
             return Err(AuthError::NoMatchingKey);
         }
-        if fitting.any(|k| k.key.verify(alg, signing_input, signature)) {
+        if fitting.any(|k| k.verify(alg, signing_input, signature, backend)) {
             Ok(())
         } else {
             Err(AuthError::SignatureInvalid)
@@ -202,6 +224,22 @@ impl Jwk {
         };
         kid_ok && self.alg.is_none_or(|own| own == alg) && self.key.can_do(alg)
     }
+
+    /// One signature with this key: the backend's answer when it gives one, else our own.
+    fn verify(
+        &self,
+        alg: Alg,
+        message: &[u8],
+        signature: &[u8],
+        backend: &dyn SignatureBackend,
+    ) -> bool {
+        let native = self
+            .spki
+            .as_deref()
+            .zip(self.key.host_form(alg, signature))
+            .and_then(|(spki, (hash, sig))| backend.verify(hash, spki, message, &sig));
+        native.unwrap_or_else(|| self.key.verify(alg, message, signature))
+    }
 }
 
 impl PublicKey {
@@ -218,6 +256,32 @@ impl PublicKey {
                 | (PublicKey::Ed25519(_), EdDSA)
                 | (PublicKey::Oct(_), HS256 | HS384 | HS512)
         )
+    }
+
+    /// The digest a host checks `alg` with, and `signature` as the host reads it (RSA PKCS#1
+    /// v1.5 as is, ECDSA `r || s` as DER). `None` for what hosts do not do (PS*, EdDSA, HS*) and
+    /// for a signature of the wrong length, which our own check refuses at once.
+    fn host_form<'s>(
+        &self,
+        alg: Alg,
+        signature: &'s [u8],
+    ) -> Option<(&'static str, Cow<'s, [u8]>)> {
+        let rsa = |hash| match self {
+            PublicKey::Rsa(key) if signature.len() == key_size(key) => {
+                Some((hash, Cow::Borrowed(signature)))
+            }
+            _ => None,
+        };
+        let ec = |hash, size| jose_to_der(signature, size).map(|der| (hash, Cow::Owned(der)));
+        match alg {
+            Alg::RS256 => rsa("sha256"),
+            Alg::RS384 => rsa("sha384"),
+            Alg::RS512 => rsa("sha512"),
+            Alg::ES256 => ec("sha256", 32),
+            Alg::ES384 => ec("sha384", 48),
+            Alg::ES512 => ec("sha512", 66),
+            _ => None,
+        }
     }
 
     /// Checks one signature; any malformed signature is simply invalid. ECDSA signatures are
@@ -306,25 +370,41 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
         ),
     };
     let kty = text("kty")?.ok_or("`kty` is missing")?;
+    let mut spki = None;
     let key = match kty {
-        "RSA" => rsa_key(&bytes("n")?, &bytes("e")?)?,
+        "RSA" => {
+            let key = rsa_key(&bytes("n")?, &bytes("e")?)?;
+            spki = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key)
+                .ok()
+                .map(|der| der.into_vec());
+            PublicKey::Rsa(key)
+        }
         // The curve first, so a key on a curve we lack says so rather than "`x` is missing".
         // `from_sec1_bytes` refuses points off the curve and the identity.
-        "EC" => match text("crv")?.ok_or("`crv` is missing")? {
-            "P-256" => PublicKey::P256(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&bytes("x")?, &bytes("y")?, 32)?)
-                    .map_err(|_| "the point is not on P-256")?,
-            ),
-            "P-384" => PublicKey::P384(
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&bytes("x")?, &bytes("y")?, 48)?)
-                    .map_err(|_| "the point is not on P-384")?,
-            ),
-            "P-521" => PublicKey::P521(Box::new(
-                p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&bytes("x")?, &bytes("y")?, 66)?)
-                    .map_err(|_| "the point is not on P-521")?,
-            )),
-            other => return Err(format!("EC curve {} is not supported", quoted(other))),
-        },
+        "EC" => {
+            let crv = text("crv")?.ok_or("`crv` is missing")?;
+            let size = match crv {
+                "P-256" => 32,
+                "P-384" => 48,
+                "P-521" => 66,
+                other => return Err(format!("EC curve {} is not supported", quoted(other))),
+            };
+            let point = sec1(&bytes("x")?, &bytes("y")?, size)?;
+            let off_curve = |_| format!("the point is not on {crv}");
+            let key = match size {
+                32 => PublicKey::P256(
+                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(off_curve)?,
+                ),
+                48 => PublicKey::P384(
+                    p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(off_curve)?,
+                ),
+                _ => PublicKey::P521(Box::new(
+                    p521::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(off_curve)?,
+                )),
+            };
+            spki = ec_spki(size, &point);
+            key
+        }
         "OKP" => match text("crv")?.ok_or("`crv` is missing")? {
             "Ed25519" => {
                 let x: [u8; 32] = bytes("x")?
@@ -354,10 +434,15 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
             return Err(format!("`alg` {alg} does not fit `kty` {kty}"));
         }
     }
-    Ok(Jwk { kid, alg, key })
+    Ok(Jwk {
+        kid,
+        alg,
+        key,
+        spki,
+    })
 }
 
-fn rsa_key(n: &[u8], e: &[u8]) -> Result<PublicKey, String> {
+fn rsa_key(n: &[u8], e: &[u8]) -> Result<rsa::RsaPublicKey, String> {
     // Big-endian: the last byte holds the parity.
     let odd = |be: &[u8]| be.last().is_some_and(|low| low & 1 == 1);
     let (n_odd, e_odd) = (odd(n), odd(e));
@@ -376,9 +461,7 @@ fn rsa_key(n: &[u8], e: &[u8]) -> Result<PublicKey, String> {
         return Err("RSA exponent must be odd and greater than 1".into());
     }
     // `new` also caps the modulus at 4096 bits and the exponent at 2^33 - 1.
-    rsa::RsaPublicKey::new(n, e)
-        .map(PublicKey::Rsa)
-        .map_err(|err| format!("RSA key refused: {err}"))
+    rsa::RsaPublicKey::new(n, e).map_err(|err| format!("RSA key refused: {err}"))
 }
 
 /// A JWKS string for a log line: quoted, control characters escaped, cut after 64 characters.

@@ -106,24 +106,37 @@ pub struct Claims {
     pub iat: Option<i64>,
 }
 
-/// A syntactically valid compact JWS whose signature has not been checked.
+/// A syntactically valid compact JWS whose signature has not been checked. It owns its parts,
+/// so a verified token can be kept (`token_cache`) and used again without parsing.
 #[derive(Debug, Clone)]
-pub struct UntrustedJwt<'t> {
+pub struct UntrustedJwt {
     pub alg: Alg,
     pub kid: Option<String>,
     pub claims: Claims,
     /// Every payload member, for `claim_to_headers` and claim rules.
     pub payload: Map<String, Value>,
-    /// The payload segment as sent (base64url, no padding): `forward_payload_header`'s value.
-    pub payload_b64: &'t str,
-    /// `header.payload`: the bytes the signature covers.
-    pub signing_input: &'t str,
+    /// `header.payload` as sent.
+    signing_input: String,
+    /// Where the payload starts in `signing_input`.
+    payload_start: usize,
     pub signature: Vec<u8>,
+}
+
+impl UntrustedJwt {
+    /// `header.payload`: the bytes the signature covers.
+    pub fn signing_input(&self) -> &str {
+        &self.signing_input
+    }
+
+    /// The payload segment as sent (base64url, no padding): `forward_payload_header`'s value.
+    pub fn payload_b64(&self) -> &str {
+        self.signing_input.get(self.payload_start..).unwrap_or("")
+    }
 }
 
 /// Splits and decodes a compact JWS. The checks run in Envoy's order, so the first failure is
 /// the one `jwt_authn` would report.
-pub fn parse(token: &str) -> Result<UntrustedJwt<'_>, AuthError> {
+pub fn parse(token: &str) -> Result<UntrustedJwt, AuthError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(AuthError::TooLarge);
     }
@@ -182,8 +195,8 @@ pub fn parse(token: &str) -> Result<UntrustedJwt<'_>, AuthError> {
         kid,
         claims,
         payload,
-        payload_b64,
-        signing_input,
+        signing_input: signing_input.to_owned(),
+        payload_start: header_b64.len() + 1,
         signature,
     })
 }

@@ -14,6 +14,10 @@
 //! provider chose (`jwks`), claims (`verify`) → identity headers (`propagate`) → allow, or deny
 //! through the one failure-to-HTTP mapping (`error::deny`).
 //!
+//! Speed: RS* and ES* signatures go to the host's native crypto where it has it, behind the
+//! `signature::SignatureBackend` seam (the core stays testable natively); verified tokens are
+//! kept per provider (`token_cache`), so a token seen again is neither parsed nor checked again.
+//!
 //! ## Trust boundary
 //! Client bytes (headers, tokens, query strings) are untrusted until a signature verifies:
 //! header values stay bytes, a token's `alg` is compared with what the key allows and never
@@ -52,6 +56,8 @@ pub mod metrics;
 pub mod propagate;
 pub mod request;
 pub mod scopes;
+pub mod signature;
+pub mod token_cache;
 pub mod verify;
 
 #[cfg(target_arch = "wasm32")]

@@ -26,17 +26,17 @@ pub enum HeaderOp {
 }
 
 /// The identity headers `provider` emits for a verified `jwt`.
-pub fn identity(provider: &Provider, jwt: &UntrustedJwt<'_>, ops: &mut Vec<HeaderOp>) {
+pub fn identity(provider: &Provider, jwt: &UntrustedJwt, ops: &mut Vec<HeaderOp>) {
     if let Some(header) = &provider.forward_payload_header {
         let value = if provider.pad_forward_payload_header {
             // Re-encode with padding; the payload decoded once already, so this cannot fail
             // in practice, and if it did the header is simply not sent.
             URL_SAFE_NO_PAD
-                .decode(jwt.payload_b64)
+                .decode(jwt.payload_b64())
                 .ok()
                 .map(|bytes| URL_SAFE.encode(bytes))
         } else {
-            Some(jwt.payload_b64.to_owned())
+            Some(jwt.payload_b64().to_owned())
         };
         if let Some(value) = value {
             ops.push(HeaderOp::Set(header.clone(), value));

@@ -6,30 +6,56 @@
 //! signature with keys the *provider* chose, never the header; then every claim check, so no
 //! claim of an unverified token decides anything else. Time comes from the host, in whole
 //! seconds since the epoch.
+//!
+//! The steps are public one by one for the verified-token cache: a cached token skips
+//! `check_signature` (its signature verified under the same key set) and nothing else.
 
 use crate::config::Provider;
 use crate::error::AuthError;
 use crate::jwks::KeySet;
 use crate::jwt::UntrustedJwt;
+use crate::signature::SignatureBackend;
 
 /// Checks `jwt` against `provider` at time `now` (seconds since the epoch). `keys` is the
 /// provider's current key set, `None` when it has none yet. `audiences` overrides the
-/// provider's audiences (`provider_and_audiences`).
+/// provider's audiences (`provider_and_audiences`). `backend` checks what it can of the
+/// signature natively (see `signature`).
 pub fn verify(
-    jwt: &UntrustedJwt<'_>,
+    jwt: &UntrustedJwt,
     provider: &Provider,
     keys: Option<&KeySet>,
     audiences: Option<&[String]>,
     now: i64,
+    backend: &dyn SignatureBackend,
 ) -> Result<(), AuthError> {
     check_issuer(jwt, provider)?;
+    check_signature(jwt, keys, backend)?;
+    check_claims(jwt, provider, audiences, now)
+}
+
+/// The signature, with the keys the provider chose (`None`: it has none yet).
+pub fn check_signature(
+    jwt: &UntrustedJwt,
+    keys: Option<&KeySet>,
+    backend: &dyn SignatureBackend,
+) -> Result<(), AuthError> {
     let keys = keys.ok_or(AuthError::KeysUnavailable)?;
     keys.verify(
         jwt.alg,
         jwt.kid.as_deref(),
-        jwt.signing_input.as_bytes(),
+        jwt.signing_input().as_bytes(),
         &jwt.signature,
-    )?;
+        backend,
+    )
+}
+
+/// Every claim check after the signature: time, subject, audience.
+pub fn check_claims(
+    jwt: &UntrustedJwt,
+    provider: &Provider,
+    audiences: Option<&[String]>,
+    now: i64,
+) -> Result<(), AuthError> {
     check_time(jwt, provider, now)?;
     if let Some(subjects) = &provider.subjects {
         let sub = jwt.claims.sub.as_deref().unwrap_or("");
@@ -42,7 +68,7 @@ pub fn verify(
 
 /// The issuer check alone: does this token name `provider`'s issuer? A provider without an
 /// issuer accepts any.
-pub fn check_issuer(jwt: &UntrustedJwt<'_>, provider: &Provider) -> Result<(), AuthError> {
+pub fn check_issuer(jwt: &UntrustedJwt, provider: &Provider) -> Result<(), AuthError> {
     match &provider.issuer {
         Some(issuer) if jwt.claims.iss.as_deref() != Some(issuer.as_str()) => {
             Err(AuthError::UnknownIssuer)
@@ -51,7 +77,7 @@ pub fn check_issuer(jwt: &UntrustedJwt<'_>, provider: &Provider) -> Result<(), A
     }
 }
 
-fn check_time(jwt: &UntrustedJwt<'_>, provider: &Provider, now: i64) -> Result<(), AuthError> {
+fn check_time(jwt: &UntrustedJwt, provider: &Provider, now: i64) -> Result<(), AuthError> {
     let skew = i64::try_from(provider.clock_skew_seconds).unwrap_or(i64::MAX);
     let claims = &jwt.claims;
     if let Some(nbf) = claims.nbf {

@@ -12,7 +12,9 @@
 //!   root by setting the root's timer to 1 ms (`set_tick_period` from a stream sets the root's);
 //! - a paused stream is resumed from the root through `proxy_set_effective_context`, which
 //!   fails (and we skip the stream) when the stream no longer exists;
-//! - callout failures arrive as synthetic 503/504 responses, so only `:status` 200 counts.
+//! - callout failures arrive as synthetic 503/504 responses, so only `:status` 200 counts;
+//! - Envoy's foreign function `verify_signature` (BoringSSL) checks RS* and ES* signatures; it
+//!   is probed once per VM at configure time and used only if it answers the probe correctly.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -23,7 +25,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 use crate::config::{Config, JwksSource, ProviderId};
-use crate::engine::{decide, Availability, Decision, KeyStore, Wait};
+use crate::engine::{decide_in, Availability, Decision, KeyStore, Vm, Wait};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{
     encode_version, parse_version, read_discovery, read_response, FetchFailure, Fetched, Lease,
@@ -32,6 +34,8 @@ use crate::jwks_cache::{
 use crate::metrics;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
+use crate::signature::{self, PureRust, SignatureBackend};
+use crate::token_cache::TokenCache;
 
 proxy_wasm::main! {{
     // Also installs the SDK's panic hook, which logs a panic at critical level before the
@@ -119,10 +123,14 @@ struct Shared {
     /// Indexed by provider id; for remote providers, the shared-data key prefix that VMs of
     /// this plugin and this JWKS URL share.
     shared_keys: Vec<Option<String>>,
+    /// Verified tokens of the providers with `jwt_cache_config`.
+    cache: TokenCache,
+    /// Whether RS* and ES* signatures go to the host's `verify_signature`.
+    host_signatures: bool,
 }
 
 impl Shared {
-    fn new(config: Rc<Config>, plugin: &str, me: u64) -> Self {
+    fn new(config: Rc<Config>, plugin: &str, me: u64, host_signatures: bool) -> Self {
         let remote = config
             .providers
             .iter()
@@ -140,6 +148,7 @@ impl Shared {
             })
             .collect();
         let config_len = config.providers.len();
+        let cache = TokenCache::new(&config);
         let shared_keys = config
             .providers
             .iter()
@@ -163,6 +172,8 @@ impl Shared {
             waiting: Vec::new(),
             me,
             shared_keys,
+            cache,
+            host_signatures,
         }
     }
 
@@ -355,10 +366,24 @@ impl Shared {
     /// Decides for the request in `headers`, parking it when it must wait. `None`: parked.
     fn decide(&mut self, id: u32, headers: &RequestHeaders, now: Millis) -> Option<Decision> {
         let config = Rc::clone(&self.config);
+        let signatures: &dyn SignatureBackend = if self.host_signatures {
+            &HostSignatures
+        } else {
+            &PureRust
+        };
         // A wait parks at most once per provider; bounded so a decision always comes.
         for _ in 0..=config.providers.len() {
-            let store = Store { shared: self, now };
-            match decide(&config, &store, headers, seconds(now)) {
+            let store = Store {
+                config: &config,
+                remote: &self.remote,
+                now,
+            };
+            let vm = Vm {
+                keys: &store,
+                signatures,
+                cache: &mut self.cache,
+            };
+            match decide_in(&config, vm, headers, seconds(now)) {
                 Decision::Wait(wait) => {
                     if self.park(id, &wait, now) {
                         return None;
@@ -367,8 +392,17 @@ impl Shared {
                 decision => return Some(decision),
             }
         }
-        let store = Store { shared: self, now };
-        Some(decide(&config, &NoWait(&store), headers, seconds(now)))
+        let store = Store {
+            config: &config,
+            remote: &self.remote,
+            now,
+        };
+        let vm = Vm {
+            keys: &NoWait(&store),
+            signatures,
+            cache: &mut self.cache,
+        };
+        Some(decide_in(&config, vm, headers, seconds(now)))
     }
 }
 
@@ -422,21 +456,21 @@ fn seconds(now: Millis) -> i64 {
 
 /// The key store as of one moment: local keys from the config, remote ones from the cache.
 struct Store<'s> {
-    shared: &'s Shared,
+    config: &'s Config,
+    remote: &'s [Option<RemoteKeys>],
     now: Millis,
 }
 
 impl KeyStore for Store<'_> {
     fn keys(&self, provider: ProviderId) -> Availability<'_> {
-        match self.shared.remote.get(provider).and_then(Option::as_ref) {
+        match self.remote.get(provider).and_then(Option::as_ref) {
             Some(remote) => remote.availability(self.now),
-            None => self.shared.config.keys(provider),
+            None => self.config.keys(provider),
         }
     }
 
     fn may_learn_kid(&self, provider: ProviderId, kid: &str) -> bool {
-        self.shared
-            .remote
+        self.remote
             .get(provider)
             .and_then(Option::as_ref)
             .is_some_and(|r| r.may_learn_kid(kid, self.now))
@@ -452,6 +486,18 @@ impl KeyStore for NoWait<'_> {
             Availability::Pending => Availability::Unavailable,
             other => other,
         }
+    }
+}
+
+/// Envoy's BoringSSL, through the foreign function `verify_signature`. `None` (our own code
+/// decides) when the call is refused or its answer unreadable.
+struct HostSignatures;
+
+impl SignatureBackend for HostSignatures {
+    fn verify(&self, hash: &str, spki: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
+        let arguments = signature::encode_arguments(hash, spki, signature, message);
+        let result = host::call_foreign_function(signature::VERIFY_SIGNATURE, &arguments)?;
+        signature::decode_result(&result)
     }
 }
 
@@ -558,7 +604,17 @@ impl RootContext for Root {
                     .ok()
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                     .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-                let mut shared = Shared::new(Rc::new(config), &plugin, me);
+                let host_signatures =
+                    config.host_signatures && signature::backend_works(&HostSignatures);
+                log(
+                    LogLevel::Info,
+                    match (config.host_signatures, host_signatures) {
+                        (true, true) => "jwt-authn-wasm: signatures: RS* and ES* by the host (verify_signature)",
+                        (true, false) => "jwt-authn-wasm: signatures: all in wasm (the host has no working verify_signature)",
+                        (false, _) => "jwt-authn-wasm: signatures: all in wasm (host_signatures: false)",
+                    },
+                );
+                let mut shared = Shared::new(Rc::new(config), &plugin, me, host_signatures);
                 // Keys are on the way from now: a request waits for them. The fetch starts at
                 // the first tick, 1 ms from now, not here: Envoy runs this in a short-lived
                 // canary VM too, which must not take the lease and die with it.
@@ -821,6 +877,14 @@ mod host {
         ) -> u32;
         fn proxy_remove_header_map_value(map: u32, key: *const u8, key_len: usize) -> u32;
         fn proxy_continue_stream(stream: u32) -> u32;
+        fn proxy_call_foreign_function(
+            name: *const u8,
+            name_len: usize,
+            arguments: *const u8,
+            arguments_len: usize,
+            results: *mut *mut u8,
+            results_len: *mut usize,
+        ) -> u32;
         #[allow(clippy::too_many_arguments)]
         fn proxy_send_local_response(
             status: u32,
@@ -855,6 +919,34 @@ mod host {
         unsafe {
             proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len());
         }
+    }
+
+    /// Calls the host's foreign function `name`; `None` unless the host says Ok.
+    pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Option<Vec<u8>> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut len: usize = 0;
+        // SAFETY: pointers and lengths of live slices and locals, used by the host during the
+        // call only.
+        let status = unsafe {
+            proxy_call_foreign_function(
+                name.as_ptr(),
+                name.len(),
+                arguments.as_ptr(),
+                arguments.len(),
+                &mut data,
+                &mut len,
+            )
+        };
+        if status != 0 {
+            return None;
+        }
+        if data.is_null() {
+            return Some(Vec::new());
+        }
+        // SAFETY: the host allocated `len` bytes through this module's allocator
+        // (`proxy_on_memory_allocate`, a `Vec` of that capacity) and handed them over to us,
+        // as the SDK's own `call_foreign_function` assumes.
+        Some(unsafe { Vec::from_raw_parts(data, len, len) })
     }
 
     pub fn continue_request() {

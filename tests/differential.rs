@@ -629,10 +629,53 @@ fn native_answers_as_the_table_says() {
     );
 }
 
-/// The differential run: every case to both listeners of one Envoy.
+/// The differential run: every case to both listeners of one Envoy. RS* and ES* signatures
+/// are checked by Envoy's BoringSSL through `verify_signature` (the log says so).
 #[test]
 fn wasm_matches_native() {
     assert_same_answers(both());
+    assert_signatures(both(), "RS* and ES* by the host (verify_signature)");
+}
+
+/// The same with `host_signatures: false`: every algorithm checked by the module's own code.
+#[test]
+fn wasm_matches_native_with_pure_rust_signatures() {
+    let mut wasm = config();
+    wasm["host_signatures"] = json!(false);
+    let proxy = Proxy::try_start(&[
+        Listener::new("wasm", Side::Wasm, &wasm),
+        Listener::new("native", Side::Native, &config()),
+    ])
+    .unwrap_or_else(|e| panic!("Envoy did not start: {e}"));
+    assert_same_answers(&proxy);
+    assert_signatures(&proxy, "all in wasm (host_signatures: false)");
+}
+
+/// The table twice with `jwt_cache_config` on every provider of both filters: the second round
+/// is answered from the caches, and must still be the same (time and audience checks too).
+#[test]
+fn wasm_matches_native_with_jwt_cache() {
+    let mut cfg = config();
+    for provider in cfg["providers"].as_object_mut().unwrap().values_mut() {
+        provider["jwt_cache_config"] = json!({ "jwt_cache_size": 1000 });
+    }
+    let proxy = Proxy::try_start(&[
+        Listener::new("wasm", Side::Wasm, &cfg),
+        Listener::new("native", Side::Native, &cfg),
+    ])
+    .unwrap_or_else(|e| panic!("Envoy did not start: {e}"));
+    assert_same_answers(&proxy);
+    assert_same_answers(&proxy);
+}
+
+/// The filter logged how it checks signatures, once per VM, in these words.
+fn assert_signatures(proxy: &Proxy, how: &str) {
+    let log = proxy.envoy.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("signatures:")).collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains(how)),
+        "want every `signatures:` line to say {how:?}; got {lines:#?}"
+    );
 }
 
 /// The same table with every provider's keys fetched from an identity provider (`remote_jwks`

@@ -105,6 +105,9 @@ fn refusals_name_the_field() {
         ("requirement_name", rules(json!([{ "match": { "prefix": "/" }, "requirement_name": "r" }])), "rules[0].requirement_name"),
         ("bad header matcher regex", rules(json!([{ "match": { "prefix": "/", "headers": [{ "name": "x", "safe_regex_match": { "regex": "[" } }] } }]),), "rules[0].match.headers[0].safe_regex_match.regex"),
         ("subjects with two kinds", with("subjects", json!({ "exact": "a", "prefix": "b" })), "providers.p.subjects"),
+        ("unknown jwt_cache_config field", with("jwt_cache_config", json!({ "size": 5 })), "providers.p.jwt_cache_config"),
+        ("negative jwt_cache_size", with("jwt_cache_config", json!({ "jwt_cache_size": -1 })), "providers.p.jwt_cache_config.jwt_cache_size"),
+        ("host_signatures not a bool", json!({ "providers": { "p": provider() }, "host_signatures": "no" }), "host_signatures"),
     ];
     for (name, cfg, field) in cases {
         match load(&cfg) {
@@ -266,4 +269,39 @@ fn required_scopes_are_validated() {
             Err(e) => assert!(e.field.starts_with(field), "{name}: {:?} (want {field:?}); {e}", e.field),
         }
     }
+}
+
+#[test]
+fn jwt_cache_config_sizes_the_cache_as_in_envoy() {
+    let size = |cache: Option<Value>| {
+        let mut p = provider();
+        if let Some(cache) = cache {
+            p["jwt_cache_config"] = cache;
+        }
+        load(&json!({ "providers": { "p": p } })).unwrap().providers[0].jwt_cache_size
+    };
+    assert_eq!(size(None), None, "no jwt_cache_config: no cache");
+    assert_eq!(size(Some(json!({}))), Some(100), "Envoy's default");
+    assert_eq!(
+        size(Some(json!({ "jwt_cache_size": 0 }))),
+        Some(100),
+        "0 is unset"
+    );
+    assert_eq!(size(Some(json!({ "jwt_cache_size": 7 }))), Some(7));
+}
+
+#[test]
+fn host_signatures_is_on_unless_switched_off() {
+    let cfg = |extra: Value| {
+        let mut c = json!({ "providers": { "p": provider() } });
+        if let Some(obj) = extra.as_object() {
+            for (k, v) in obj {
+                c[k] = v.clone();
+            }
+        }
+        load(&c).unwrap().host_signatures
+    };
+    assert!(cfg(json!({})));
+    assert!(cfg(json!({ "host_signatures": true })));
+    assert!(!cfg(json!({ "host_signatures": false })));
 }

@@ -4,7 +4,10 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::jwks::KeySet;
 use crate::mint;
+use crate::signature::SignatureBackend;
+use std::sync::Arc;
 
 /// The fixed "now" of every test: 2023-11-14T22:13:20Z.
 const NOW: i64 = 1_700_000_000;
@@ -461,4 +464,174 @@ fn insufficient_scope_is_403_with_the_scopes_needed() {
     let forged = format!("{}AAAA", token.trim_end_matches(|c| c != '.'));
     let d = decide_at(&cfg, "/scoped", &[("authorization", &bearer(&forged))]);
     assert_eq!(status(&d).0, 401);
+}
+
+/// Counts the signature checks that reach it and leaves every verdict to our own code.
+struct Counting(std::cell::Cell<usize>);
+
+impl SignatureBackend for Counting {
+    fn verify(&self, _: &str, _: &[u8], _: &[u8], _: &[u8]) -> Option<bool> {
+        self.0.set(self.0.get() + 1);
+        None
+    }
+}
+
+/// `config()` with `jwt_cache_config` (size `size`) on `example`.
+fn cached_config(size: u32) -> Config {
+    let cfg = json!({
+        "providers": {
+            "example": {
+                "issuer": "https://example.com",
+                "audiences": ["api"],
+                "local_jwks": { "inline_string": mint::JWKS },
+                "claim_to_headers": [ { "header_name": "x-jwt-sub", "claim_name": "sub" } ],
+                "jwt_cache_config": { "jwt_cache_size": size }
+            }
+        },
+        "rules": [
+            { "match": { "prefix": "/aud2" }, "requires": { "provider_and_audiences": {
+                "provider_name": "example", "audiences": ["api2"] } } },
+            { "match": { "prefix": "/" }, "requires": { "provider_name": "example" } }
+        ]
+    });
+    Config::from_json(cfg.to_string().as_bytes()).unwrap()
+}
+
+/// Decides `GET path` with `token` through `cache`, counting signature checks in `sigs`.
+fn decide_cached(
+    cfg: &Config,
+    keys: &dyn KeyStore,
+    cache: &mut TokenCache,
+    sigs: &Counting,
+    path: &str,
+    token: &str,
+    now: i64,
+) -> Decision {
+    let vm = Vm {
+        keys,
+        signatures: sigs,
+        cache,
+    };
+    let auth = bearer(token);
+    decide_in(
+        cfg,
+        vm,
+        &request("GET", path, &[("authorization", &auth)]),
+        now,
+    )
+}
+
+#[test]
+fn a_cached_token_skips_the_signature_but_not_the_claims() {
+    let cfg = cached_config(10);
+    let mut cache = TokenCache::new(&cfg);
+    let sigs = Counting(std::cell::Cell::new(0));
+    let token = good();
+    let first = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/x", &token, NOW);
+    assert_eq!(status(&first), (200, ""));
+    assert_eq!(sigs.0.get(), 1);
+    let again = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/x", &token, NOW + 10);
+    assert_eq!(again, first, "same answer, identity headers included");
+    assert_eq!(sigs.0.get(), 1, "a hit checks no signature");
+    // Audience and time still decide on a hit.
+    let aud = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/aud2", &token, NOW);
+    assert_eq!(status(&aud).0, 403);
+    let clock_back = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/x", &token, NOW - 7200);
+    assert_eq!(
+        status(&clock_back).0,
+        200,
+        "no nbf: an earlier clock is fine"
+    );
+    let nbf = mint::token("RS256", &with(good_claims(), "nbf", json!(NOW)));
+    assert_eq!(
+        status(&decide_cached(
+            &cfg, &cfg, &mut cache, &sigs, "/x", &nbf, NOW
+        ))
+        .0,
+        200
+    );
+    let checks = sigs.0.get();
+    let early = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/x", &nbf, NOW - 3600);
+    assert_eq!(status(&early).0, 401, "not yet valid, though cached");
+    assert_eq!(
+        sigs.0.get(),
+        checks,
+        "the refusal came from the cached entry's claims"
+    );
+    // A tampered token is another token: checked, and refused.
+    let mut bad = token.clone();
+    bad.push('A');
+    assert_eq!(
+        status(&decide_cached(
+            &cfg, &cfg, &mut cache, &sigs, "/x", &bad, NOW
+        ))
+        .0,
+        401
+    );
+}
+
+#[test]
+fn without_jwt_cache_config_every_request_checks_the_signature() {
+    let cfg = config();
+    let mut cache = TokenCache::new(&cfg);
+    let sigs = Counting(std::cell::Cell::new(0));
+    for _ in 0..3 {
+        let d = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/x", &good(), NOW);
+        assert_eq!(status(&d).0, 200);
+    }
+    assert_eq!(sigs.0.get(), 3);
+}
+
+/// Keys for every provider from one key set, which a test can replace.
+struct Keys(Arc<KeySet>);
+
+impl KeyStore for Keys {
+    fn keys(&self, _: ProviderId) -> Availability<'_> {
+        Availability::Ready(&self.0)
+    }
+}
+
+#[test]
+fn new_keys_void_the_cache() {
+    let cfg = cached_config(10);
+    let mut cache = TokenCache::new(&cfg);
+    let sigs = Counting(std::cell::Cell::new(0));
+    let old = Keys(Arc::new(KeySet::from_json(mint::JWKS).unwrap()));
+    let token = good();
+    for _ in 0..2 {
+        decide_cached(&cfg, &old, &mut cache, &sigs, "/x", &token, NOW);
+    }
+    assert_eq!(sigs.0.get(), 1);
+    let new = Keys(Arc::new(KeySet::from_json(mint::JWKS).unwrap()));
+    for _ in 0..2 {
+        let d = decide_cached(&cfg, &new, &mut cache, &sigs, "/x", &token, NOW);
+        assert_eq!(status(&d).0, 200);
+    }
+    assert_eq!(
+        sigs.0.get(),
+        2,
+        "verified once more under the new key set, then cached"
+    );
+}
+
+#[test]
+fn the_cache_holds_at_most_its_size() {
+    let cfg = cached_config(2);
+    let mut cache = TokenCache::new(&cfg);
+    let sigs = Counting(std::cell::Cell::new(0));
+    let tokens: Vec<String> = (0..3)
+        .map(|n| mint::token("RS256", &with(good_claims(), "n", json!(n))))
+        .collect();
+    for _ in 0..2 {
+        for token in &tokens {
+            let d = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/x", token, NOW);
+            assert_eq!(status(&d).0, 200);
+        }
+    }
+    assert_eq!(
+        sigs.0.get(),
+        6,
+        "three tokens round-robin through two slots: all misses"
+    );
+    assert_eq!(cache.provider(0).map(|c| c.len()), Some(2));
 }

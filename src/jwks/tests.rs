@@ -8,6 +8,64 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::mint::{self, Key};
+use crate::signature::PureRust;
+
+/// A stand-in for Envoy's `verify_signature`: RustCrypto reading the DER key and signature the
+/// host gets, as BoringSSL does. It proves the encodings; the e2e suite runs the real one.
+struct DerHost;
+
+impl SignatureBackend for DerHost {
+    fn verify(&self, hash: &str, spki: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
+        use p256::ecdsa::signature::Verifier as _;
+        use rsa::pkcs8::DecodePublicKey as _;
+        use sha2::Digest as _;
+        if let Ok(key) = rsa::RsaPublicKey::from_public_key_der(spki) {
+            let scheme = match hash {
+                "sha256" => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                "sha384" => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                "sha512" => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+                _ => return Some(false),
+            };
+            let digest = match hash {
+                "sha256" => sha2::Sha256::digest(message).to_vec(),
+                "sha384" => sha2::Sha384::digest(message).to_vec(),
+                _ => sha2::Sha512::digest(message).to_vec(),
+            };
+            return Some(key.verify(scheme, &digest, signature).is_ok());
+        }
+        let ok = match hash {
+            "sha256" => p256::ecdsa::VerifyingKey::from_public_key_der(spki)
+                .ok()
+                .zip(p256::ecdsa::Signature::from_der(signature).ok())
+                .map(|(k, sig)| k.verify(message, &sig).is_ok()),
+            "sha384" => p384::ecdsa::VerifyingKey::from_public_key_der(spki)
+                .ok()
+                .zip(p384::ecdsa::Signature::from_der(signature).ok())
+                .map(|(k, sig)| k.verify(message, &sig).is_ok()),
+            _ => p521::PublicKey::from_public_key_der(spki)
+                .ok()
+                .and_then(|k| p521::ecdsa::VerifyingKey::from_affine(*k.as_affine()).ok())
+                .zip(p521::ecdsa::Signature::from_der(signature).ok())
+                .map(|(k, sig)| k.verify(message, &sig).is_ok()),
+        };
+        Some(ok.unwrap_or(false))
+    }
+}
+
+/// A host that answers "valid" to everything, and counts its calls.
+struct Credulous(std::cell::Cell<usize>);
+
+impl SignatureBackend for Credulous {
+    fn verify(&self, _: &str, _: &[u8], _: &[u8], _: &[u8]) -> Option<bool> {
+        self.0.set(self.0.get() + 1);
+        Some(true)
+    }
+}
+
+/// Both ways of checking a signature: our own code, and a host's (through the DER encodings).
+fn backends() -> [(&'static str, &'static dyn SignatureBackend); 2] {
+    [("pure", &PureRust), ("host", &DerHost)]
+}
 
 fn jwks() -> KeySet {
     KeySet::from_json(mint::JWKS).unwrap()
@@ -41,9 +99,13 @@ fn parts(token: &str) -> (String, Vec<u8>) {
     (input.to_owned(), URL_SAFE_NO_PAD.decode(sig).unwrap())
 }
 
+/// The verdict on `token`, the same with our own code and through a host.
 fn check(set: &KeySet, alg: Alg, kid: Option<&str>, token: &str) -> Result<(), AuthError> {
     let (input, sig) = parts(token);
-    set.verify(alg, kid, input.as_bytes(), &sig)
+    let pure = set.verify(alg, kid, input.as_bytes(), &sig, &PureRust);
+    let host = set.verify(alg, kid, input.as_bytes(), &sig, &DerHost);
+    assert_eq!(pure, host, "{alg} {kid:?}: pure and host differ");
+    pure
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -300,13 +362,15 @@ fn tampering_breaks_every_algorithm() {
     for alg in Alg::ALL {
         let (input, sig) = parts(&mint::token(alg.name(), &claims()));
         let invalid = |input: &str, sig: &[u8], what: &str| {
-            for kid in [Some(default_kid(alg)), None] {
-                let got = set.verify(alg, kid, input.as_bytes(), sig);
-                assert_eq!(
-                    got,
-                    Err(AuthError::SignatureInvalid),
-                    "{alg} {what} {kid:?}"
-                );
+            for (backend_name, backend) in backends() {
+                for kid in [Some(default_kid(alg)), None] {
+                    let got = set.verify(alg, kid, input.as_bytes(), sig, backend);
+                    assert_eq!(
+                        got,
+                        Err(AuthError::SignatureInvalid),
+                        "{alg} {what} {kid:?} {backend_name}"
+                    );
+                }
             }
         };
         for at in [0, sig.len() / 2, sig.len() - 1] {
@@ -352,7 +416,7 @@ fn malformed_signatures_are_invalid_not_panics() {
         for len in lengths.into_iter().chain([512, 1000, 100_000]) {
             for fill in [0x00, 0x01, 0xA5, 0xFF] {
                 let sig = vec![fill; len];
-                let got = set.verify(alg, None, b"x.y", &sig);
+                let got = set.verify(alg, None, b"x.y", &sig, &DerHost);
                 assert_eq!(
                     got,
                     Err(AuthError::SignatureInvalid),
@@ -624,7 +688,8 @@ fn garbage_members_never_panic() {
                 };
                 for alg in Alg::ALL {
                     for sig in &sigs {
-                        assert_ne!(set.verify(alg, None, b"a.b", sig), Ok(()));
+                        assert_ne!(set.verify(alg, None, b"a.b", sig, &DerHost), Ok(()));
+                        assert_ne!(set.verify(alg, None, b"a.b", sig, &PureRust), Ok(()));
                     }
                 }
             }
@@ -683,4 +748,47 @@ fn padded_jwk_members_still_load() {
     rsa["n"] = json!(padded);
     let set = KeySet::from_json(&json!({ "keys": [rsa] }).to_string()).unwrap();
     assert_eq!(set.len(), 1);
+}
+
+#[test]
+fn the_host_decides_rs_and_es_and_never_the_rest() {
+    let set = jwks();
+    for alg in Alg::ALL {
+        let (input, sig) = parts(&mint::token(alg.name(), &claims()));
+        let mut garbage = sig.clone();
+        garbage[sig.len() / 2] ^= 0x01;
+        let host = Credulous(std::cell::Cell::new(0));
+        let got = set.verify(alg, None, input.as_bytes(), &garbage, &host);
+        let native = matches!(
+            alg,
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::ES256 | Alg::ES384 | Alg::ES512
+        );
+        // A host's "valid" is taken for what it can do; PS*, EdDSA and HS* are ours alone.
+        let want = if native {
+            Ok(())
+        } else {
+            Err(AuthError::SignatureInvalid)
+        };
+        assert_eq!(got, want, "{alg}");
+        assert_eq!(host.0.get() > 0, native, "{alg}: host called");
+    }
+}
+
+#[test]
+fn a_signature_of_the_wrong_length_never_reaches_the_host() {
+    let set = jwks();
+    for alg in [Alg::RS256, Alg::ES256, Alg::ES384, Alg::ES512] {
+        let (input, sig) = parts(&mint::token(alg.name(), &claims()));
+        let host = Credulous(std::cell::Cell::new(0));
+        let got = set.verify(alg, None, input.as_bytes(), &sig[1..], &host);
+        assert_eq!(got, Err(AuthError::SignatureInvalid), "{alg}");
+        assert_eq!(host.0.get(), 0, "{alg}");
+    }
+}
+
+#[test]
+fn each_parsed_key_set_has_its_own_version() {
+    let (a, b) = (jwks(), jwks());
+    assert_ne!(a.version(), b.version());
+    assert_eq!(a.clone().version(), a.version());
 }

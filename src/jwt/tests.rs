@@ -33,7 +33,7 @@ fn parses_a_well_formed_token() {
         }
     );
     assert_eq!(jwt.signature, vec![0]);
-    assert_eq!(jwt.signing_input, token.rsplit_once('.').unwrap().0);
+    assert_eq!(jwt.signing_input(), token.rsplit_once('.').unwrap().0);
 }
 
 #[test]

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::error::AuthError;
 use crate::jwt::parse;
 use crate::mint;
+use crate::signature::PureRust;
 
 const NOW: i64 = 1_700_000_000;
 
@@ -28,7 +29,14 @@ fn check(extra: Value, claims: Value) -> Result<(), AuthError> {
     .unwrap();
     let token = mint::token("RS256", &claims);
     let jwt = parse(&token).unwrap();
-    super::verify(&jwt, &cfg.providers[0], local_keys(&cfg), None, NOW)
+    super::verify(
+        &jwt,
+        &cfg.providers[0],
+        local_keys(&cfg),
+        None,
+        NOW,
+        &PureRust,
+    )
 }
 
 #[test]
@@ -69,11 +77,18 @@ fn signature_is_checked_before_claims() {
     let forged = format!("{}AAAA", token.trim_end_matches(|c| c != '.'));
     let jwt = parse(&forged).unwrap();
     assert_eq!(
-        super::verify(&jwt, &cfg.providers[0], local_keys(&cfg), None, NOW),
+        super::verify(
+            &jwt,
+            &cfg.providers[0],
+            local_keys(&cfg),
+            None,
+            NOW,
+            &PureRust
+        ),
         Err(AuthError::SignatureInvalid)
     );
     assert_eq!(
-        super::verify(&jwt, &cfg.providers[0], None, None, NOW),
+        super::verify(&jwt, &cfg.providers[0], None, None, NOW, &PureRust),
         Err(AuthError::KeysUnavailable)
     );
 }

@@ -1,0 +1,149 @@
+//! Verified tokens, per provider and per VM, so a token seen again skips parsing and its
+//! signature check: `jwt_authn`'s `jwt_cache_config`.
+//!
+//! - Bounded: at most `jwt_cache_size` tokens per provider; when full, the oldest entry goes.
+//! - Keyed by the SHA-256 of the token text; the token itself is not kept as a key.
+//! - An entry counts only under the key set that verified it (`KeySet::version`): new keys,
+//!   and every entry is a miss until verified again.
+//! - An entry lives until the token's `exp`, and at most `MAX_TTL_SECONDS`.
+//! - A hit says only that the signature is good: the issuer, time, subject and audience checks
+//!   run on every request (`verify::check_claims`).
+//!
+//! Sans-I/O: time comes in as an argument (seconds since the epoch).
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::config::Config;
+use crate::jwt::UntrustedJwt;
+
+/// Envoy's default `jwt_cache_size`.
+pub const DEFAULT_SIZE: usize = 100;
+
+/// The longest an entry lives, whatever the token's `exp` (tokens without one, far-future ones).
+pub const MAX_TTL_SECONDS: i64 = 600;
+
+/// SHA-256 of a token's text.
+pub type TokenHash = [u8; 32];
+
+pub fn hash(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+struct Entry {
+    jwt: Rc<UntrustedJwt>,
+    key_set: u64,
+    expires_at: i64,
+}
+
+/// One provider's verified tokens.
+pub struct ProviderCache {
+    capacity: usize,
+    entries: HashMap<TokenHash, Entry>,
+    /// Every key of `entries` once, oldest first.
+    order: VecDeque<TokenHash>,
+}
+
+impl ProviderCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// The token with this hash, if it verified under key set `key_set` and has not expired.
+    pub fn get(&self, hash: &TokenHash, key_set: u64, now: i64) -> Option<&Rc<UntrustedJwt>> {
+        self.entries
+            .get(hash)
+            .filter(|e| e.key_set == key_set && now < e.expires_at)
+            .map(|e| &e.jwt)
+    }
+
+    /// Records that `jwt` (whose text hashes to `hash`) verified under `key_set` at `now`.
+    pub fn insert(&mut self, hash: TokenHash, jwt: Rc<UntrustedJwt>, key_set: u64, now: i64) {
+        let ttl_end = now.saturating_add(MAX_TTL_SECONDS);
+        let expires_at = jwt.claims.exp.map_or(ttl_end, |exp| exp.min(ttl_end));
+        let entry = Entry {
+            jwt,
+            key_set,
+            expires_at,
+        };
+        if let Some(old) = self.entries.get_mut(&hash) {
+            *old = entry; // keeps its place in `order`
+            return;
+        }
+        while self.entries.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    self.entries.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        self.order.push_back(hash);
+        self.entries.insert(hash, entry);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// The caches of one plugin instance in one VM, indexed by provider id; `None` for providers
+/// without `jwt_cache_config`.
+pub struct TokenCache {
+    providers: Vec<Option<ProviderCache>>,
+}
+
+impl TokenCache {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            providers: config
+                .providers
+                .iter()
+                .map(|p| p.jwt_cache_size.map(ProviderCache::new))
+                .collect(),
+        }
+    }
+
+    /// No caching at all (tests, and callers that want every token verified).
+    pub fn disabled() -> Self {
+        Self {
+            providers: Vec::new(),
+        }
+    }
+
+    /// Whether any provider caches.
+    pub fn enabled(&self) -> bool {
+        self.providers.iter().any(Option::is_some)
+    }
+
+    /// The parsed token with this hash from any provider's cache, whatever its key set or
+    /// age: a parse depends on the text alone.
+    pub fn parsed(&self, hash: &TokenHash) -> Option<Rc<UntrustedJwt>> {
+        self.providers
+            .iter()
+            .flatten()
+            .find_map(|cache| cache.entries.get(hash))
+            .map(|entry| Rc::clone(&entry.jwt))
+    }
+
+    pub fn provider(&self, id: usize) -> Option<&ProviderCache> {
+        self.providers.get(id).and_then(Option::as_ref)
+    }
+
+    pub fn provider_mut(&mut self, id: usize) -> Option<&mut ProviderCache> {
+        self.providers.get_mut(id).and_then(Option::as_mut)
+    }
+}
+
+#[cfg(test)]
+mod tests;
