@@ -10,11 +10,11 @@ TARGET  := wasm32-wasip1
 ENVOY   := tests/ensure-envoy.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint run clean envoy wasm-target
+.PHONY: help build test lint run clean envoy wasm-target bench bench-memory wrk
 
 help: ## List the targets
 	@echo "Targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 build: wasm-target ## Build the filter: target/wasm32-wasip1/release/jwt_authn_wasm.wasm
 	$(CARGO) build --locked --release --target $(TARGET)
@@ -31,6 +31,15 @@ lint: wasm-target ## rustfmt check; clippy for the host and for the wasm target
 
 run: build ## Envoy + the filter + an echo upstream on 127.0.0.1:10000; prints a token and curls
 	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(PYTHON) tests/demo/run.py
+
+bench: build wrk ## Ours vs native jwt_authn in one Envoy (~2 min); writes README's table
+	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(CARGO) test --locked --test bench
+
+bench-memory: build ## Envoy RSS over 1M distinct-token requests (~2 min); writes README's table
+	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(CARGO) test --locked --test bench -- --memory
+
+wrk:
+	@command -v wrk >/dev/null || tests/bench/ensure-wrk.sh
 
 envoy: ## Make sure a real Envoy is installed, and show its version
 	"$$($(ENVOY))" --version

@@ -114,7 +114,7 @@ impl Envoy {
 
     /// `start` with `--concurrency n`: n worker threads, each with its own wasm VM.
     pub fn start_with_concurrency(bootstrap: &str, concurrency: u32) -> Envoy {
-        match Envoy::try_start_with(bootstrap, concurrency) {
+        match Envoy::try_start_with(bootstrap, concurrency, "debug") {
             Ok(envoy) => envoy,
             Err(err) => panic!("{err}"),
         }
@@ -122,10 +122,30 @@ impl Envoy {
 
     /// Starts Envoy and returns it once `LIVE`, or why it is not.
     pub fn try_start(bootstrap: &str) -> Result<Envoy, StartError> {
-        Envoy::try_start_with(bootstrap, 1)
+        Envoy::try_start_with(bootstrap, 1, "debug")
     }
 
-    fn try_start_with(bootstrap: &str, concurrency: u32) -> Result<Envoy, StartError> {
+    /// `start` for measurements: the `wasm` logger at `info`, so a denial's debug line costs
+    /// nothing in the host (Envoy's default; tests keep `debug` for the story of a failure).
+    pub fn start_quiet(bootstrap: &str) -> Envoy {
+        match Envoy::try_start_with(bootstrap, 1, "info") {
+            Ok(envoy) => envoy,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// The Envoy process id.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("envoy.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok())
+    }
+
+    fn try_start_with(
+        bootstrap: &str,
+        concurrency: u32,
+        wasm_log_level: &str,
+    ) -> Result<Envoy, StartError> {
         let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("envoy");
@@ -162,7 +182,8 @@ impl Envoy {
             .arg("--base-id")
             .arg(base_id.to_string())
             .args(["--disable-hot-restart", "--log-level", "warn"])
-            .args(["--component-log-level", "wasm:debug"])
+            .arg("--component-log-level")
+            .arg(format!("wasm:{wasm_log_level}"))
             .arg("--admin-address-path")
             .arg(&admin_path)
             .stdin(Stdio::piped())
