@@ -33,32 +33,32 @@ use crate::signature::SignatureBackend;
 use crate::token_cache::{self, TokenCache, TokenHash};
 use crate::verify;
 
-/// Everything one evaluation needs; `ops` collects the header mutations of verified tokens.
-pub struct Evaluation<'a> {
-    pub config: &'a Config,
-    pub keys: &'a dyn KeyStore,
-    pub signatures: &'a dyn SignatureBackend,
-    pub cache: &'a mut TokenCache,
-    pub headers: &'a RequestHeaders,
+/// Everything one evaluation needs; `ops` collects the header mutations of verified tokens,
+/// whose names borrow from the configuration (`'c`), which outlives the evaluation (`'e`).
+pub struct Evaluation<'c, 'e> {
+    pub config: &'c Config,
+    pub keys: &'e dyn KeyStore,
+    pub signatures: &'e dyn SignatureBackend,
+    pub cache: &'e mut TokenCache,
+    pub headers: &'e RequestHeaders,
     pub now: i64,
-    pub ops: Vec<HeaderOp>,
+    pub ops: Vec<HeaderOp<'c>>,
     /// Set when a failure could turn out otherwise once a provider's keys arrive.
     pub wait: Option<Wait>,
     /// The scopes a token lacked, for `WWW-Authenticate` (the last `InsufficientScope`).
     pub insufficient_scope: Option<String>,
-    /// Tokens of this request parsed so far.
-    pub parsed: Vec<Parsed>,
+    /// Tokens of this request parsed so far, by their text.
+    pub parsed: Vec<(String, Parsed)>,
 }
 
-/// A token of this request, parsed, with its cache key when a cache is on.
+/// A token of this request, parsed, with its cache key when a cache is on. Cheap to clone.
 #[derive(Clone)]
 pub struct Parsed {
-    token: String,
     jwt: Rc<UntrustedJwt>,
     hash: Option<TokenHash>,
 }
 
-impl Evaluation<'_> {
+impl<'c> Evaluation<'c, '_> {
     /// Evaluates `requirement`; on failure, `ops` holds no mutation from the failed part.
     pub fn check(&mut self, requirement: &Requirement) -> Result<(), AuthError> {
         let mark = self.ops.len();
@@ -185,7 +185,7 @@ impl Evaluation<'_> {
 
     /// `token` parsed: once per request, and not at all when a cache holds it.
     fn parse(&mut self, token: String) -> Result<Parsed, AuthError> {
-        if let Some(parsed) = self.parsed.iter().find(|p| p.token == token) {
+        if let Some((_, parsed)) = self.parsed.iter().find(|(seen, _)| *seen == token) {
             return Ok(parsed.clone());
         }
         let hash = self.cache.enabled().then(|| token_cache::hash(&token));
@@ -193,8 +193,8 @@ impl Evaluation<'_> {
             Some(jwt) => jwt,
             None => Rc::new(jwt::parse(&token)?),
         };
-        let parsed = Parsed { token, jwt, hash };
-        self.parsed.push(parsed.clone());
+        let parsed = Parsed { jwt, hash };
+        self.parsed.push((token, parsed.clone()));
         Ok(parsed)
     }
 
@@ -202,8 +202,8 @@ impl Evaluation<'_> {
     fn token(
         &mut self,
         id: ProviderId,
-        provider: &Provider,
-        location: &Location,
+        provider: &'c Provider,
+        location: &'c Location,
         parsed: &Parsed,
         audiences: Option<&[String]>,
         scopes: Option<&ScopeRule>,

@@ -49,11 +49,11 @@ pub struct Wait {
     pub kid: Option<String>,
 }
 
-/// The verdict on one request.
+/// The verdict on one request; header names are borrowed from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<'c> {
     /// Forward the request after applying `ops` in order.
-    Allow { ops: Vec<HeaderOp> },
+    Allow { ops: Vec<HeaderOp<'c>> },
     /// Answer locally; `reason` is for the log line.
     Deny { denial: Denial, reason: AuthError },
     /// Pause the request until the provider's key set changes, then decide again. Only when
@@ -73,12 +73,12 @@ pub struct Vm<'a> {
 
 /// Decides one request with our own crypto and no token cache. `now` is seconds since the
 /// epoch, from the host.
-pub fn decide(
-    config: &Config,
+pub fn decide<'c>(
+    config: &'c Config,
     keys: &dyn KeyStore,
     headers: &RequestHeaders,
     now: i64,
-) -> Decision {
+) -> Decision<'c> {
     let vm = Vm {
         keys,
         signatures: &PureRust,
@@ -88,11 +88,16 @@ pub fn decide(
 }
 
 /// Decides one request with what `vm` offers. `now` is seconds since the epoch, from the host.
-pub fn decide_in(config: &Config, vm: Vm<'_>, headers: &RequestHeaders, now: i64) -> Decision {
-    let mut ops: Vec<HeaderOp> = config
+pub fn decide_in<'c>(
+    config: &'c Config,
+    vm: Vm<'_>,
+    headers: &RequestHeaders,
+    now: i64,
+) -> Decision<'c> {
+    let mut ops: Vec<HeaderOp<'c>> = config
         .emitted_headers
         .iter()
-        .map(|h| HeaderOp::Remove(h.clone()))
+        .map(|h| HeaderOp::Remove(h))
         .collect();
     if config.bypass_cors_preflight && is_cors_preflight(headers) {
         return Decision::Allow { ops };

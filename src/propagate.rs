@@ -18,15 +18,16 @@ use crate::extract::remove_query_param;
 use crate::jwt::UntrustedJwt;
 use crate::request::RequestHeaders;
 
-/// One change to the request headers.
+/// One change to the request headers. Names are borrowed from the configuration (or static):
+/// nothing of the configuration is copied per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderOp {
-    Remove(String),
-    Set(String, String),
+pub enum HeaderOp<'c> {
+    Remove(&'c str),
+    Set(&'c str, String),
 }
 
 /// The identity headers `provider` emits for a verified `jwt`.
-pub fn identity(provider: &Provider, jwt: &UntrustedJwt, ops: &mut Vec<HeaderOp>) {
+pub fn identity<'c>(provider: &'c Provider, jwt: &UntrustedJwt, ops: &mut Vec<HeaderOp<'c>>) {
     if let Some(header) = &provider.forward_payload_header {
         let value = if provider.pad_forward_payload_header {
             // Re-encode with padding; the payload decoded once already, so this cannot fail
@@ -39,33 +40,33 @@ pub fn identity(provider: &Provider, jwt: &UntrustedJwt, ops: &mut Vec<HeaderOp>
             Some(jwt.payload_b64().to_owned())
         };
         if let Some(value) = value {
-            ops.push(HeaderOp::Set(header.clone(), value));
+            ops.push(HeaderOp::Set(header, value));
         }
     }
     for c in &provider.claim_to_headers {
         if let Some(value) = claim(&jwt.payload, &c.claim_path).and_then(render) {
-            ops.push(HeaderOp::Set(c.header.clone(), value));
+            ops.push(HeaderOp::Set(&c.header, value));
         }
     }
 }
 
 /// Removes the token from where it was found, unless the provider forwards it.
-pub fn consume_token(
+pub fn consume_token<'c>(
     provider: &Provider,
-    location: &Location,
+    location: &'c Location,
     headers: &RequestHeaders,
-    ops: &mut Vec<HeaderOp>,
+    ops: &mut Vec<HeaderOp<'c>>,
 ) {
     if provider.forward {
         return;
     }
     match location {
-        Location::Header { name, .. } => ops.push(HeaderOp::Remove(name.clone())),
+        Location::Header { name, .. } => ops.push(HeaderOp::Remove(name)),
         Location::Param(name) => {
             let path = headers.path();
             let stripped = remove_query_param(path, name);
             if stripped != path {
-                ops.push(HeaderOp::Set(":path".into(), stripped));
+                ops.push(HeaderOp::Set(":path", stripped));
             }
         }
         // Cookies are left alone: the cookie header carries the client's other cookies too.

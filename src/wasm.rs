@@ -364,8 +364,15 @@ impl Shared {
     }
 
     /// Decides for the request in `headers`, parking it when it must wait. `None`: parked.
-    fn decide(&mut self, id: u32, headers: &RequestHeaders, now: Millis) -> Option<Decision> {
-        let config = Rc::clone(&self.config);
+    /// `config` is this instance's configuration (an `Rc` the caller holds, so the decision may
+    /// borrow header names from it).
+    fn decide<'c>(
+        &mut self,
+        config: &'c Config,
+        id: u32,
+        headers: &RequestHeaders,
+        now: Millis,
+    ) -> Option<Decision<'c>> {
         let signatures: &dyn SignatureBackend = if self.host_signatures {
             &HostSignatures
         } else {
@@ -374,7 +381,7 @@ impl Shared {
         // A wait parks at most once per provider; bounded so a decision always comes.
         for _ in 0..=config.providers.len() {
             let store = Store {
-                config: &config,
+                config,
                 remote: &self.remote,
                 now,
             };
@@ -383,7 +390,7 @@ impl Shared {
                 signatures,
                 cache: &mut self.cache,
             };
-            match decide_in(&config, vm, headers, seconds(now)) {
+            match decide_in(config, vm, headers, seconds(now)) {
                 Decision::Wait(wait) => {
                     if self.park(id, &wait, now) {
                         return None;
@@ -393,7 +400,7 @@ impl Shared {
             }
         }
         let store = Store {
-            config: &config,
+            config,
             remote: &self.remote,
             now,
         };
@@ -402,7 +409,7 @@ impl Shared {
             signatures,
             cache: &mut self.cache,
         };
-        Some(decide_in(&config, vm, headers, seconds(now)))
+        Some(decide_in(config, vm, headers, seconds(now)))
     }
 }
 
@@ -767,7 +774,8 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
             continue;
         }
         let headers = request_headers();
-        let decision = shared.borrow_mut().decide(id, &headers, now);
+        let config = Rc::clone(&shared.borrow().config);
+        let decision = shared.borrow_mut().decide(&config, id, &headers, now);
         if let Some(decision) = decision {
             if apply(&decision, &headers) == Action::Continue {
                 host::continue_request();
@@ -843,7 +851,10 @@ impl HttpContext for Stream {
             return Action::Pause;
         };
         let headers = request_headers();
-        let decision = shared.borrow_mut().decide(self.id, &headers, now_millis());
+        let config = Rc::clone(&shared.borrow().config);
+        let decision = shared
+            .borrow_mut()
+            .decide(&config, self.id, &headers, now_millis());
         match decision {
             Some(decision) => apply(&decision, &headers),
             None => Action::Pause,

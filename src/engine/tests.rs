@@ -101,7 +101,7 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn decide_at(cfg: &Config, path: &str, extra: &[(&str, &str)]) -> Decision {
+fn decide_at<'c>(cfg: &'c Config, path: &str, extra: &[(&str, &str)]) -> Decision<'c> {
     decide(cfg, cfg, &request("GET", path, extra), NOW)
 }
 
@@ -119,7 +119,7 @@ fn set_headers(d: &Decision) -> Vec<(String, String)> {
         Decision::Allow { ops } => ops
             .iter()
             .filter_map(|op| match op {
-                HeaderOp::Set(k, v) => Some((k.clone(), v.clone())),
+                HeaderOp::Set(k, v) => Some((k.to_string(), v.clone())),
                 HeaderOp::Remove(_) => None,
             })
             .collect(),
@@ -132,7 +132,7 @@ fn removed(d: &Decision) -> Vec<String> {
         Decision::Allow { ops } => ops
             .iter()
             .filter_map(|op| match op {
-                HeaderOp::Remove(k) => Some(k.clone()),
+                HeaderOp::Remove(k) => Some(k.to_string()),
                 HeaderOp::Set(..) => None,
             })
             .collect(),
@@ -257,10 +257,7 @@ fn emitted_headers_are_removed_on_every_route_first() {
             panic!("{path}: {d:?}")
         };
         let first: Vec<_> = ops.iter().take(want.len()).cloned().collect();
-        let expected: Vec<_> = want
-            .iter()
-            .map(|h| HeaderOp::Remove(h.to_string()))
-            .collect();
+        let expected: Vec<_> = want.iter().map(|h| HeaderOp::Remove(h)).collect();
         assert_eq!(first, expected, "{path}");
     }
 }
@@ -498,15 +495,15 @@ fn cached_config(size: u32) -> Config {
 }
 
 /// Decides `GET path` with `token` through `cache`, counting signature checks in `sigs`.
-fn decide_cached(
-    cfg: &Config,
+fn decide_cached<'c>(
+    cfg: &'c Config,
     keys: &dyn KeyStore,
     cache: &mut TokenCache,
     sigs: &Counting,
     path: &str,
     token: &str,
     now: i64,
-) -> Decision {
+) -> Decision<'c> {
     let vm = Vm {
         keys,
         signatures: sigs,
