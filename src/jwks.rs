@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::AuthError;
 use crate::jwt::Alg;
+use crate::rsa_pkcs1::{Hash, RsaVerifier};
 use crate::signature::{ec_spki, jose_to_der, SignatureBackend};
 
 /// Base64url for JWK members (RFC 7518 §6): padding is optional, as Envoy accepts it, so an
@@ -69,7 +70,8 @@ pub struct Jwk {
 /// A verifying key, typed by what it can do.
 #[derive(Clone)]
 enum PublicKey {
-    Rsa(rsa::RsaPublicKey),
+    /// With its Montgomery constants for our own RS* checks (`rsa_pkcs1`), when it has them.
+    Rsa(rsa::RsaPublicKey, Option<RsaVerifier>),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(Box<p521::ecdsa::VerifyingKey>),
@@ -82,7 +84,7 @@ impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material, least of all HMAC secrets.
         f.write_str(match self {
-            PublicKey::Rsa(_) => "Rsa",
+            PublicKey::Rsa(..) => "Rsa",
             PublicKey::P256(_) => "P256",
             PublicKey::P384(_) => "P384",
             PublicKey::P521(_) => "P521",
@@ -248,7 +250,7 @@ impl PublicKey {
         matches!(
             (self, alg),
             (
-                PublicKey::Rsa(_),
+                PublicKey::Rsa(..),
                 RS256 | RS384 | RS512 | PS256 | PS384 | PS512
             ) | (PublicKey::P256(_), ES256)
                 | (PublicKey::P384(_), ES384)
@@ -267,7 +269,7 @@ impl PublicKey {
         signature: &'s [u8],
     ) -> Option<(&'static str, Cow<'s, [u8]>)> {
         let rsa = |hash| match self {
-            PublicKey::Rsa(key) if signature.len() == key_size(key) => {
+            PublicKey::Rsa(key, _) if signature.len() == key_size(key) => {
                 Some((hash, Cow::Borrowed(signature)))
             }
             _ => None,
@@ -289,7 +291,16 @@ impl PublicKey {
     fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
         use p384::ecdsa::signature::Verifier as _;
         match (self, alg) {
-            (PublicKey::Rsa(key), _) => {
+            (PublicKey::Rsa(_, Some(fast)), Alg::RS256) => {
+                fast.verify(Hash::Sha256, message, signature)
+            }
+            (PublicKey::Rsa(_, Some(fast)), Alg::RS384) => {
+                fast.verify(Hash::Sha384, message, signature)
+            }
+            (PublicKey::Rsa(_, Some(fast)), Alg::RS512) => {
+                fast.verify(Hash::Sha512, message, signature)
+            }
+            (PublicKey::Rsa(key, _), _) => {
                 let rsa = match alg {
                     Alg::RS256 => Rsa::rs256(),
                     Alg::RS384 => Rsa::rs384(),
@@ -377,7 +388,8 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
             spki = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key)
                 .ok()
                 .map(|der| der.into_vec());
-            PublicKey::Rsa(key)
+            let fast = RsaVerifier::new(&key);
+            PublicKey::Rsa(key, fast)
         }
         // The curve first, so a key on a curve we lack says so rather than "`x` is missing".
         // `from_sec1_bytes` refuses points off the curve and the identity.

@@ -55,6 +55,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod propagate;
 pub mod request;
+pub mod rsa_pkcs1;
 pub mod scopes;
 pub mod signature;
 pub mod token_cache;
