@@ -40,6 +40,7 @@
 )]
 
 pub mod authorize;
+pub mod claims;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -34,7 +34,8 @@ fn a_native_config_loads_with_defaults() {
         Some(Requirement::Provider {
             scopes: None,
             provider: 0,
-            audiences: None
+            audiences: None,
+            claims: vec![],
         })
     );
 }

@@ -113,7 +113,7 @@ fn status(d: &Decision) -> (u32, &'static str) {
 
 fn set_headers(d: &Decision) -> Vec<(String, String)> {
     match d {
-        Decision::Allow { ops } => ops
+        Decision::Allow { ops, .. } => ops
             .iter()
             .filter_map(|op| match op {
                 HeaderOp::Set(k, v) => Some((k.clone(), v.clone())),
@@ -126,7 +126,7 @@ fn set_headers(d: &Decision) -> Vec<(String, String)> {
 
 fn removed(d: &Decision) -> Vec<String> {
     match d {
-        Decision::Allow { ops } => ops
+        Decision::Allow { ops, .. } => ops
             .iter()
             .filter_map(|op| match op {
                 HeaderOp::Remove(k) => Some(k.clone()),
@@ -250,7 +250,7 @@ fn emitted_headers_are_removed_on_every_route_first() {
             path,
             &[("authorization", &token), ("x-jwt-sub", "mallory")],
         );
-        let Decision::Allow { ops } = &d else {
+        let Decision::Allow { ops, .. } = &d else {
             panic!("{path}: {d:?}")
         };
         let first: Vec<_> = ops.iter().take(want.len()).cloned().collect();
@@ -440,10 +440,10 @@ fn insufficient_scope_is_403_with_the_scopes_needed() {
         ("ops", "read"),
         ("", "read admin ops"),
     ] {
-        let Decision::Deny { denial, reason } = scoped(scope) else {
+        let Decision::Deny { denial, verdict } = scoped(scope) else {
             panic!("{scope:?} allowed")
         };
-        assert_eq!(reason, AuthError::InsufficientScope);
+        assert_eq!(verdict.failure, Some(AuthError::InsufficientScope));
         assert_eq!(
             (denial.status, denial.body),
             (403, "Jwt lacks a required scope")
