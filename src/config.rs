@@ -956,7 +956,9 @@ fn compile_route_match(field: &str, raw: RawRouteMatch) -> Result<RouteMatcher, 
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
             return Err(ConfigError::new(
                 format!("{field}.methods[{i}]"),
-                format!("{method:?} is not an HTTP method in upper case (methods are case-sensitive)"),
+                format!(
+                    "{method:?} is not an HTTP method in upper case (methods are case-sensitive)"
+                ),
             ));
         }
     }
@@ -965,7 +967,9 @@ fn compile_route_match(field: &str, raw: RawRouteMatch) -> Result<RouteMatcher, 
         hosts.push(HostMatcher::parse(host).ok_or_else(|| {
             ConfigError::new(
                 format!("{field}.hosts[{i}]"),
-                format!("{host:?} is not a host name, `*`, or a name with one `*` at its start or end"),
+                format!(
+                    "{host:?} is not a host name, `*`, or a name with one `*` at its start or end"
+                ),
             )
         })?);
     }

@@ -69,7 +69,10 @@ pub struct Verdict {
 pub enum Decision {
     /// Forward the request after applying `ops` in order. `verdict.failure` is set when a
     /// failure policy or `report_only` lets a failed request through.
-    Allow { ops: Vec<HeaderOp>, verdict: Verdict },
+    Allow {
+        ops: Vec<HeaderOp>,
+        verdict: Verdict,
+    },
     /// Answer locally.
     Deny { denial: Denial, verdict: Verdict },
     /// Pause the request until the provider's key set changes, then decide again. Only when
