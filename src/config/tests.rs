@@ -354,3 +354,12 @@ fn required_scopes_are_validated() {
         }
     }
 }
+
+/// The example in `manifests/` (reused by the Istio manifests) must stay loadable.
+#[test]
+fn the_scopes_example_loads() {
+    let cfg = Config::from_json(include_bytes!("../../manifests/examples/scopes.json")).unwrap();
+    assert_eq!(cfg.rules.len(), 5);
+    assert_eq!(cfg.failure_policy.keys_unavailable, OnFailure::Deny503);
+    assert_eq!(cfg.emitted_headers, vec!["x-jwt-sub", "x-verified-identity"]);
+}
