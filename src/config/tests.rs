@@ -361,5 +361,8 @@ fn the_scopes_example_loads() {
     let cfg = Config::from_json(include_bytes!("../../manifests/examples/scopes.json")).unwrap();
     assert_eq!(cfg.rules.len(), 5);
     assert_eq!(cfg.failure_policy.keys_unavailable, OnFailure::Deny503);
-    assert_eq!(cfg.emitted_headers, vec!["x-jwt-sub", "x-verified-identity"]);
+    assert_eq!(
+        cfg.emitted_headers,
+        vec!["x-jwt-sub", "x-verified-identity"]
+    );
 }

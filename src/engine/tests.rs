@@ -192,7 +192,15 @@ fn status_table() {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let got = status(&decide_at(&cfg, path, &extra));
+        let d = decide_at(&cfg, path, &extra);
+        // Every reason has its counter (a reason without one would never be counted).
+        if let Decision::Deny { verdict, .. } = &d {
+            let reason = verdict.failure.map(AuthError::reason);
+            if !reason.is_some_and(|r| crate::metrics::DENY_REASONS.contains(&r)) {
+                failures.push(format!("{name}: reason {reason:?} has no counter"));
+            }
+        }
+        let got = status(&d);
         if got != (want_status, want_body) {
             failures.push(format!(
                 "{name}: got {got:?}, want ({want_status}, {want_body:?})"
