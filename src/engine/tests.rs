@@ -14,7 +14,11 @@ use std::sync::Arc;
 const NOW: i64 = 1_700_000_000;
 
 fn config() -> Config {
-    let cfg = json!({
+    Config::from_json(config_json().to_string().as_bytes()).unwrap()
+}
+
+fn config_json() -> Value {
+    json!({
         "providers": {
             "example": {
                 "issuer": "https://example.com",
@@ -50,8 +54,7 @@ fn config() -> Config {
             { "match": { "prefix": "/" }, "requires": { "provider_name": "example" } }
         ],
         "bypass_cors_preflight": true
-    });
-    Config::from_json(cfg.to_string().as_bytes()).unwrap()
+    })
 }
 
 /// iss example.com, aud api, sub alice, exp in an hour, org.id o1.
@@ -762,22 +765,8 @@ impl SignatureBackend for Counting {
 
 /// `config()` with `jwt_cache_config` (size `size`) on `example`.
 fn cached_config(size: u32) -> Config {
-    let cfg = json!({
-        "providers": {
-            "example": {
-                "issuer": "https://example.com",
-                "audiences": ["api"],
-                "local_jwks": { "inline_string": mint::JWKS },
-                "claim_to_headers": [ { "header_name": "x-jwt-sub", "claim_name": "sub" } ],
-                "jwt_cache_config": { "jwt_cache_size": size }
-            }
-        },
-        "rules": [
-            { "match": { "prefix": "/aud2" }, "requires": { "provider_and_audiences": {
-                "provider_name": "example", "audiences": ["api2"] } } },
-            { "match": { "prefix": "/" }, "requires": { "provider_name": "example" } }
-        ]
-    });
+    let mut cfg = config_json();
+    cfg["providers"]["example"]["jwt_cache_config"] = json!({ "jwt_cache_size": size });
     Config::from_json(cfg.to_string().as_bytes()).unwrap()
 }
 
