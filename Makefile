@@ -33,6 +33,7 @@ run: build ## Envoy + the filter + an echo upstream on 127.0.0.1:10000; prints a
 	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(PYTHON) tests/demo/run.py
 
 bench: build wrk ## Ours vs native jwt_authn in one Envoy (~2 min); writes README's table
+	$(CARGO) build --locked --release --target $(TARGET) --manifest-path tests/bench/empty-filter/Cargo.toml --target-dir target/empty-filter
 	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(CARGO) test --locked --test bench
 
 bench-memory: build ## Envoy RSS over 1M distinct-token requests (~2 min); writes README's table

@@ -81,6 +81,11 @@ fn bootstrap(listeners: &[Listener]) -> String {
         if spec.config.is_null() {
             hcm["http_filters"].as_array_mut().unwrap().remove(0);
         }
+        if spec.name == EMPTY_LISTENER {
+            let vm = &mut hcm["http_filters"][0]["typed_config"]["config"]["vm_config"];
+            vm["vm_id"] = json!("empty");
+            vm["code"]["local"]["filename"] = json!(empty_filter_path().to_string_lossy());
+        }
     }
     boot.to_string()
 }
@@ -88,6 +93,14 @@ fn bootstrap(listeners: &[Listener]) -> String {
 fn claims(n: usize) -> Value {
     json!({ "iss": ISSUER, "aud": "bench", "sub": format!("user-{n}"),
             "exp": common::now() + 86_400, "jti": format!("bench-{n}") })
+}
+
+/// The listener that runs `tests/bench/empty-filter` (a Rust filter that does nothing).
+const EMPTY_LISTENER: &str = "wasm_empty";
+
+fn empty_filter_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/empty-filter/wasm32-wasip1/release/empty_filter.wasm")
 }
 
 /// `token` with a signature character changed: well-formed, signature invalid.
@@ -212,6 +225,7 @@ fn throughput() {
         Listener::new("wasm_cache", Side::Wasm, &config(true)),
         Listener::new("wasm_pure", Side::Wasm, &pure),
         Listener::new("wasm_open", Side::Wasm, &open),
+        Listener::new(EMPTY_LISTENER, Side::Wasm, &json!({})),
     ];
     let envoy = Envoy::start_quiet(&bootstrap(&listeners));
     let log = envoy.log();
@@ -230,7 +244,14 @@ fn throughput() {
             baseline: None,
         },
         Setup {
-            name: "ours on a route that needs no token (the wasm floor)",
+            name: "an empty Rust proxy-wasm filter",
+            listener: EMPTY_LISTENER,
+            tokens: "one",
+            want_non_2xx: 0.0,
+            baseline: Some(NO_FILTER),
+        },
+        Setup {
+            name: "ours on a route that needs no token",
             listener: "wasm_open",
             tokens: "one",
             want_non_2xx: 0.0,
@@ -300,6 +321,16 @@ fn throughput() {
             baseline: Some(NATIVE_MIXED),
         },
     ];
+    // `BENCH_ONLY=floor,cache`: only the setups whose names contain one of these words (the
+    // table then goes to target/bench only, not into the README).
+    let only = std::env::var("BENCH_ONLY").ok();
+    let setups: Vec<Setup> = setups
+        .into_iter()
+        .filter(|s| {
+            only.as_deref()
+                .is_none_or(|words| words.split(',').any(|w| s.name.contains(w)))
+        })
+        .collect();
     let mut runs: Vec<Run> = Vec::new();
     for setup in &setups {
         let port = envoy.port(setup.listener);
@@ -362,7 +393,9 @@ fn throughput() {
     .unwrap();
     println!("\n{table}");
     std::fs::write(dir.join("bench.md"), &table).unwrap();
-    update_readme("bench-table", &table);
+    if only.is_none() {
+        update_readme("bench-table", &table);
+    }
 }
 
 fn micros(us: u64) -> String {
