@@ -34,7 +34,7 @@ use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
 use crate::scopes::ScopeRule;
 use crate::signature::SignatureBackend;
-use crate::token_cache::{self, TokenCache, TokenHash};
+use crate::token_cache::TokenCache;
 use crate::verify;
 
 /// Everything one evaluation needs; `ops` collects the header mutations of verified tokens,
@@ -55,15 +55,15 @@ pub struct Evaluation<'c, 'e> {
     pub verified: Option<ProviderId>,
     /// The provider whose check produced the failure `check` returned, when one did.
     pub failed: Option<ProviderId>,
-    /// Tokens of this request parsed so far, by their text.
-    pub parsed: Vec<(String, Parsed)>,
+    /// Tokens of this request parsed so far.
+    pub parsed: Vec<Parsed>,
 }
 
-/// A token of this request, parsed, with its cache key when a cache is on. Cheap to clone.
+/// A token of this request, as text (the cache key) and parsed. Cheap to clone.
 #[derive(Clone)]
 pub struct Parsed {
+    token: Rc<str>,
     jwt: Rc<UntrustedJwt>,
-    hash: Option<TokenHash>,
 }
 
 /// What a provider requirement asks of its tokens beyond verifying.
@@ -216,16 +216,18 @@ impl<'c> Evaluation<'c, '_> {
 
     /// `token` parsed: once per request, and not at all when a cache holds it.
     fn parse(&mut self, token: String) -> Result<Parsed, AuthError> {
-        if let Some((_, parsed)) = self.parsed.iter().find(|(seen, _)| *seen == token) {
+        if let Some(parsed) = self.parsed.iter().find(|p| *p.token == *token) {
             return Ok(parsed.clone());
         }
-        let hash = self.cache.enabled().then(|| token_cache::hash(&token));
-        let jwt = match hash.and_then(|h| self.cache.parsed(&h)) {
+        let jwt = match self.cache.parsed(&token) {
             Some(jwt) => jwt,
             None => Rc::new(jwt::parse(&token)?),
         };
-        let parsed = Parsed { jwt, hash };
-        self.parsed.push((token, parsed.clone()));
+        let parsed = Parsed {
+            token: Rc::from(token),
+            jwt,
+        };
+        self.parsed.push(parsed.clone());
         Ok(parsed)
     }
 
@@ -252,9 +254,9 @@ impl<'c> Evaluation<'c, '_> {
             Availability::Unavailable => None,
         };
         // The cache vouches for the signature under these keys; the claims are checked anyway.
-        let cached = match (keys, &parsed.hash, self.cache.provider(id)) {
-            (Some(keys), Some(hash), Some(cache)) => {
-                cache.get(hash, keys.version(), self.now).is_some()
+        let cached = match (keys, self.cache.provider(id)) {
+            (Some(keys), Some(cache)) => {
+                cache.get(&parsed.token, keys.version(), self.now).is_some()
             }
             _ => false,
         };
@@ -278,10 +280,9 @@ impl<'c> Evaluation<'c, '_> {
             }
         }
         result?;
-        if let (false, Some(keys), Some(hash), Some(cache)) =
-            (cached, keys, parsed.hash, self.cache.provider_mut(id))
-        {
-            cache.insert(hash, Rc::clone(&parsed.jwt), keys.version(), self.now);
+        if let (false, Some(keys), Some(cache)) = (cached, keys, self.cache.provider_mut(id)) {
+            let (token, jwt) = (Rc::clone(&parsed.token), Rc::clone(&parsed.jwt));
+            cache.insert(token, jwt, keys.version(), self.now);
         }
         if let Some(Err(needed)) = needs.scopes.map(|rule| rule.check(&jwt.payload)) {
             self.insufficient_scope = Some(needed);

@@ -2,7 +2,9 @@
 //! signature check: `jwt_authn`'s `jwt_cache_config`.
 //!
 //! - Bounded: at most `jwt_cache_size` tokens per provider; when full, the oldest entry goes.
-//! - Keyed by the SHA-256 of the token text; the token itself is not kept as a key.
+//! - Keyed by the token text: the standard library's SipHash finds the entry (about a
+//!   microsecond for a 1 KiB token in wasm, where SHA-256 costs several), and the text is
+//!   compared in full, so two tokens can never share an entry.
 //! - An entry counts only under the key set that verified it (`KeySet::version`): new keys,
 //!   and every entry is a miss until verified again.
 //! - An entry lives until the token's `exp`, and at most `MAX_TTL_SECONDS`.
@@ -14,8 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use sha2::{Digest as _, Sha256};
-
 use crate::config::Config;
 use crate::jwt::UntrustedJwt;
 
@@ -24,13 +24,6 @@ pub const DEFAULT_SIZE: usize = 100;
 
 /// The longest an entry lives, whatever the token's `exp` (tokens without one, far-future ones).
 pub const MAX_TTL_SECONDS: i64 = 600;
-
-/// SHA-256 of a token's text.
-pub type TokenHash = [u8; 32];
-
-pub fn hash(token: &str) -> TokenHash {
-    Sha256::digest(token.as_bytes()).into()
-}
 
 struct Entry {
     jwt: Rc<UntrustedJwt>,
@@ -41,9 +34,9 @@ struct Entry {
 /// One provider's verified tokens.
 pub struct ProviderCache {
     capacity: usize,
-    entries: HashMap<TokenHash, Entry>,
-    /// Every key of `entries` once, oldest first.
-    order: VecDeque<TokenHash>,
+    entries: HashMap<Rc<str>, Entry>,
+    /// Every key of `entries` once, oldest first (the same text, shared).
+    order: VecDeque<Rc<str>>,
 }
 
 impl ProviderCache {
@@ -55,16 +48,16 @@ impl ProviderCache {
         }
     }
 
-    /// The token with this hash, if it verified under key set `key_set` and has not expired.
-    pub fn get(&self, hash: &TokenHash, key_set: u64, now: i64) -> Option<&Rc<UntrustedJwt>> {
+    /// The token `token`, if it verified under key set `key_set` and has not expired.
+    pub fn get(&self, token: &str, key_set: u64, now: i64) -> Option<&Rc<UntrustedJwt>> {
         self.entries
-            .get(hash)
+            .get(token)
             .filter(|e| e.key_set == key_set && now < e.expires_at)
             .map(|e| &e.jwt)
     }
 
-    /// Records that `jwt` (whose text hashes to `hash`) verified under `key_set` at `now`.
-    pub fn insert(&mut self, hash: TokenHash, jwt: Rc<UntrustedJwt>, key_set: u64, now: i64) {
+    /// Records that `jwt` (parsed from `token`) verified under `key_set` at `now`.
+    pub fn insert(&mut self, token: Rc<str>, jwt: Rc<UntrustedJwt>, key_set: u64, now: i64) {
         let ttl_end = now.saturating_add(MAX_TTL_SECONDS);
         let expires_at = jwt.claims.exp.map_or(ttl_end, |exp| exp.min(ttl_end));
         let entry = Entry {
@@ -72,7 +65,7 @@ impl ProviderCache {
             key_set,
             expires_at,
         };
-        if let Some(old) = self.entries.get_mut(&hash) {
+        if let Some(old) = self.entries.get_mut(&token) {
             *old = entry; // keeps its place in `order`
             return;
         }
@@ -84,8 +77,8 @@ impl ProviderCache {
                 None => break,
             }
         }
-        self.order.push_back(hash);
-        self.entries.insert(hash, entry);
+        self.order.push_back(Rc::clone(&token));
+        self.entries.insert(token, entry);
     }
 
     pub fn len(&self) -> usize {
@@ -126,13 +119,13 @@ impl TokenCache {
         self.providers.iter().any(Option::is_some)
     }
 
-    /// The parsed token with this hash from any provider's cache, whatever its key set or
-    /// age: a parse depends on the text alone.
-    pub fn parsed(&self, hash: &TokenHash) -> Option<Rc<UntrustedJwt>> {
+    /// `token` parsed, from any provider's cache, whatever its key set or age: a parse
+    /// depends on the text alone.
+    pub fn parsed(&self, token: &str) -> Option<Rc<UntrustedJwt>> {
         self.providers
             .iter()
             .flatten()
-            .find_map(|cache| cache.entries.get(hash))
+            .find_map(|cache| cache.entries.get(token))
             .map(|entry| Rc::clone(&entry.jwt))
     }
 

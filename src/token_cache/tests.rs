@@ -7,13 +7,14 @@ use crate::mint;
 const NOW: i64 = 1_700_000_000;
 
 /// A parsed token with `exp` (or none), numbered by `sub` so each is distinct.
-fn token(n: u32, exp: Option<i64>) -> (TokenHash, Rc<UntrustedJwt>) {
+fn token(n: u32, exp: Option<i64>) -> (Rc<str>, Rc<UntrustedJwt>) {
     let mut claims = json!({ "iss": "i", "sub": n.to_string() });
     if let Some(exp) = exp {
         claims["exp"] = json!(exp);
     }
     let text = mint::token("HS256", &claims);
-    (hash(&text), Rc::new(parse(&text).unwrap()))
+    let jwt = Rc::new(parse(&text).unwrap());
+    (Rc::from(text), jwt)
 }
 
 #[test]
@@ -21,7 +22,7 @@ fn hit_only_under_the_key_set_that_verified_it() {
     let mut cache = ProviderCache::new(10);
     let (h, jwt) = token(1, Some(NOW + 100));
     assert!(cache.get(&h, 7, NOW).is_none(), "empty");
-    cache.insert(h, jwt, 7, NOW);
+    cache.insert(Rc::clone(&h), jwt, 7, NOW);
     assert!(cache.get(&h, 7, NOW).is_some());
     assert!(cache.get(&h, 8, NOW).is_none(), "new keys: a miss");
     let (other, _) = token(2, Some(NOW + 100));
@@ -32,17 +33,17 @@ fn hit_only_under_the_key_set_that_verified_it() {
 fn entries_end_at_exp_or_the_max_ttl() {
     let mut cache = ProviderCache::new(10);
     let (soon, jwt) = token(1, Some(NOW + 5));
-    cache.insert(soon, jwt, 1, NOW);
+    cache.insert(Rc::clone(&soon), jwt, 1, NOW);
     assert!(cache.get(&soon, 1, NOW + 4).is_some());
     assert!(cache.get(&soon, 1, NOW + 5).is_none(), "at exp");
 
     let (far, jwt) = token(2, Some(NOW + 100 * MAX_TTL_SECONDS));
-    cache.insert(far, jwt, 1, NOW);
+    cache.insert(Rc::clone(&far), jwt, 1, NOW);
     assert!(cache.get(&far, 1, NOW + MAX_TTL_SECONDS - 1).is_some());
     assert!(cache.get(&far, 1, NOW + MAX_TTL_SECONDS).is_none());
 
     let (never, jwt) = token(3, None);
-    cache.insert(never, jwt, 1, NOW);
+    cache.insert(Rc::clone(&never), jwt, 1, NOW);
     assert!(cache.get(&never, 1, NOW + MAX_TTL_SECONDS).is_none());
 }
 
@@ -51,7 +52,7 @@ fn bounded_the_oldest_goes_first() {
     let mut cache = ProviderCache::new(3);
     let tokens: Vec<_> = (0..5).map(|n| token(n, Some(NOW + 100))).collect();
     for (h, jwt) in &tokens {
-        cache.insert(*h, Rc::clone(jwt), 1, NOW);
+        cache.insert(Rc::clone(h), Rc::clone(jwt), 1, NOW);
         assert!(cache.len() <= 3);
     }
     let present: Vec<bool> = tokens
@@ -66,17 +67,17 @@ fn a_reinserted_token_keeps_one_entry() {
     let mut cache = ProviderCache::new(2);
     let (a, jwt_a) = token(1, Some(NOW + 100));
     let (b, jwt_b) = token(2, Some(NOW + 100));
-    cache.insert(a, Rc::clone(&jwt_a), 1, NOW);
-    cache.insert(a, Rc::clone(&jwt_a), 2, NOW); // verified again under new keys
-    cache.insert(b, jwt_b, 2, NOW);
+    cache.insert(Rc::clone(&a), Rc::clone(&jwt_a), 1, NOW);
+    cache.insert(Rc::clone(&a), Rc::clone(&jwt_a), 2, NOW); // verified again under new keys
+    cache.insert(Rc::clone(&b), jwt_b, 2, NOW);
     assert_eq!(cache.len(), 2);
     assert!(cache.get(&a, 2, NOW).is_some());
     assert!(cache.get(&b, 2, NOW).is_some());
     // Many more tokens: the cache never holds more than its size, whatever came twice.
     for n in 3..50 {
         let (h, jwt) = token(n, Some(NOW + 100));
-        cache.insert(h, Rc::clone(&jwt), 2, NOW);
-        cache.insert(h, jwt, 3, NOW);
+        cache.insert(Rc::clone(&h), Rc::clone(&jwt), 2, NOW);
+        cache.insert(Rc::clone(&h), jwt, 3, NOW);
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.order.len(), 2);
     }
@@ -97,7 +98,10 @@ fn parsed_tokens_are_found_in_any_provider_cache() {
     assert!(caches.enabled());
     assert!(caches.provider(0).is_none(), "a has no jwt_cache_config");
     let (h, jwt) = token(1, Some(NOW + 100));
-    caches.provider_mut(1).unwrap().insert(h, jwt, 1, NOW);
+    caches
+        .provider_mut(1)
+        .unwrap()
+        .insert(Rc::clone(&h), jwt, 1, NOW);
     assert!(caches.parsed(&h).is_some());
     assert!(!TokenCache::disabled().enabled());
 }
