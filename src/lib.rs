@@ -35,12 +35,14 @@
         clippy::expect_used,
         clippy::panic,
         clippy::indexing_slicing,
+        clippy::string_slice,
         clippy::type_complexity
     )
 )]
 
 pub mod authorize;
 pub mod config;
+pub mod crash;
 pub mod engine;
 pub mod error;
 pub mod extract;
@@ -49,6 +51,7 @@ pub mod jwks_cache;
 pub mod jwt;
 pub mod matcher;
 pub mod metrics;
+pub mod pairs;
 pub mod propagate;
 pub mod request;
 pub mod scopes;
