@@ -112,9 +112,15 @@ impl fmt::Display for JwksError {
 
 impl std::error::Error for JwksError {}
 
+/// At most this many entries of a JWKS `keys` array are read; the rest are ignored (one
+/// `skipped` line says so). Bounds the work of a load and, for a token without `kid`, the
+/// number of signature checks per request (every fitting key is tried). Identity providers
+/// publish a handful of keys; 100 leaves room for rotation and several algorithms.
+pub const MAX_KEYS: usize = 100;
+
 impl KeySet {
-    /// Parses a JWKS document. Keys that cannot be used are skipped (see `skipped()`); a
-    /// document with no usable key is an error.
+    /// Parses a JWKS document. Keys that cannot be used are skipped (see `skipped()`), and so
+    /// is every entry past the first `MAX_KEYS`; a document with no usable key is an error.
     pub fn from_json(text: &str) -> Result<KeySet, JwksError> {
         let doc = crate::jwt::parse_object(text.as_bytes()).ok_or(JwksError::NotJson)?;
         let Some(Value::Array(items)) = doc.get("keys") else {
@@ -122,7 +128,13 @@ impl KeySet {
         };
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
-        for (i, item) in items.iter().enumerate() {
+        if items.len() > MAX_KEYS {
+            skipped.push(format!(
+                "keys {MAX_KEYS}..{}: ignored, at most {MAX_KEYS} keys are read",
+                items.len() - 1
+            ));
+        }
+        for (i, item) in items.iter().enumerate().take(MAX_KEYS) {
             let parsed = item
                 .as_object()
                 .ok_or_else(|| "not a JSON object".to_owned())

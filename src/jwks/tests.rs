@@ -684,3 +684,33 @@ fn padded_jwk_members_still_load() {
     let set = KeySet::from_json(&json!({ "keys": [rsa] }).to_string()).unwrap();
     assert_eq!(set.len(), 1);
 }
+
+/// Regression (attack suite, JWKS of 10,000 keys): a huge `keys` array is read up to
+/// `MAX_KEYS` entries, so neither a load nor a kid-less token's key trials grow with it.
+#[test]
+fn only_the_first_max_keys_entries_are_read() {
+    let hmac = fixture("hmac");
+    let keys: Vec<Value> = (0..10_000)
+        .map(|i| with(hmac.clone(), "kid", json!(format!("k{i}"))))
+        .collect();
+    let set = set_of(keys).unwrap();
+    assert_eq!(set.len(), MAX_KEYS);
+    assert_eq!(
+        set.skipped(),
+        [format!(
+            "keys {MAX_KEYS}..9999: ignored, at most {MAX_KEYS} keys are read"
+        )]
+    );
+    // A key past the limit is never used, even when its kid is asked for by name.
+    let token = mint::sign(
+        &json!({ "alg": "HS256", "kid": "k100" }),
+        &claims(),
+        "HS256",
+        Key::Hmac,
+    );
+    assert_eq!(
+        check(&set, Alg::HS256, Some("k100"), &token),
+        Err(AuthError::NoMatchingKey)
+    );
+    assert_eq!(check(&set, Alg::HS256, Some("k99"), &token), Ok(()));
+}
