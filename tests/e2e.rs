@@ -142,18 +142,7 @@ fn tampered(token: &str) -> String {
 /// callback, a fail-closed stream, or fewer live VMs than at start.
 fn assert_vm_healthy() {
     let fx = fixture();
-    let log = fx.proxy.envoy.log();
-    let bad: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("panicked")
-                || l.contains("RuntimeError")
-                || l.contains("wasm_fail_stream")
-                || l.contains("Function: proxy_")
-                || l.contains("][critical][")
-                || (l.contains("][error][wasm]") && l.contains("failed"))
-        })
-        .collect();
+    let bad = fx.proxy.envoy.wasm_failures();
     assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad.join("\n"));
     let vms = fx.proxy.envoy.stat(VM_GAUGE);
     assert!(
@@ -425,13 +414,7 @@ fn vm_never_fails() {
     assert_eq!(resp.status, 200, "{resp}");
     assert_vm_healthy();
     let fx = fixture();
-    let failures: Vec<(String, String)> = fx
-        .proxy
-        .envoy
-        .stats()
-        .into_iter()
-        .filter(|(k, v)| k.starts_with("wasm.") && k.contains("fail") && v != "0")
-        .collect();
+    let failures = fx.proxy.envoy.wasm_failure_stats();
     assert!(failures.is_empty(), "wasm failure stats: {failures:?}");
 }
 

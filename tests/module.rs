@@ -6,8 +6,13 @@
 //! Reads `target/wasm32-wasip1/release/jwt_authn_wasm.wasm` (`make build`) with a small
 //! hand-written reader of the wasm binary's import section.
 
-// Tests fail by panicking.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+// Tests fail by panicking, and the shared test support indexes what it has just checked.
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 mod common;
 

@@ -287,6 +287,32 @@ impl Envoy {
         })
     }
 
+    /// Log lines that show a wasm VM failed so far: a panic, a trap, a failed callback, a
+    /// fail-closed stream, a critical line. Empty when every VM is healthy.
+    pub fn wasm_failures(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.contains("panicked")
+                    || l.contains("RuntimeError")
+                    || l.contains("wasm_fail_stream")
+                    || l.contains("Function: proxy_")
+                    || l.contains("][critical][")
+                    || (l.contains("][error][wasm]") && l.contains("failed"))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Envoy's `wasm.*` stats whose name says failure and whose value is not 0
+    /// (`vm_reload_failure`, ...).
+    pub fn wasm_failure_stats(&self) -> Vec<(String, String)> {
+        self.stats()
+            .into_iter()
+            .filter(|(k, v)| k.starts_with("wasm.") && k.contains("fail") && v != "0")
+            .collect()
+    }
+
     fn admin_try(&self, path: &str) -> Option<super::http::Response> {
         Request::get(path)
             .host("127.0.0.1")
