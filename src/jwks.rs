@@ -64,7 +64,7 @@ enum PublicKey {
     P384(p384::ecdsa::VerifyingKey),
     P521(Box<p521::ecdsa::VerifyingKey>),
     Ed25519(ed25519_dalek::VerifyingKey),
-    /// An HMAC secret (`oct`), never empty.
+    /// An HMAC secret (`oct`), at least `MIN_OCT_BYTES` long.
     Oct(Vec<u8>),
 }
 
@@ -117,6 +117,9 @@ impl std::error::Error for JwksError {}
 /// number of signature checks per request (every fitting key is tried). Identity providers
 /// publish a handful of keys; 100 leaves room for rotation and several algorithms.
 pub const MAX_KEYS: usize = 100;
+
+/// The shortest HMAC secret loaded: 256 bits, the output of SHA-256 (RFC 7518 §3.2).
+pub const MIN_OCT_BYTES: usize = 32;
 
 impl KeySet {
     /// Parses a JWKS document. Keys that cannot be used are skipped (see `skipped()`), and so
@@ -354,8 +357,12 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
         },
         "oct" => {
             let k = bytes("k")?;
-            if k.is_empty() {
-                return Err("`k` is empty".into());
+            // RFC 7518 §3.2 / RFC 8725 §3.5: an HMAC key at least as long as the hash.
+            if k.len() < MIN_OCT_BYTES {
+                return Err(format!(
+                    "`k` is {} bytes, at least {MIN_OCT_BYTES} (256 bits) required",
+                    k.len()
+                ));
             }
             PublicKey::Oct(k)
         }

@@ -7,7 +7,7 @@
 //! One shared Envoy (`--concurrency 1`, FAIL_CLOSED) runs listener `main` with two providers:
 //! - `p` (`/`): inline keys = the fixture set without `rsa-b`, plus keys that must never be
 //!   used: 1024-bit RSA (`rsa-weak`), `e` = 1 (`e1`), `e` = 2 (`e2`), a P-256 point off the
-//!   curve (`ec-bad`);
+//!   curve (`ec-bad`), a 6-byte HMAC secret (`hmac-short`);
 //! - `big` (`/big`): remote keys from a stand-in IdP serving 10,000 keys.
 //!
 //! A second stand-in IdP, `evil`, is reachable as cluster `evil`: tokens point `jku`/`x5u` at
@@ -42,6 +42,8 @@ const ISS: &str = "https://issuer.attacks";
 const ISS_BIG: &str = "https://big.attacks";
 /// 2100-01-01.
 const FAR: i64 = 4_102_444_800;
+/// A guessable HMAC secret (6 bytes): its key must not be loaded.
+const SHORT_SECRET: &[u8] = b"secret";
 const VM_GAUGE: &str = "wasm.envoy.wasm.runtime.v8.active";
 
 struct Fixture {
@@ -88,6 +90,7 @@ fn config() -> Value {
         json!({ "kty": "RSA", "kid": "e1", "n": rsa_a["n"], "e": "AQ" }),
         json!({ "kty": "RSA", "kid": "e2", "n": rsa_a["n"], "e": "Ag" }),
         json!({ "kty": "EC", "kid": "ec-bad", "crv": "P-256", "x": ec["x"], "y": off_curve_y(&ec) }),
+        json!({ "kty": "oct", "kid": "hmac-short", "k": b64(SHORT_SECRET) }),
     ];
     keys["keys"].as_array_mut().unwrap().extend(extra);
     json!({
@@ -139,15 +142,6 @@ fn off_curve_y(ec: &Value) -> String {
     let last = y.len() - 1;
     y[last] ^= 1;
     URL_SAFE_NO_PAD.encode(y)
-}
-
-/// `token` with a character in the middle of its signature changed.
-fn tampered(token: &str) -> String {
-    let (input, sig) = token.rsplit_once('.').unwrap();
-    let mut sig = sig.as_bytes().to_vec();
-    let i = sig.len() / 2;
-    sig[i] = if sig[i] == b'A' { b'B' } else { b'A' };
-    format!("{input}.{}", String::from_utf8(sig).unwrap())
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -552,7 +546,7 @@ fn hundred_tokens_in_query_parameters() {
         "ES256",
         Key::Ec256,
     );
-    let forged = tampered(&mint::sign(
+    let forged = mint::tampered(&mint::sign(
         &json!({ "alg": "ES256", "kid": "ec256" }),
         &claims(json!({ "sub": "mallory" })),
         "ES256",
@@ -608,7 +602,7 @@ fn control_characters_in_claims_never_reach_a_header() {
 
 /// Keys that must never verify anything are not loaded (and say so in the log): RSA under
 /// 2048 bits, `e` = 1 (where a "signature" is just the padded digest: forged here), even `e`,
-/// and an EC point that is not on its curve.
+/// an EC point that is not on its curve, and an HMAC secret under 256 bits.
 #[test]
 fn weak_and_invalid_keys_are_never_used() {
     let payload = claims(json!({}));
@@ -634,8 +628,14 @@ fn weak_and_invalid_keys_are_never_used() {
         Key::Ec256,
     );
     assert_refused_token(&off_curve, "EC point off the curve");
+    let short = mint::sign_hs256_with_secret(
+        &json!({ "alg": "HS256", "kid": "hmac-short" }),
+        &payload,
+        SHORT_SECRET,
+    );
+    assert_refused_token(&short, "6-byte HMAC secret");
     let log = fixture().envoy.log();
-    for kid in ["rsa-weak", "e1", "e2", "ec-bad"] {
+    for kid in ["rsa-weak", "e1", "e2", "ec-bad", "hmac-short"] {
         assert!(
             log.lines().any(|l| l.contains(&format!("(kid \"{kid}\")"))),
             "no log line says key {kid} was skipped"

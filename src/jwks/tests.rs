@@ -432,7 +432,8 @@ fn unusable_keys_are_skipped_with_a_reason() {
         ("Ed448", with(ed.clone(), "crv", json!("Ed448")), "not supported"),
         ("EdDSA key with alg ES256", with(ed.clone(), "alg", json!("ES256")), "does not fit"),
         // oct
-        ("empty oct", with(oct.clone(), "k", json!("")), "`k` is empty"),
+        ("empty oct", with(oct.clone(), "k", json!("")), "`k` is 0 bytes, at least 32 (256 bits) required"),
+        ("31-byte oct", with(oct.clone(), "k", json!(b64(&[5; 31]))), "`k` is 31 bytes, at least 32"),
         ("oct without k", with(oct.clone(), "k", Value::Null), "`k` is missing"),
         ("oct k not base64", with(oct.clone(), "k", json!("a b")), "`k` is not base64url"),
         ("oct with alg RS256", with(oct.clone(), "alg", json!("RS256")), "`alg` RS256 does not fit `kty` oct"),
