@@ -137,7 +137,7 @@ fn pools() -> Pools {
         sign("ec256", "ES256", Key::Ec256, &claims("rotated-ec", far)),
     ];
     let mut invalid = vec![
-        tampered(&valid[0]),
+        mint::tampered(&valid[0]),
         sign(
             "rsa-a",
             "RS256",
@@ -196,14 +196,6 @@ fn pools() -> Pools {
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn tampered(token: &str) -> String {
-    let (input, sig) = token.rsplit_once('.').unwrap();
-    let mut sig = sig.as_bytes().to_vec();
-    let i = sig.len() / 2;
-    sig[i] = if sig[i] == b'A' { b'B' } else { b'A' };
-    format!("{input}.{}", String::from_utf8(sig).unwrap())
 }
 
 /// xorshift64: reproducible, no dependency.
