@@ -46,7 +46,7 @@ pub fn config() -> &'static Config {
 pub fn decide_and_check(headers: &RequestHeaders) -> Decision {
     let config = config();
     let decision = decide(config, config, headers, NOW);
-    if let Decision::Allow { ops } = &decision {
+    if let Decision::Allow { ops, .. } = &decision {
         for op in ops {
             if let jwt_authn_wasm::propagate::HeaderOp::Set(name, value) = op {
                 // Nothing the filter emits may carry a control character into a header.
