@@ -29,7 +29,9 @@
 //!
 //! ## Panics
 //! A panic kills the VM (fail-closed: the service is down; fail-open: everyone gets in).
-//! `unwrap`, `expect`, `panic!` and unchecked indexing are denied in `src/` by lint.
+//! `unwrap`, `expect`, `panic!`, unchecked indexing and string slicing are denied in `src/` by
+//! lint; host data is parsed here, not by the SDK's panicking helpers (`pairs`); and should a
+//! dependency panic anyway, the hook logs one critical line first (`crash`).
 // Tests may panic: that is how they fail. Their tables are tuples, one row per case.
 #![cfg_attr(
     test,
