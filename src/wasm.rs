@@ -22,7 +22,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 use crate::config::{Config, JwksSource, ProviderId};
 use crate::engine::{decide_in, Availability, Decision, KeyStore, Verdict, Vm, Wait};
@@ -32,15 +32,17 @@ use crate::jwks_cache::{
     Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
 };
 use crate::metrics;
+use crate::pairs;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
 use crate::signature::{self, PureRust, SignatureBackend};
 use crate::token_cache::TokenCache;
 
 proxy_wasm::main! {{
-    // Also installs the SDK's panic hook, which logs a panic at critical level before the
-    // abort. No host call other than logging is allowed here (Envoy restricts `_initialize`).
+    // No host call other than logging is allowed here (Envoy restricts `_initialize`).
+    // `set_log_level` installs the SDK's panic hook; ours replaces it (see `crash`).
     proxy_wasm::set_log_level(LogLevel::Trace);
+    std::panic::set_hook(Box::new(|info| log(LogLevel::Critical, &crate::crash::report(info))));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
@@ -878,13 +880,18 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
     }
 }
 
+/// The current stream's request headers, read with our own pairs parser: the SDK's
+/// `get_map_bytes` traps on a header name that is not UTF-8. A map the host cannot give, or
+/// one that does not parse, is logged and read as no headers (the request then fails closed).
 fn request_headers() -> RequestHeaders {
-    RequestHeaders::new(
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-    )
+    let pairs = host::request_header_pairs().and_then(|bytes| pairs::parse(&bytes));
+    RequestHeaders::new(pairs.unwrap_or_else(|| {
+        log(
+            LogLevel::Error,
+            "jwt-authn-wasm: request headers unreadable; treating the request as having none",
+        );
+        Vec::new()
+    }))
 }
 
 /// Carries out a final decision on the current (effective) stream.
@@ -991,6 +998,11 @@ mod host {
             results: *mut *mut u8,
             results_len: *mut usize,
         ) -> u32;
+        fn proxy_get_header_map_pairs(
+            map: u32,
+            return_data: *mut *mut u8,
+            return_size: *mut usize,
+        ) -> u32;
         #[allow(clippy::too_many_arguments)]
         fn proxy_send_local_response(
             status: u32,
@@ -1004,6 +1016,7 @@ mod host {
         ) -> u32;
     }
 
+    const OK: u32 = 0;
     const REQUEST_HEADERS: u32 = 0;
     const HTTP_REQUEST: u32 = 0;
 
@@ -1027,10 +1040,19 @@ mod host {
         }
     }
 
+    /// The serialized request header map, or `None` if the host refused (status not OK).
+    pub fn request_header_pairs() -> Option<Vec<u8>> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a pointer and a length into our two locals.
+        let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+        take(status, data, size)
+    }
+
     /// Calls the host's foreign function `name`; `None` unless the host says Ok.
     pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Option<Vec<u8>> {
         let mut data: *mut u8 = std::ptr::null_mut();
-        let mut len: usize = 0;
+        let mut size: usize = 0;
         // SAFETY: pointers and lengths of live slices and locals, used by the host during the
         // call only.
         let status = unsafe {
@@ -1040,19 +1062,23 @@ mod host {
                 arguments.as_ptr(),
                 arguments.len(),
                 &mut data,
-                &mut len,
+                &mut size,
             )
         };
-        if status != 0 {
+        take(status, data, size)
+    }
+
+    /// The buffer a host call returned: `None` unless its status is OK.
+    fn take(status: u32, data: *mut u8, size: usize) -> Option<Vec<u8>> {
+        if status != OK {
             return None;
         }
         if data.is_null() {
             return Some(Vec::new());
         }
-        // SAFETY: the host allocated `len` bytes through this module's allocator
-        // (`proxy_on_memory_allocate`, a `Vec` of that capacity) and handed them over to us,
-        // as the SDK's own `call_foreign_function` assumes.
-        Some(unsafe { Vec::from_raw_parts(data, len, len) })
+        // SAFETY: the host allocated `size` bytes through the SDK's `proxy_on_memory_allocate`
+        // (a boxed slice of exactly `size` bytes) and hands them over to us.
+        Some(unsafe { Vec::from_raw_parts(data, size, size) })
     }
 
     pub fn continue_request() {
@@ -1063,7 +1089,7 @@ mod host {
     }
 
     pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: &[u8]) {
-        let pairs = serialize_pairs(headers);
+        let pairs = crate::pairs::serialize(headers);
         // SAFETY: as above; details are empty, grpc_status -1 means none.
         unsafe {
             proxy_send_local_response(
@@ -1077,24 +1103,5 @@ mod host {
                 -1,
             );
         }
-    }
-
-    /// The proxy-wasm pairs format: count, then (key length, value length) pairs, then each
-    /// key and value followed by a NUL.
-    fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
-        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-        let mut out = Vec::new();
-        out.extend_from_slice(&len(pairs.len()));
-        for (k, v) in pairs {
-            out.extend_from_slice(&len(k.len()));
-            out.extend_from_slice(&len(v.len()));
-        }
-        for (k, v) in pairs {
-            out.extend_from_slice(k.as_bytes());
-            out.push(0);
-            out.extend_from_slice(v.as_bytes());
-            out.push(0);
-        }
-        out
     }
 }
