@@ -2,7 +2,8 @@
 //! no clock, no allocation of configuration; the wasm glue feeds it and applies the result.
 //!
 //! Flow, in this order for every request:
-//! 1. remove every header the filter can emit (on every route, whatever happens next);
+//! 1. remove every header the filter can emit (on every route, whatever happens next) that
+//!    the request carries: one host call less per absent header, the usual case;
 //! 2. let CORS preflights through when `bypass_cors_preflight` is set;
 //! 3. pick the first rule whose `match` matches; none, or one without `requires`: allow;
 //! 4. evaluate the requirement (`authorize`), collecting identity headers;
@@ -118,6 +119,7 @@ pub fn decide_in<'c>(
     let mut ops: Vec<HeaderOp<'c>> = config
         .emitted_headers
         .iter()
+        .filter(|h| headers.get(h).is_some())
         .map(|h| HeaderOp::Remove(h))
         .collect();
     if config.bypass_cors_preflight && is_cors_preflight(headers) {
