@@ -10,7 +10,7 @@ TARGET  := wasm32-wasip1
 ENVOY   := tests/ensure-envoy.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint run clean envoy wasm-target
+.PHONY: help build test lint run clean envoy wasm-target schema oci
 
 help: ## List the targets
 	@echo "Targets:"
@@ -34,6 +34,12 @@ run: build ## Envoy + the filter + an echo upstream on 127.0.0.1:10000; prints a
 
 envoy: ## Make sure a real Envoy is installed, and show its version
 	"$$($(ENVOY))" --version
+
+oci: build ## OCI image of the module as Istio pulls it (compat variant) in target/oci; prints the digest
+	tests/oci-image.sh
+
+schema: ## Regenerate manifests/schema/plugin-config.schema.json from the config types
+	UPDATE_SCHEMA=1 $(CARGO) test --locked --test schema checked_in_schema_is_current
 
 clean: ## Remove build output (cargo clean)
 	$(CARGO) clean

@@ -172,6 +172,7 @@ impl Config {
 // Raw JSON shapes (serde). Field names are jwt_authn's.
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
@@ -189,6 +190,7 @@ struct RawConfig {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawProvider {
     #[serde(default)]
@@ -200,6 +202,7 @@ struct RawProvider {
     #[serde(default)]
     require_expiration: bool,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     max_lifetime: Option<Duration>,
     #[serde(default)]
     local_jwks: Option<RawDataSource>,
@@ -221,51 +224,67 @@ struct RawProvider {
     claim_to_headers: Vec<RawClaimToHeader>,
     #[serde(default)]
     clock_skew_seconds: Option<u32>,
-    // Known jwt_authn fields a wasm filter cannot honour: refused by name in `compile`.
+    // Known jwt_authn fields a wasm filter cannot honour: refused by name in `compile`, and
+    // left out of the JSON Schema (`schemars(skip)`) so editors never offer them.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     payload_in_metadata: Option<serde_json::Value>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     header_in_metadata: Option<serde_json::Value>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     failed_status_in_metadata: Option<serde_json::Value>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     normalize_payload_in_metadata: Option<serde_json::Value>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     jwt_cache_config: Option<serde_json::Value>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     clear_route_cache: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRemoteJwks {
     http_uri: RawHttpUri,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     cache_duration: Option<Duration>,
     #[serde(default)]
     async_fetch: Option<RawAsyncFetch>,
     // Extensions (documented in the README).
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     min_cache_duration: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     max_cache_duration: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     max_staleness: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     max_backoff: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     unknown_kid_refetch_interval: Option<Duration>,
     #[serde(default)]
     oidc_discovery: bool,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawHttpUri {
     #[serde(default)]
     uri: String,
     cluster: String,
     #[serde(deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     timeout: Option<Duration>,
 }
 
@@ -273,16 +292,19 @@ struct RawHttpUri {
 /// means nothing here (the listener never waits for us); `failed_refetch_duration` is the
 /// first retry delay.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawAsyncFetch {
     #[serde(default)]
     #[allow(dead_code)]
     fast_listener: bool,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     failed_refetch_duration: Option<Duration>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawDataSource {
     #[serde(default)]
@@ -290,12 +312,15 @@ struct RawDataSource {
     #[serde(default)]
     inline_bytes: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     filename: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     environment_variable: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawJwtHeader {
     name: String,
@@ -304,6 +329,7 @@ struct RawJwtHeader {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawClaimToHeader {
     header_name: String,
@@ -311,6 +337,7 @@ struct RawClaimToHeader {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRule {
     #[serde(rename = "match")]
@@ -318,10 +345,12 @@ struct RawRule {
     #[serde(default)]
     requires: Option<RawRequirement>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     requirement_name: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRouteMatch {
     #[serde(default)]
@@ -339,6 +368,7 @@ struct RawRouteMatch {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRegex {
     pub(crate) regex: String,
@@ -349,6 +379,7 @@ pub(crate) struct RawRegex {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawHeaderMatcher {
     name: String,
@@ -373,6 +404,7 @@ struct RawHeaderMatcher {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStringMatcher {
     #[serde(default)]
@@ -390,6 +422,7 @@ pub(crate) struct RawStringMatcher {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRequirement {
     #[serde(default)]
@@ -410,6 +443,7 @@ struct RawRequirement {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawScopes {
     #[serde(default)]
@@ -421,6 +455,7 @@ struct RawScopes {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawProviderAndAudiences {
     provider_name: String,
@@ -429,6 +464,7 @@ struct RawProviderAndAudiences {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRequirementList {
     #[serde(default)]
@@ -437,6 +473,7 @@ struct RawRequirementList {
 
 /// `google.protobuf.Empty`: `{}`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawEmpty {}
 
@@ -1005,6 +1042,11 @@ fn is_header_name(name: &str) -> bool {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
         })
 }
+
+#[cfg(feature = "schema")]
+mod schema;
+#[cfg(feature = "schema")]
+pub use schema::{json_schema, SCHEMA_PATH};
 
 #[cfg(test)]
 mod tests;
