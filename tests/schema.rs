@@ -5,7 +5,13 @@
 //! configurations a user copies: the README's JSON blocks and the `make run` demo. The
 //! manifests' `pluginConfig`s are validated in `tests/manifests.rs`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Tests fail by panicking, and index into configurations they have just built.
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::path::Path;
 use std::process::Command;
@@ -72,7 +78,8 @@ fn schema_accepts_a_minimal_config_the_filter_loads() {
 /// refuses at load too.
 #[test]
 fn schema_refuses_what_the_filter_refuses() {
-    let cases: [(&str, fn(&mut Value)); 6] = [
+    type Mistake = (&'static str, fn(&mut Value));
+    let cases: [Mistake; 6] = [
         ("unknown top-level field", |c| c["provider"] = json!({})),
         ("misspelt provider field", |c| {
             c["providers"]["p"]["isuer"] = json!("x")
