@@ -39,7 +39,7 @@ oci: build ## OCI image of the module as Istio pulls it (compat variant) in targ
 	tests/oci-image.sh
 
 schema: ## Regenerate manifests/schema/plugin-config.schema.json from the config types
-	UPDATE_SCHEMA=1 $(CARGO) test --locked --test schema checked_in_schema_is_current
+	UPDATE_SCHEMA=1 $(CARGO) test --locked --test manifests checked_in_schema_is_current
 
 clean: ## Remove build output (cargo clean)
 	$(CARGO) clean

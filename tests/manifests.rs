@@ -7,7 +7,11 @@
 //!   loads natively, and runs in a real Envoy wrapped exactly as istiod wraps it, with a local
 //!   JWKS server standing in for `outbound|443||idp.example.com`;
 //! - the plain Envoy bootstrap `manifests/envoy/envoy.yaml` starts as a user would start it
-//!   (only ports and the module path substituted) and answers 200 and 401.
+//!   (only ports and the module path substituted) and answers 200 and 401;
+//! - the JSON Schema `manifests/schema/plugin-config.schema.json`, generated from the config
+//!   types (`config::json_schema`, feature `schema`), is current (`make schema` rewrites it),
+//!   refuses what the filter refuses, and accepts the README's JSON examples and the `make
+//!   run` demo configuration.
 //!
 //! What the CRD schemas cannot check (CEL `x-kubernetes-validations` rules such as "only one
 //! of targetRefs or selector") is not checked here either.
@@ -34,10 +38,22 @@ use common::http::Request;
 use common::idp::Idp;
 use common::mint;
 use common::upstream::Upstream;
-use jwt_authn_wasm::config::{json_schema, Config};
+use jwt_authn_wasm::config::{json_schema, Config, SCHEMA_PATH};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The standard output of `tests/demo/run.py <arg>` (`--print-token`, `--print-config`).
+fn demo_script(arg: &str) -> Vec<u8> {
+    let out = Command::new("python3")
+        .arg(root().join("tests/demo/run.py"))
+        .arg(arg)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "run.py {arg}: {stderr}");
+    out.stdout
 }
 
 // ------------------------------------------------------------------------------------------
@@ -314,13 +330,8 @@ fn plugin_configs() -> Vec<(Doc, Value)> {
 
 #[test]
 fn every_plugin_config_fits_the_schema_and_loads() {
-    let schema: Value = serde_json::from_str(&json_schema()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
     for (doc, config) in plugin_configs() {
-        let errors: Vec<String> = validator
-            .iter_errors(&config)
-            .map(|e| format!("{}: {e}", e.instance_path()))
-            .collect();
+        let errors = schema_errors(&config);
         assert!(
             errors.is_empty(),
             "{}: pluginConfig: {errors:#?}",
@@ -515,17 +526,10 @@ fn plain_envoy_bootstrap_answers_200_and_401() {
     let port = envoy.port("main");
 
     // The token the README tells a newcomer to mint.
-    let out = Command::new("python3")
-        .arg(root().join("tests/demo/run.py"))
-        .arg("--print-token")
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let token = String::from_utf8(demo_script("--print-token"))
+        .unwrap()
+        .trim()
+        .to_string();
 
     let ok = Request::get("/hello").bearer(&token).send(port);
     assert_eq!(ok.status, 200, "{}\n{}", ok.body_str(), envoy.log_tail(20));
@@ -556,4 +560,147 @@ fn plain_envoy_bootstrap_answers_200_and_401() {
         idp.requests() >= 1,
         "the keys came through the static cluster"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// The plugin configuration's JSON Schema (manifests/schema): current, able to fail, and
+// satisfied by every example a user copies (the manifests' pluginConfigs are checked above)
+
+/// The validator of the schema as generated now.
+fn validator() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(&json_schema()).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+}
+
+/// Every schema error of `config`, as `path: message` lines.
+fn schema_errors(config: &Value) -> Vec<String> {
+    validator()
+        .iter_errors(config)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn checked_in_schema_is_current() {
+    let path = root().join(SCHEMA_PATH);
+    let generated = json_schema();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "{SCHEMA_PATH} is stale or missing: the config types changed. Run `make schema` and \
+         commit the result."
+    );
+}
+
+/// A minimal valid configuration, to change one thing at a time.
+fn minimal() -> Value {
+    json!({
+        "providers": { "p": {
+            "issuer": "https://issuer.example/",
+            "remote_jwks": { "http_uri": {
+                "uri": "https://issuer.example/jwks", "cluster": "idp", "timeout": "5s",
+            } },
+        } },
+        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "p" } }],
+    })
+}
+
+#[test]
+fn schema_accepts_a_minimal_config_the_filter_loads() {
+    let config = minimal();
+    assert_eq!(schema_errors(&config), Vec::<String>::new());
+    Config::from_json(config.to_string().as_bytes()).expect("the filter loads it");
+}
+
+/// The schema must be able to fail: each mistake here is one a user makes, and one the filter
+/// refuses at load too.
+#[test]
+fn schema_refuses_what_the_filter_refuses() {
+    type Mistake = (&'static str, fn(&mut Value));
+    let cases: [Mistake; 6] = [
+        ("unknown top-level field", |c| c["provider"] = json!({})),
+        ("misspelt provider field", |c| {
+            c["providers"]["p"]["isuer"] = json!("x")
+        }),
+        ("duration without unit", |c| {
+            c["providers"]["p"]["remote_jwks"]["http_uri"]["timeout"] = json!("5")
+        }),
+        ("audiences not a list", |c| {
+            c["providers"]["p"]["audiences"] = json!("api")
+        }),
+        ("refused jwt_authn field", |c| {
+            c["providers"]["p"]["jwt_cache_config"] = json!({})
+        }),
+        ("unknown requirement", |c| {
+            c["rules"][0]["requires"] = json!({ "provider": "p" })
+        }),
+    ];
+    for (what, break_it) in cases {
+        let mut config = minimal();
+        break_it(&mut config);
+        assert!(
+            !schema_errors(&config).is_empty(),
+            "the schema accepted a config with a {what}: {config}"
+        );
+        assert!(
+            Config::from_json(config.to_string().as_bytes()).is_err(),
+            "the filter loaded a config with a {what}: {config}"
+        );
+    }
+}
+
+/// The README's ```json blocks: whole configurations as they are, fragments (`"requires": …`,
+/// `"remote_jwks": …`) placed where they belong in a minimal configuration.
+#[test]
+fn readme_json_examples_validate() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next())
+        .collect();
+    assert!(!blocks.is_empty(), "no ```json block in README.md");
+    let mut whole = 0;
+    for block in blocks {
+        let config = match serde_json::from_str::<Value>(block) {
+            Ok(config) => {
+                whole += 1;
+                config
+            }
+            Err(_) => place_fragment(block),
+        };
+        let errors = schema_errors(&config);
+        assert!(
+            errors.is_empty(),
+            "README block\n{block}\nfails the schema: {errors:#?}"
+        );
+    }
+    assert!(whole > 0, "README.md has no whole configuration example");
+}
+
+fn place_fragment(block: &str) -> Value {
+    let wrapped: Value = serde_json::from_str(&format!("{{{block}}}"))
+        .unwrap_or_else(|e| panic!("README json block is neither JSON nor a member: {e}\n{block}"));
+    let (key, value) = wrapped.as_object().and_then(|o| o.iter().next()).unwrap();
+    let mut config = minimal();
+    match key.as_str() {
+        "requires" => config["rules"][0]["requires"] = value.clone(),
+        "remote_jwks" => config["providers"]["p"]["remote_jwks"] = value.clone(),
+        other => panic!("README json fragment `{other}`: teach tests/manifests.rs where it goes"),
+    }
+    config
+}
+
+/// The `make run` demo configuration validates, and loads.
+#[test]
+fn demo_config_validates() {
+    let out = demo_script("--print-config");
+    let config: Value = serde_json::from_slice(&out).expect("the demo config is JSON");
+    assert_eq!(schema_errors(&config), Vec::<String>::new());
+    Config::from_json(&out).expect("the filter loads the demo config");
 }

@@ -1,7 +1,7 @@
 //! The JSON Schema of the plugin configuration, derived from the serde shapes in `config.rs`
 //! (feature `schema`, never in the wasm module). The checked-in copy is
 //! `manifests/schema/plugin-config.schema.json`; `make schema` rewrites it and
-//! `tests/schema.rs` fails when it is stale.
+//! `tests/manifests.rs` fails when it is stale.
 //!
 //! Draft-07, which editors (VS Code's YAML and JSON support, JetBrains) complete from. The
 //! schema says which fields exist and their types; `Config::from_json` still has the last word

@@ -15,7 +15,7 @@ SIGTERM, when it stops Envoy and the upstream and exits 0.
 
   --print-token: print a fresh demo token and exit (for manifests/envoy/envoy.yaml, whose
   JWKS is the public half of the same demo key). --print-config: print the demo plugin
-  configuration and exit (tests/schema.rs validates it).
+  configuration and exit (tests/manifests.rs validates it).
 
 Environment: PORT, ADMIN_PORT, ENVOY_BIN (default `envoy`), WASM (the module; default
 target/wasm32-wasip1/release/jwt_authn_wasm.wasm), DEMO_CHECK. If a real func-e (tetratelabs)
