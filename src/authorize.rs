@@ -14,7 +14,11 @@
 //!
 //! Header mutations of a failed branch are rolled back, so only identities that satisfied the
 //! requirement reach the upstream.
+//!
+//! A verified token must then grant the requirement's `required_scopes` (403
+//! `InsufficientScope`) and satisfy its `required_claims` (403 `ClaimMismatch`).
 
+use crate::claims::ClaimRule;
 use crate::config::{Config, Location, Provider, ProviderId, Requirement};
 use crate::engine::{Availability, KeyStore, Wait};
 use crate::error::AuthError;
@@ -36,18 +40,43 @@ pub struct Evaluation<'a> {
     pub wait: Option<Wait>,
     /// The scopes a token lacked, for `WWW-Authenticate` (the last `InsufficientScope`).
     pub insufficient_scope: Option<String>,
+    /// The first provider whose token verified in the part that was satisfied.
+    pub verified: Option<ProviderId>,
+    /// The provider whose check produced the failure `check` returned, when one did.
+    pub failed: Option<ProviderId>,
+}
+
+/// What a provider requirement asks of its tokens beyond verifying.
+#[derive(Default, Clone, Copy)]
+struct Needs<'r> {
+    /// Overrides the provider's audiences.
+    audiences: Option<&'r [String]>,
+    scopes: Option<&'r ScopeRule>,
+    claims: &'r [ClaimRule],
 }
 
 impl Evaluation<'_> {
     /// Evaluates `requirement`; on failure, `ops` holds no mutation from the failed part.
     pub fn check(&mut self, requirement: &Requirement) -> Result<(), AuthError> {
-        let mark = self.ops.len();
+        let (mark, verified) = (self.ops.len(), self.verified);
         let result = match requirement {
             Requirement::Provider {
                 provider,
                 audiences,
                 scopes,
-            } => self.provider(*provider, audiences.as_deref(), scopes.as_ref()),
+                claims,
+            } => {
+                let needs = Needs {
+                    audiences: audiences.as_deref(),
+                    scopes: scopes.as_ref(),
+                    claims,
+                };
+                let result = self.provider(*provider, needs);
+                if result.is_err() {
+                    self.failed = Some(*provider);
+                }
+                result
+            }
             Requirement::All(children) => children.iter().try_for_each(|c| self.check(c)),
             Requirement::Any(children) => self.any(children),
             Requirement::AllowMissing => self.any_issuer(false),
@@ -55,6 +84,7 @@ impl Evaluation<'_> {
         };
         if result.is_err() {
             self.ops.truncate(mark);
+            self.verified = verified;
         }
         result
     }
@@ -77,18 +107,22 @@ impl Evaluation<'_> {
         }
         // The last "real" failure wins; else a token of another issuer (`UnknownIssuer`)
         // outranks no token at all, so `allow_missing` does not let a stranger's token in.
-        let mut last = AuthError::Missing;
+        let (mut last, mut last_failed) = (AuthError::Missing, None);
         for child in verifiers {
             match self.check(child) {
                 Ok(()) => return Ok(()),
                 Err(AuthError::Missing) => {}
                 Err(AuthError::UnknownIssuer) => {
                     if last == AuthError::Missing {
-                        last = AuthError::UnknownIssuer;
+                        (last, last_failed) = (AuthError::UnknownIssuer, self.failed);
                     }
                 }
-                Err(e) => last = e,
+                Err(e) => (last, last_failed) = (e, self.failed),
             }
+        }
+        // The provider of the failure that is reported (else of the last `Missing`).
+        if last_failed.is_some() {
+            self.failed = last_failed;
         }
         if allow_failed {
             // Like Envoy, a good token among the rest still sets its identity headers.
@@ -101,12 +135,7 @@ impl Evaluation<'_> {
         Err(last)
     }
 
-    fn provider(
-        &mut self,
-        id: ProviderId,
-        audiences: Option<&[String]>,
-        scopes: Option<&ScopeRule>,
-    ) -> Result<(), AuthError> {
+    fn provider(&mut self, id: ProviderId, needs: Needs<'_>) -> Result<(), AuthError> {
         let config = self.config;
         let provider = config.providers.get(id).ok_or(AuthError::KeysUnavailable)?;
         let found = extract(self.headers, &provider.locations);
@@ -115,14 +144,7 @@ impl Evaluation<'_> {
         }
         for f in found {
             let token = f.token?;
-            self.token(
-                id,
-                provider,
-                f.location,
-                &jwt::parse(&token)?,
-                audiences,
-                scopes,
-            )?;
+            self.token(id, provider, f.location, &jwt::parse(&token)?, needs)?;
         }
         Ok(())
     }
@@ -135,6 +157,7 @@ impl Evaluation<'_> {
         for provider in &config.providers {
             for f in extract(self.headers, &provider.locations) {
                 let outcome = f.token.and_then(|token| {
+                    self.failed = None;
                     if seen.contains(&token) {
                         return Ok(());
                     }
@@ -144,7 +167,8 @@ impl Evaluation<'_> {
                         .provider_for_issuer(jwt.claims.iss.as_deref())
                         .ok_or(AuthError::UnknownIssuer)?;
                     let owner = config.providers.get(id).ok_or(AuthError::UnknownIssuer)?;
-                    self.token(id, owner, f.location, &jwt, None, None)
+                    self.failed = Some(id);
+                    self.token(id, owner, f.location, &jwt, Needs::default())
                 });
                 match outcome {
                     Err(e) if !tolerate_failure => return Err(e),
@@ -177,8 +201,7 @@ impl Evaluation<'_> {
         provider: &Provider,
         location: &Location,
         jwt: &UntrustedJwt<'_>,
-        audiences: Option<&[String]>,
-        scopes: Option<&ScopeRule>,
+        needs: Needs<'_>,
     ) -> Result<(), AuthError> {
         // The issuer first: a token of another issuer never waits for this provider's keys.
         // (`verify` checks it again; a string compare.)
@@ -191,7 +214,7 @@ impl Evaluation<'_> {
             }
             Availability::Unavailable => None,
         };
-        let result = verify::verify(jwt, provider, keys, audiences, self.now);
+        let result = verify::verify(jwt, provider, keys, needs.audiences, self.now);
         if result == Err(AuthError::NoMatchingKey) {
             if let Some(kid) = &jwt.kid {
                 if self.keys.may_learn_kid(id, kid) {
@@ -200,12 +223,16 @@ impl Evaluation<'_> {
             }
         }
         result?;
-        if let Some(Err(needed)) = scopes.map(|rule| rule.check(&jwt.payload)) {
+        if let Some(Err(needed)) = needs.scopes.map(|rule| rule.check(&jwt.payload)) {
             self.insufficient_scope = Some(needed);
             return Err(AuthError::InsufficientScope);
         }
+        if !needs.claims.iter().all(|rule| rule.matches(&jwt.payload)) {
+            return Err(AuthError::ClaimMismatch);
+        }
         propagate::consume_token(provider, location, self.headers, &mut self.ops);
         propagate::identity(provider, jwt, &mut self.ops);
+        self.verified.get_or_insert(id);
         Ok(())
     }
 }

@@ -15,14 +15,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::claims::{is_scalar, ClaimRule, ClaimTest};
 use crate::error::ConfigError;
 use crate::jwks::KeySet;
 use crate::jwks_cache::{FetchPolicy, Target};
-use crate::matcher::{HeaderMatcher, PathMatcher, RouteMatcher, StringMatcher};
+use crate::matcher::{HeaderMatcher, HostMatcher, PathMatcher, RouteMatcher, StringMatcher};
 use crate::scopes::{is_scope_token, ScopeRule};
 
 /// Envoy's default `clock_skew_seconds`.
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 60;
+
+/// The header that tells the upstream what enforcement would have done, in `report_only`.
+pub const OUTCOME_HEADER: &str = "x-jwt-authn-outcome";
 
 /// The compiled configuration of one plugin instance.
 #[derive(Debug)]
@@ -33,9 +37,48 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub bypass_cors_preflight: bool,
     pub strip_failure_response: bool,
-    /// Every header the filter can emit (claim targets, payload headers), lower-cased and
-    /// deduplicated: removed from every request before anything else.
+    /// What a failed requirement leads to, per class (our `failure_policy`).
+    pub failure_policy: FailurePolicy,
+    /// Evaluate and count everything, tell the upstream the outcome, never deny (ours).
+    pub report_only: bool,
+    /// Every header the filter can emit (claim targets, payload and identity headers, the
+    /// outcome header), lower-cased and deduplicated: removed from every request before
+    /// anything else.
     pub emitted_headers: Vec<String>,
+}
+
+/// `failure_policy` (our extension): what each class of failure leads to. 403s (audience,
+/// scope, claim) are always 403: the token is good, the caller is not allowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FailurePolicy {
+    /// No token where the requirement needs one.
+    #[serde(default)]
+    pub token_missing: OnFailure,
+    /// A token that is malformed, badly signed, expired, not yet valid, of an unknown issuer...
+    #[serde(default)]
+    pub token_invalid: OnFailure,
+    /// The provider's remote key set could not be fetched (and no last good one is left).
+    #[serde(default)]
+    pub keys_unavailable: OnFailure,
+}
+
+/// One class's outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum OnFailure {
+    /// 401 with `WWW-Authenticate`, as `jwt_authn` answers.
+    #[default]
+    #[serde(rename = "deny_401")]
+    Deny401,
+    /// 503 with the reason as the body and no challenge: the client is not at fault.
+    #[serde(rename = "deny_503")]
+    Deny503,
+    /// Let the request through without identity: emitted headers are stripped, the token is
+    /// left where it was.
+    #[serde(rename = "allow")]
+    Allow,
 }
 
 /// Index of a provider in `Config::providers`.
@@ -57,7 +100,25 @@ pub struct Provider {
     pub forward_payload_header: Option<String>,
     pub pad_forward_payload_header: bool,
     pub claim_to_headers: Vec<ClaimToHeader>,
+    /// `identity_header` (ours): one header with base64 of a JSON object of chosen claims.
+    pub identity_header: Option<IdentityHeader>,
     pub clock_skew_seconds: u64,
+}
+
+/// `identity_header`, compiled: the header and, in configuration order, each field's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeader {
+    /// Lower-cased header name.
+    pub header: String,
+    pub fields: Vec<IdentityField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityField {
+    pub name: String,
+    pub claim_path: Vec<String>,
+    /// The claim is `scope` or `scp`: its value becomes an array of scopes.
+    pub scopes: bool,
 }
 
 /// Where a provider's keys come from. The engine only ever asks a `KeyStore` for the current
@@ -110,12 +171,14 @@ pub struct Rule {
 /// `JwtRequirement`, with provider names resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
-    /// A token from this provider; `audiences` overrides the provider's own when set, and
-    /// `scopes` (our `required_scopes`) must be granted by it.
+    /// A token from this provider; `audiences` overrides the provider's own when set,
+    /// `scopes` (our `required_scopes`) must be granted by it and `claims` (our
+    /// `required_claims`) must all hold for it.
     Provider {
         provider: ProviderId,
         audiences: Option<Vec<String>>,
         scopes: Option<ScopeRule>,
+        claims: Vec<ClaimRule>,
     },
     /// Any one child is satisfied.
     Any(Vec<Requirement>),
@@ -183,6 +246,11 @@ struct RawConfig {
     bypass_cors_preflight: bool,
     #[serde(default)]
     strip_failure_response: bool,
+    // Extensions (documented in the README).
+    #[serde(default)]
+    failure_policy: FailurePolicy,
+    #[serde(default)]
+    report_only: bool,
     /// Accepted for compatibility; our stats have fixed names.
     #[serde(default)]
     #[allow(dead_code)]
@@ -224,6 +292,9 @@ struct RawProvider {
     claim_to_headers: Vec<RawClaimToHeader>,
     #[serde(default)]
     clock_skew_seconds: Option<u32>,
+    /// Our extension.
+    #[serde(default)]
+    identity_header: Option<RawIdentityHeader>,
     // Known jwt_authn fields a wasm filter cannot honour: refused by name in `compile`, and
     // left out of the JSON Schema (`schemars(skip)`) so editors never offer them.
     #[serde(default)]
@@ -339,6 +410,15 @@ struct RawClaimToHeader {
 #[derive(Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+struct RawIdentityHeader {
+    header_name: String,
+    /// Output field → claim name or dotted path.
+    claims: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 struct RawRule {
     #[serde(rename = "match")]
     route_match: RawRouteMatch,
@@ -365,6 +445,11 @@ struct RawRouteMatch {
     case_sensitive: Option<bool>,
     #[serde(default)]
     headers: Vec<RawHeaderMatcher>,
+    // Extensions: Envoy matches these through `headers` on `:method` / `:authority`.
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -437,9 +522,24 @@ struct RawRequirement {
     allow_missing_or_failed: Option<RawEmpty>,
     #[serde(default)]
     allow_missing: Option<RawEmpty>,
-    /// Our extension, with `provider_name` or `provider_and_audiences`.
+    /// Our extensions, with `provider_name` or `provider_and_audiences`.
     #[serde(default)]
     required_scopes: Option<RawScopes>,
+    #[serde(default)]
+    required_claims: Vec<RawClaimRule>,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+struct RawClaimRule {
+    name: String,
+    #[serde(default)]
+    equals: Option<serde_json::Value>,
+    #[serde(default)]
+    one_of: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    contains: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -546,7 +646,9 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
                 .iter()
                 .map(|c| c.header.clone())
                 .chain(p.forward_payload_header.clone())
+                .chain(p.identity_header.as_ref().map(|i| i.header.clone()))
         })
+        .chain(raw.report_only.then(|| OUTCOME_HEADER.to_owned()))
         .collect();
     emitted_headers.sort();
     emitted_headers.dedup();
@@ -555,6 +657,8 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         rules,
         bypass_cors_preflight: raw.bypass_cors_preflight,
         strip_failure_response: raw.strip_failure_response,
+        failure_policy: raw.failure_policy,
+        report_only: raw.report_only,
         emitted_headers,
     })
 }
@@ -657,6 +761,10 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         }
         Some(header)
     };
+    let identity_header = raw
+        .identity_header
+        .map(|i| compile_identity_header(&field("identity_header"), i))
+        .transpose()?;
     let subjects = raw
         .subjects
         .map(|m| StringMatcher::compile(&field("subjects"), m))
@@ -674,12 +782,47 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         forward_payload_header,
         pad_forward_payload_header: raw.pad_forward_payload_header,
         claim_to_headers,
+        identity_header,
         // proto3: 0 is "unset", so it means the default, as in Envoy.
         clock_skew_seconds: u64::from(match raw.clock_skew_seconds {
             None | Some(0) => DEFAULT_CLOCK_SKEW_SECONDS,
             Some(skew) => skew,
         }),
     })
+}
+
+fn compile_identity_header(
+    field: &str,
+    raw: RawIdentityHeader,
+) -> Result<IdentityHeader, ConfigError> {
+    let header = raw.header_name.to_ascii_lowercase();
+    if !is_header_name(&header) || header.starts_with(':') {
+        return Err(ConfigError::new(
+            format!("{field}.header_name"),
+            format!("{:?} is not a valid header name", raw.header_name),
+        ));
+    }
+    if raw.claims.is_empty() {
+        return Err(ConfigError::new(
+            format!("{field}.claims"),
+            "map at least one field to a claim",
+        ));
+    }
+    let mut fields = Vec::with_capacity(raw.claims.len());
+    for (name, claim) in raw.claims {
+        let f = format!("{field}.claims.{name}");
+        let claim = claim
+            .as_str()
+            .ok_or_else(|| ConfigError::new(&f, "must be a claim name or dotted path"))?;
+        let claim_path = claim_path(&f, claim)?;
+        let scopes = matches!(claim, "scope" | "scp");
+        fields.push(IdentityField {
+            name,
+            claim_path,
+            scopes,
+        });
+    }
+    Ok(IdentityHeader { header, fields })
 }
 
 fn compile_remote_jwks(
@@ -850,7 +993,30 @@ fn compile_route_match(field: &str, raw: RawRouteMatch) -> Result<RouteMatcher, 
     for (i, h) in raw.headers.into_iter().enumerate() {
         headers.push(compile_header_matcher(&format!("{field}.headers[{i}]"), h)?);
     }
-    Ok(RouteMatcher::new(path, case_sensitive, headers))
+    for (i, method) in raw.methods.iter().enumerate() {
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
+            return Err(ConfigError::new(
+                format!("{field}.methods[{i}]"),
+                format!(
+                    "{method:?} is not an HTTP method in upper case (methods are case-sensitive)"
+                ),
+            ));
+        }
+    }
+    let mut hosts = Vec::with_capacity(raw.hosts.len());
+    for (i, host) in raw.hosts.iter().enumerate() {
+        hosts.push(HostMatcher::parse(host).ok_or_else(|| {
+            ConfigError::new(
+                format!("{field}.hosts[{i}]"),
+                format!(
+                    "{host:?} is not a host name, `*`, or a name with one `*` at its start or end"
+                ),
+            )
+        })?);
+    }
+    Ok(RouteMatcher::new(path, case_sensitive, headers)
+        .with_methods(raw.methods)
+        .with_hosts(hosts))
 }
 
 fn compile_header_matcher(
@@ -964,17 +1130,30 @@ fn compile_requirement(
         .required_scopes
         .map(|s| compile_scopes(&format!("{field}.required_scopes"), s))
         .transpose()?;
-    if scopes.is_some() && raw.provider_name.is_none() && raw.provider_and_audiences.is_none() {
-        return Err(ConfigError::new(
-            format!("{field}.required_scopes"),
-            "goes with provider_name or provider_and_audiences",
-        ));
+    let claims = raw
+        .required_claims
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| compile_claim_rule(&format!("{field}.required_claims[{i}]"), c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let with_provider = raw.provider_name.is_some() || raw.provider_and_audiences.is_some();
+    for (set, name) in [
+        (scopes.is_some(), "required_scopes"),
+        (!claims.is_empty(), "required_claims"),
+    ] {
+        if set && !with_provider {
+            return Err(ConfigError::new(
+                format!("{field}.{name}"),
+                "goes with provider_name or provider_and_audiences",
+            ));
+        }
     }
     Ok(Some(if let Some(name) = raw.provider_name {
         Requirement::Provider {
             provider: provider(format!("{field}.provider_name"), &name)?,
             audiences: None,
             scopes,
+            claims,
         }
     } else if let Some(pa) = raw.provider_and_audiences {
         Requirement::Provider {
@@ -984,6 +1163,7 @@ fn compile_requirement(
             )?,
             audiences: Some(pa.audiences),
             scopes,
+            claims,
         }
     } else if let Some(any) = raw.requires_any {
         Requirement::Any(list(format!("{field}.requires_any"), any)?)
@@ -1020,6 +1200,37 @@ fn compile_scopes(field: &str, raw: RawScopes) -> Result<ScopeRule, ConfigError>
         any_of: raw.any_of,
         claim,
     })
+}
+
+fn compile_claim_rule(field: &str, raw: RawClaimRule) -> Result<ClaimRule, ConfigError> {
+    let path = claim_path(&format!("{field}.name"), &raw.name)?;
+    let scalar = |f: &str, v: serde_json::Value| {
+        if is_scalar(&v) {
+            Ok(v)
+        } else {
+            Err(ConfigError::new(
+                format!("{field}.{f}"),
+                "must be a string, a number or a boolean",
+            ))
+        }
+    };
+    let test = match (raw.equals, raw.one_of, raw.contains) {
+        (Some(v), None, None) => ClaimTest::Equals(scalar("equals", v)?),
+        (None, Some(list), None) if !list.is_empty() => ClaimTest::OneOf(
+            list.into_iter()
+                .enumerate()
+                .map(|(i, v)| scalar(&format!("one_of[{i}]"), v))
+                .collect::<Result<_, _>>()?,
+        ),
+        (None, None, Some(v)) => ClaimTest::Contains(scalar("contains", v)?),
+        _ => {
+            return Err(ConfigError::new(
+                field,
+                "set exactly one of equals, one_of (not empty) or contains",
+            ))
+        }
+    };
+    Ok(ClaimRule { path, test })
 }
 
 /// A claim name or dotted path into nested objects: `realm_access.roles` → both segments.

@@ -63,8 +63,24 @@ pub enum AuthError {
     /// The token is good but does not grant the requirement's `required_scopes` (403,
     /// RFC 6750 `insufficient_scope`).
     InsufficientScope,
+    /// The token is good but a claim fails the requirement's `required_claims` (403).
+    ClaimMismatch,
     /// The provider has no key set to verify with.
     KeysUnavailable,
+}
+
+/// The classes a `failure_policy` (our extension) treats separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// No token where one is needed.
+    Missing,
+    /// A token is there but is not acceptable: malformed, unsigned by the keys, expired, of
+    /// another issuer, ...
+    Invalid,
+    /// The provider's key set could not be had.
+    KeysUnavailable,
+    /// A good token that does not grant access here (audience, scope, claim): always 403.
+    Forbidden,
 }
 
 impl AuthError {
@@ -98,7 +114,51 @@ impl AuthError {
             Self::SubjectNotAllowed => "Jwt subject is not allowed",
             Self::AudienceNotAllowed => "Audiences in Jwt are not allowed",
             Self::InsufficientScope => "Jwt lacks a required scope",
+            Self::ClaimMismatch => "Jwt claims are not allowed",
             Self::KeysUnavailable => "Jwks remote fetch is failed",
+        }
+    }
+
+    /// The stat-name segment of this failure (`metrics::DENY_REASONS`): one per reason a
+    /// dashboard tells apart, several variants each.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::MultipleTokensInHeader
+            | Self::TooLarge
+            | Self::BadFormat
+            | Self::HeaderBadBase64
+            | Self::HeaderBadJson
+            | Self::HeaderBadAlg
+            | Self::HeaderUnsupportedAlg
+            | Self::HeaderBadKid
+            | Self::HeaderCritical
+            | Self::PayloadBadBase64
+            | Self::PayloadBadJson
+            | Self::PayloadBadClaim
+            | Self::SignatureBadBase64 => "malformed",
+            Self::UnknownIssuer => "issuer",
+            Self::NoMatchingKey | Self::SignatureInvalid => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::ExpirationRequired | Self::LifetimeTooLong => "lifetime",
+            Self::SubjectNotAllowed => "subject",
+            Self::AudienceNotAllowed => "audience",
+            Self::InsufficientScope => "scope",
+            Self::ClaimMismatch => "claim",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+
+    /// Which `failure_policy` class this failure belongs to.
+    pub fn class(self) -> FailureClass {
+        match self {
+            Self::Missing => FailureClass::Missing,
+            Self::KeysUnavailable => FailureClass::KeysUnavailable,
+            Self::AudienceNotAllowed | Self::InsufficientScope | Self::ClaimMismatch => {
+                FailureClass::Forbidden
+            }
+            _ => FailureClass::Invalid,
         }
     }
 }
@@ -119,20 +179,33 @@ pub struct Denial {
 }
 
 /// The one mapping from failure to HTTP, as `jwt_authn` does it (RFC 6750 §3): 403 when the
-/// token is good but not for this audience (or, ours, lacks a required scope), else 401;
-/// `error="invalid_token"` unless the token is simply missing, `error="insufficient_scope"`
-/// with `scope="…"` (the scopes needed) for scopes. `realm` is the request URL. `strip`
-/// (`strip_failure_response`) leaves out the body and the `WWW-Authenticate` header.
-pub fn deny(error: AuthError, realm: &str, strip: bool, scope: Option<&str>) -> Denial {
+/// token is good but not for this audience (or, ours, lacks a required scope or claim), else
+/// 401; `error="invalid_token"` unless the token is simply missing, `error="insufficient_scope"`
+/// with `scope="…"` (the scopes needed) for scopes, and without `scope` for claims (the token
+/// needs higher privileges, RFC 6750 §3.1, but no scope would grant them; the rule's values are
+/// not told). `realm` is the request URL. `strip` (`strip_failure_response`) leaves out the
+/// body and the `WWW-Authenticate` header. `unavailable` (a `deny_503` failure policy) answers
+/// 503 with the reason and no challenge: the client is not at fault.
+pub fn deny(
+    error: AuthError,
+    realm: &str,
+    strip: bool,
+    scope: Option<&str>,
+    unavailable: bool,
+) -> Denial {
     let status = match error {
-        AuthError::AudienceNotAllowed | AuthError::InsufficientScope => 403,
+        _ if unavailable => 503,
+        AuthError::AudienceNotAllowed | AuthError::InsufficientScope | AuthError::ClaimMismatch => {
+            403
+        }
         _ => 401,
     };
-    if strip {
+    if strip || unavailable {
+        let body = if strip { "" } else { error.message() };
         return Denial {
             status,
             www_authenticate: None,
-            body: "",
+            body,
         };
     }
     let realm = quoted_string_content(realm);
@@ -142,6 +215,9 @@ pub fn deny(error: AuthError, realm: &str, strip: bool, scope: Option<&str>) -> 
             "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
             quoted_string_content(scope.unwrap_or(""))
         ),
+        AuthError::ClaimMismatch => {
+            format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\"")
+        }
         _ => format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
     };
     Denial {

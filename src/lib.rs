@@ -11,8 +11,11 @@
 //! Request flow (`engine::decide`): strip every header the filter can emit → CORS preflight
 //! bypass → first matching rule (`matcher`) → requirement tree (`authorize`) → for each token
 //! at the provider's locations (`extract`): parse (`jwt`), issuer, signature with keys the
-//! provider chose (`jwks`), claims (`verify`) → identity headers (`propagate`) → allow, or deny
-//! through the one failure-to-HTTP mapping (`error::deny`).
+//! provider chose (`jwks`), claims (`verify`) → required scopes and claims (`scopes`,
+//! `claims`) → identity headers (`propagate`) → allow, or deny through the one failure-to-HTTP
+//! mapping (`error::deny`), as the failure policy of the failure's class says; `report_only`
+//! allows everything and tells the upstream the outcome. Every decision carries a verdict
+//! (reason, provider) that the glue counts (`metrics`).
 //!
 //! ## Trust boundary
 //! Client bytes (headers, tokens, query strings) are untrusted until a signature verifies:
@@ -40,6 +43,7 @@
 )]
 
 pub mod authorize;
+pub mod claims;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -5,6 +5,9 @@
 //! the whole `:path` (query included); `path`, `safe_regex` and `path_separated_prefix` against
 //! the path with query and fragment removed; `case_sensitive` (default true) applies to
 //! `prefix`, `path` and `path_separated_prefix`; every `headers` matcher must match too.
+//! Our extensions `methods` (any one of them is `:method`) and `hosts` (any one matches
+//! `:authority` the way Envoy matches virtual host `domains`, but port-insensitive) must match
+//! as well when set.
 
 use regex_lite::Regex;
 
@@ -153,12 +156,77 @@ impl HeaderMatcher {
     }
 }
 
+/// One entry of `hosts`, as Envoy's virtual host `domains`: an exact name, `*.suffix`-style
+/// or `prefix.*`-style wildcards (the `*` stands for at least one character), or `*` alone.
+/// Compared case-insensitively, without the port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatcher {
+    Any,
+    Exact(String),
+    /// `*` then this.
+    Suffix(String),
+    /// This then `*`.
+    Prefix(String),
+}
+
+impl HostMatcher {
+    /// `None` for an empty name or a `*` anywhere but at one end.
+    pub fn parse(pattern: &str) -> Option<HostMatcher> {
+        let p = pattern.to_ascii_lowercase();
+        if p == "*" {
+            return Some(HostMatcher::Any);
+        }
+        let (matcher, rest) = if let Some(rest) = p.strip_prefix('*') {
+            (HostMatcher::Suffix(rest.to_owned()), rest)
+        } else if let Some(rest) = p.strip_suffix('*') {
+            (HostMatcher::Prefix(rest.to_owned()), rest)
+        } else {
+            (HostMatcher::Exact(p.clone()), p.as_str())
+        };
+        let ok = !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+        ok.then_some(matcher)
+    }
+
+    /// `host` is lower-case and without its port.
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatcher::Any => true,
+            HostMatcher::Exact(h) => host == h,
+            HostMatcher::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
+            HostMatcher::Prefix(p) => host.len() > p.len() && host.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// `:authority` without the port (`api.test:8080` → `api.test`, `[::1]:8080` → `[::1]`),
+/// lower-case.
+fn host_of(authority: &str) -> String {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest
+            .find(']')
+            .and_then(|i| authority.get(..i + 2))
+            .unwrap_or(authority),
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        },
+    };
+    host.to_ascii_lowercase()
+}
+
 /// One rule's `match`.
 #[derive(Debug, Clone)]
 pub struct RouteMatcher {
     path: PathMatcher,
     case_sensitive: bool,
     headers: Vec<HeaderMatcher>,
+    /// Empty: any method.
+    methods: Vec<String>,
+    /// Empty: any host.
+    hosts: Vec<HostMatcher>,
 }
 
 impl RouteMatcher {
@@ -177,11 +245,31 @@ impl RouteMatcher {
             path,
             case_sensitive,
             headers,
+            methods: Vec::new(),
+            hosts: Vec::new(),
         }
     }
 
+    /// Also requires `:method` to be one of `methods` (when not empty).
+    pub fn with_methods(mut self, methods: Vec<String>) -> Self {
+        self.methods = methods;
+        self
+    }
+
+    /// Also requires `:authority` to match one of `hosts` (when not empty).
+    pub fn with_hosts(mut self, hosts: Vec<HostMatcher>) -> Self {
+        self.hosts = hosts;
+        self
+    }
+
     pub fn matches(&self, headers: &RequestHeaders) -> bool {
-        self.path_matches(headers.path()) && self.headers.iter().all(|h| h.matches(headers))
+        self.path_matches(headers.path())
+            && (self.methods.is_empty() || self.methods.iter().any(|m| m == headers.method()))
+            && (self.hosts.is_empty() || {
+                let host = host_of(headers.get_str(":authority").unwrap_or(""));
+                self.hosts.iter().any(|h| h.matches(&host))
+            })
+            && self.headers.iter().all(|h| h.matches(headers))
     }
 
     /// `s` as compared with the (pre-folded) patterns.

@@ -19,6 +19,47 @@ pub const FETCH_FAILURE_REASONS: [&str; 7] = [
     "discovery",
 ];
 
+/// Every `AuthError::reason`, so each denial counter exists (at 0) from the start.
+pub const DENY_REASONS: [&str; 12] = [
+    "missing",
+    "malformed",
+    "signature",
+    "expired",
+    "not_yet_valid",
+    "lifetime",
+    "subject",
+    "issuer",
+    "audience",
+    "scope",
+    "claim",
+    "keys_unavailable",
+];
+
+/// Requests whose requirement was satisfied (or that had none): all of them with `None`, those
+/// whose token of `provider` verified with `Some`.
+pub fn allowed(provider: Option<&str>) -> String {
+    format!("{}.allowed", scope(provider))
+}
+
+/// Requests whose requirement failed, by `AuthError::reason`: all of them with `None`, those
+/// whose failing check was `provider`'s with `Some`. Counted whatever was then done (a 401,
+/// 403 or 503, or let through by a failure policy or `report_only`).
+pub fn denied(provider: Option<&str>, reason: &str) -> String {
+    format!("{}.denied.{reason}", scope(provider))
+}
+
+/// Failed requests that were let through: by a failure policy `allow`, or in `report_only`.
+pub fn not_enforced() -> String {
+    format!("{PREFIX}.not_enforced")
+}
+
+fn scope(provider: Option<&str>) -> String {
+    match provider {
+        Some(p) => format!("{PREFIX}.{}", segment(p)),
+        None => PREFIX.to_owned(),
+    }
+}
+
 /// Remote key set fetches that produced a key set.
 pub fn jwks_fetch_success(provider: &str) -> String {
     format!("{PREFIX}.{}.jwks_fetch_success", segment(provider))
@@ -66,5 +107,12 @@ mod tests {
             jwks_fetch_failed("a.b c", "status"),
             "jwt_authn_wasm.a_b_c.jwks_fetch_failed.status"
         );
+        assert_eq!(allowed(None), "jwt_authn_wasm.allowed");
+        assert_eq!(allowed(Some("okta")), "jwt_authn_wasm.okta.allowed");
+        assert_eq!(
+            denied(Some("okta"), "expired"),
+            "jwt_authn_wasm.okta.denied.expired"
+        );
+        assert_eq!(denied(None, "scope"), "jwt_authn_wasm.denied.scope");
     }
 }

@@ -8,15 +8,20 @@
 //! empty strings and nulls not at all); arrays and objects as
 //! compact JSON, which is our extension (Envoy sends base64 of the JSON). A value that would
 //! contain a control character is not sent at all: a changed identity is worse than none.
+//!
+//! The `identity_header` (ours) carries standard base64 (padded) of a compact JSON object:
+//! each configured field with its claim's JSON value as in the token (missing and null claims
+//! left out), except that `scope` / `scp` become arrays of scopes.
 
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::config::{Location, Provider};
+use crate::config::{IdentityHeader, Location, Provider};
 use crate::extract::remove_query_param;
 use crate::jwt::UntrustedJwt;
 use crate::request::RequestHeaders;
+use crate::scopes::scope_values;
 
 /// One change to the request headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +52,28 @@ pub fn identity(provider: &Provider, jwt: &UntrustedJwt<'_>, ops: &mut Vec<Heade
             ops.push(HeaderOp::Set(c.header.clone(), value));
         }
     }
+    if let Some(identity) = &provider.identity_header {
+        ops.push(HeaderOp::Set(
+            identity.header.clone(),
+            identity_value(identity, &jwt.payload),
+        ));
+    }
+}
+
+/// The identity header's value: base64 of the JSON object of the configured fields.
+pub fn identity_value(identity: &IdentityHeader, payload: &Map<String, Value>) -> String {
+    let mut object = Map::with_capacity(identity.fields.len());
+    for field in &identity.fields {
+        let value = match claim(payload, &field.claim_path) {
+            None | Some(Value::Null) => continue,
+            Some(v) if field.scopes => {
+                Value::Array(scope_values(v).into_iter().map(Value::from).collect())
+            }
+            Some(v) => v.clone(),
+        };
+        object.insert(field.name.clone(), value);
+    }
+    STANDARD.encode(Value::Object(object).to_string())
 }
 
 /// Removes the token from where it was found, unless the provider forwards it.

@@ -57,8 +57,9 @@ impl ScopeRule {
     }
 }
 
-/// A string's space-separated scopes, or an array's string members.
-fn scope_values(value: &Value) -> Vec<&str> {
+/// A string's space-separated scopes, or an array's string members (also how the identity
+/// header normalises `scope` / `scp`).
+pub fn scope_values(value: &Value) -> Vec<&str> {
     match value {
         Value::String(s) => s.split(' ').filter(|s| !s.is_empty()).collect(),
         Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),

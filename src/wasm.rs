@@ -23,7 +23,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 use crate::config::{Config, JwksSource, ProviderId};
-use crate::engine::{decide, Availability, Decision, KeyStore, Wait};
+use crate::engine::{decide, Availability, Decision, KeyStore, Verdict, Wait};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{
     encode_version, parse_version, read_discovery, read_response, FetchFailure, Fetched, Lease,
@@ -95,6 +95,41 @@ impl Stats {
     }
 }
 
+/// Host metric ids of the decision counters of one scope: all requests, or one provider.
+struct DecisionStats {
+    allowed: u32,
+    /// In `metrics::DENY_REASONS` order.
+    denied: Vec<(&'static str, u32)>,
+}
+
+impl DecisionStats {
+    fn define(provider: Option<&str>) -> Option<DecisionStats> {
+        Some(DecisionStats {
+            allowed: counter(&metrics::allowed(provider))?,
+            denied: metrics::DENY_REASONS
+                .iter()
+                .map(|r| Some((*r, counter(&metrics::denied(provider, r))?)))
+                .collect::<Option<_>>()?,
+        })
+    }
+
+    fn record(&self, verdict: &Verdict) {
+        match verdict.failure {
+            None => count(self.allowed),
+            Some(failure) => {
+                let reason = failure.reason();
+                if let Some((_, id)) = self.denied.iter().find(|(r, _)| *r == reason) {
+                    count(*id);
+                }
+            }
+        }
+    }
+}
+
+fn counter(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Counter, name).ok()
+}
+
 fn count(metric: u32) {
     let _ = hostcalls::increment_metric(metric, 1);
 }
@@ -106,6 +141,10 @@ struct Shared {
     remote: Vec<Option<RemoteKeys>>,
     /// Indexed by provider id; `Some` for remote providers whose stats the host defined.
     stats: Vec<Option<Stats>>,
+    /// Decision counters of all requests, then indexed by provider id.
+    decisions: Option<DecisionStats>,
+    provider_decisions: Vec<Option<DecisionStats>>,
+    not_enforced: Option<u32>,
     /// Fetches a stream asked for; the root dispatches them at its next tick.
     requested: Vec<ProviderId>,
     /// Dispatched fetches: (callout token, provider, whether it is the OIDC discovery step).
@@ -139,6 +178,11 @@ impl Shared {
                 JwksSource::Local(_) => None,
             })
             .collect();
+        let provider_decisions = config
+            .providers
+            .iter()
+            .map(|p| DecisionStats::define(Some(&p.name)))
+            .collect();
         let config_len = config.providers.len();
         let shared_keys = config
             .providers
@@ -157,6 +201,9 @@ impl Shared {
             config,
             remote,
             stats,
+            decisions: DecisionStats::define(None),
+            provider_decisions,
+            not_enforced: counter(&metrics::not_enforced()),
             requested: Vec::new(),
             callouts: Vec::new(),
             discovered: vec![None; config_len],
@@ -178,6 +225,42 @@ impl Shared {
                     count(*id);
                 }
             }
+        }
+    }
+
+    /// Counts a final decision, and logs a failure that was let through (at info in
+    /// `report_only`, where that is the point; at debug for a failure policy `allow`).
+    fn record_decision(&self, decision: &Decision, headers: &RequestHeaders) {
+        let (verdict, let_through) = match decision {
+            Decision::Allow { verdict, .. } => (verdict, verdict.failure.is_some()),
+            Decision::Deny { verdict, .. } => (verdict, false),
+            Decision::Wait(_) => return,
+        };
+        let by_provider = verdict
+            .provider
+            .and_then(|p| self.provider_decisions.get(p))
+            .and_then(Option::as_ref);
+        for stats in self.decisions.iter().chain(by_provider) {
+            stats.record(verdict);
+        }
+        if let (true, Some(failure)) = (let_through, verdict.failure) {
+            if let Some(id) = self.not_enforced {
+                count(id);
+            }
+            let (level, how) = if self.config.report_only {
+                (LogLevel::Info, "report-only, not enforced")
+            } else {
+                (LogLevel::Debug, "allowed by failure_policy")
+            };
+            log(
+                level,
+                &format!(
+                    "jwt-authn-wasm: {how}: {} {}: {failure} ({})",
+                    headers.method(),
+                    headers.path(),
+                    failure.reason()
+                ),
+            );
         }
     }
 
@@ -352,10 +435,12 @@ impl Shared {
         fetching
     }
 
-    /// Decides for the request in `headers`, parking it when it must wait. `None`: parked.
+    /// Decides for the request in `headers`, parking it when it must wait, and counts the
+    /// final decision. `None`: parked.
     fn decide(&mut self, id: u32, headers: &RequestHeaders, now: Millis) -> Option<Decision> {
         let config = Rc::clone(&self.config);
         // A wait parks at most once per provider; bounded so a decision always comes.
+        let mut decision = None;
         for _ in 0..=config.providers.len() {
             let store = Store { shared: self, now };
             match decide(&config, &store, headers, seconds(now)) {
@@ -364,11 +449,18 @@ impl Shared {
                         return None;
                     }
                 }
-                decision => return Some(decision),
+                final_decision => {
+                    decision = Some(final_decision);
+                    break;
+                }
             }
         }
-        let store = Store { shared: self, now };
-        Some(decide(&config, &NoWait(&store), headers, seconds(now)))
+        let decision = decision.unwrap_or_else(|| {
+            let store = Store { shared: self, now };
+            decide(&config, &NoWait(&store), headers, seconds(now))
+        });
+        self.record_decision(&decision, headers);
+        Some(decision)
     }
 }
 
@@ -732,7 +824,7 @@ fn request_headers() -> RequestHeaders {
 /// Carries out a final decision on the current (effective) stream.
 fn apply(decision: &Decision, headers: &RequestHeaders) -> Action {
     match decision {
-        Decision::Allow { ops } => {
+        Decision::Allow { ops, .. } => {
             for op in ops {
                 match op {
                     HeaderOp::Remove(name) => host::remove_request_header(name),
@@ -741,14 +833,15 @@ fn apply(decision: &Decision, headers: &RequestHeaders) -> Action {
             }
             Action::Continue
         }
-        Decision::Deny { denial, reason } => {
+        Decision::Deny { denial, verdict } => {
             log(
                 LogLevel::Debug,
                 &format!(
-                    "jwt-authn-wasm: {} {} {}: {reason}",
+                    "jwt-authn-wasm: {} {} {}: {}",
                     denial.status,
                     headers.method(),
-                    headers.path()
+                    headers.path(),
+                    verdict.failure.map_or("", |f| f.message())
                 ),
             );
             let extra: Vec<(&str, &str)> = match &denial.www_authenticate {

@@ -142,18 +142,7 @@ fn tampered(token: &str) -> String {
 /// callback, a fail-closed stream, or fewer live VMs than at start.
 fn assert_vm_healthy() {
     let fx = fixture();
-    let log = fx.proxy.envoy.log();
-    let bad: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("panicked")
-                || l.contains("RuntimeError")
-                || l.contains("wasm_fail_stream")
-                || l.contains("Function: proxy_")
-                || l.contains("][critical][")
-                || (l.contains("][error][wasm]") && l.contains("failed"))
-        })
-        .collect();
+    let bad = fx.proxy.envoy.wasm_failures();
     assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad.join("\n"));
     let vms = fx.proxy.envoy.stat(VM_GAUGE);
     assert!(
@@ -161,17 +150,6 @@ fn assert_vm_healthy() {
         "{VM_GAUGE}: {vms:?}, at start {:?}",
         fx.vms_at_start
     );
-}
-
-fn assert_no_identity(resp: &Response) {
-    let echo = resp.upstream();
-    for h in IDENTITY {
-        assert!(
-            !echo.has(h),
-            "upstream got {h}: {:?}\n{resp}",
-            echo.header(h)
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,7 +315,7 @@ fn non_utf8_header_bytes_get_a_clean_401() {
     assert_eq!(resp.status, 200, "{resp}");
     let resp = send(&Request::get("/elsewhere").header("x-jwt-sub", b"\xff\xfe"));
     assert_eq!(resp.status, 200, "{resp}");
-    assert_no_identity(&resp);
+    resp.assert_upstream_lacks(IDENTITY);
     assert_vm_healthy();
 }
 
@@ -375,7 +353,7 @@ fn spoofed_identity_headers_stripped_on_rule_less_route() {
             .fold(Request::get(path), |r, h| r.header(h, "mallory"));
         let resp = send(&req);
         assert_eq!(resp.status, 200, "{path}: {resp}");
-        assert_no_identity(&resp);
+        resp.assert_upstream_lacks(IDENTITY);
     }
     assert_vm_healthy();
 }
@@ -387,7 +365,7 @@ fn spoofed_identity_headers_stripped_on_allow_missing_route() {
         .fold(Request::get("/optional"), |r, h| r.header(h, "mallory"));
     let resp = send(&req);
     assert_eq!(resp.status, 200, "{resp}");
-    assert_no_identity(&resp);
+    resp.assert_upstream_lacks(IDENTITY);
     // With a token, the verified claims replace the forged ones.
     let req = IDENTITY
         .iter()

@@ -29,6 +29,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -431,6 +433,14 @@ fn check_plugin_in_envoy(relative: &str, wasm_of: fn(&Value) -> &Value) {
     let seen = ok.upstream();
     assert_eq!(seen.header("x-jwt-sub"), Some("alice@example.com"));
     assert_eq!(seen.header("x-jwt-client"), Some("shop-frontend"));
+    let identity = seen
+        .header("x-verified-identity")
+        .expect("the identity header");
+    let identity: Value = serde_json::from_slice(&STANDARD.decode(identity).unwrap()).unwrap();
+    assert_eq!(
+        identity,
+        json!({ "user_id": "alice@example.com", "client_id": "shop-frontend", "scopes": ["orders:read"] })
+    );
     assert!(
         !seen.has("authorization"),
         "the token must not reach the upstream"
@@ -459,12 +469,15 @@ fn check_plugin_in_envoy(relative: &str, wasm_of: fn(&Value) -> &Value) {
     // relies on this).
     let open = Request::get("/healthz")
         .header("x-jwt-sub", "alice@example.com")
+        .header("x-verified-identity", "eyJ1c2VyX2lkIjoiYWxpY2UifQ==")
         .send(port);
     assert_eq!(open.status, 200, "{relative}: /healthz is open");
-    assert!(
-        !open.upstream().has("x-jwt-sub"),
-        "a client-sent x-jwt-sub reached the upstream"
-    );
+    for header in ["x-jwt-sub", "x-verified-identity"] {
+        assert!(
+            !open.upstream().has(header),
+            "a client-sent {header} reached the upstream"
+        );
+    }
 
     // Istio's naming reached the module: Envoy logs "wasm log <ns>.<name> <pluginName>: ...".
     let root_id = wasm["pluginName"].as_str().unwrap();
@@ -654,8 +667,9 @@ fn schema_refuses_what_the_filter_refuses() {
     }
 }
 
-/// The README's ```json blocks: whole configurations as they are, fragments (`"requires": …`,
-/// `"remote_jwks": …`) placed where they belong in a minimal configuration.
+/// The README's ```json blocks: whole configurations as they are; a rule, or a member
+/// (`"requires": …`, `"identity_header": …`), placed where it belongs in a minimal
+/// configuration.
 #[test]
 fn readme_json_examples_validate() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
@@ -668,11 +682,16 @@ fn readme_json_examples_validate() {
     let mut whole = 0;
     for block in blocks {
         let config = match serde_json::from_str::<Value>(block) {
-            Ok(config) => {
+            Ok(config) if config.get("providers").is_some() => {
                 whole += 1;
                 config
             }
-            Err(_) => place_fragment(block),
+            Ok(rule) if rule.get("match").is_some() => {
+                let mut config = minimal();
+                config["rules"][0] = rule;
+                config
+            }
+            _ => place_fragment(block),
         };
         let errors = schema_errors(&config);
         assert!(
@@ -687,13 +706,61 @@ fn place_fragment(block: &str) -> Value {
     let wrapped: Value = serde_json::from_str(&format!("{{{block}}}"))
         .unwrap_or_else(|e| panic!("README json block is neither JSON nor a member: {e}\n{block}"));
     let (key, value) = wrapped.as_object().and_then(|o| o.iter().next()).unwrap();
+    // Where the schema says the member belongs: the top level, a provider, or a rule.
+    let schema: Value = serde_json::from_str(&json_schema()).unwrap();
+    let has = |definition: &Value| definition["properties"].get(key).is_some();
     let mut config = minimal();
-    match key.as_str() {
-        "requires" => config["rules"][0]["requires"] = value.clone(),
-        "remote_jwks" => config["providers"]["p"]["remote_jwks"] = value.clone(),
-        other => panic!("README json fragment `{other}`: teach tests/manifests.rs where it goes"),
+    if key == "remote_jwks" {
+        config["providers"]["p"]["remote_jwks"] = value.clone();
+    } else if has(&schema) {
+        config[key] = value.clone();
+    } else if has(&schema["definitions"]["Provider"]) {
+        config["providers"]["p"][key] = value.clone();
+    } else if has(&schema["definitions"]["Rule"]) {
+        config["rules"][0][key] = value.clone();
+    } else {
+        panic!("README json fragment `{key}`: teach tests/manifests.rs where it goes");
     }
     config
+}
+
+/// The example configurations under `manifests/examples/`, and the one inside the plain Envoy
+/// bootstrap, fit the schema and load.
+#[test]
+fn example_configs_fit_the_schema_and_load() {
+    let mut configs: Vec<(String, String)> = Vec::new();
+    for entry in std::fs::read_dir(root().join("manifests/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("json") {
+            configs.push((
+                path.display().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
+        }
+    }
+    assert!(!configs.is_empty(), "no JSON under manifests/examples");
+    let envoy = docs_of("manifests/envoy/envoy.yaml").remove(0);
+    let filters = &envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"];
+    let wasm = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "envoy.filters.http.wasm")
+        .expect("the wasm filter in manifests/envoy/envoy.yaml");
+    let value = &wasm["typed_config"]["config"]["configuration"]["value"];
+    configs.push((
+        "manifests/envoy/envoy.yaml".into(),
+        value.as_str().unwrap().into(),
+    ));
+    for (name, text) in configs {
+        let config: Value = serde_json::from_str(&text).unwrap();
+        let errors = schema_errors(&config);
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+        if let Err(e) = Config::from_json(text.as_bytes()) {
+            panic!("{name}: the filter refuses it: {e}");
+        }
+    }
 }
 
 /// The `make run` demo configuration validates, and loads.

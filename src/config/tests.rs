@@ -34,7 +34,8 @@ fn a_native_config_loads_with_defaults() {
         Some(Requirement::Provider {
             scopes: None,
             provider: 0,
-            audiences: None
+            audiences: None,
+            claims: vec![],
         })
     );
 }
@@ -105,6 +106,15 @@ fn refusals_name_the_field() {
         ("requirement_name", rules(json!([{ "match": { "prefix": "/" }, "requirement_name": "r" }])), "rules[0].requirement_name"),
         ("bad header matcher regex", rules(json!([{ "match": { "prefix": "/", "headers": [{ "name": "x", "safe_regex_match": { "regex": "[" } }] } }]),), "rules[0].match.headers[0].safe_regex_match.regex"),
         ("subjects with two kinds", with("subjects", json!({ "exact": "a", "prefix": "b" })), "providers.p.subjects"),
+        ("lower-case method", rules(json!([{ "match": { "prefix": "/", "methods": ["GET", "post"] } }])), "rules[0].match.methods[1]"),
+        ("star inside a host", rules(json!([{ "match": { "prefix": "/", "hosts": ["a.*.test"] } }])), "rules[0].match.hosts[0]"),
+        ("empty host", rules(json!([{ "match": { "prefix": "/", "hosts": [""] } }])), "rules[0].match.hosts[0]"),
+        ("identity header name", with("identity_header", json!({ "header_name": "bad name", "claims": { "u": "sub" } })), "providers.p.identity_header.header_name"),
+        ("identity header without claims", with("identity_header", json!({ "header_name": "x-id", "claims": {} })), "providers.p.identity_header.claims"),
+        ("identity claim not a string", with("identity_header", json!({ "header_name": "x-id", "claims": { "u": 1 } })), "providers.p.identity_header.claims.u"),
+        ("identity claim bad path", with("identity_header", json!({ "header_name": "x-id", "claims": { "u": "a." } })), "providers.p.identity_header.claims.u"),
+        ("unknown failure policy", json!({ "providers": { "p": provider() }, "failure_policy": { "token_missing": "deny_402" } }), "failure_policy.token_missing"),
+        ("unknown failure class", json!({ "providers": { "p": provider() }, "failure_policy": { "token_expired": "allow" } }), "failure_policy"),
     ];
     for (name, cfg, field) in cases {
         match load(&cfg) {
@@ -245,6 +255,83 @@ fn oidc_discovery_derives_the_configuration_url_from_the_issuer() {
 
 #[test]
 #[rustfmt::skip]
+fn required_claims_are_validated() {
+    let with_claims = |claims: Value| json!({ "providers": { "p": provider() }, "rules": [
+        { "match": { "prefix": "/" }, "requires": { "provider_name": "p", "required_claims": claims } } ] });
+    let cfg = load(&with_claims(json!([
+        { "name": "realm_access.roles", "contains": "admin" },
+        { "name": "email_verified", "equals": true },
+        { "name": "tenant", "one_of": ["a", 7] },
+    ]))).unwrap();
+    let Some(Requirement::Provider { claims, .. }) = &cfg.rules[0].requirement else { panic!() };
+    assert_eq!(claims.len(), 3);
+    assert_eq!(claims[0].path, vec!["realm_access".to_owned(), "roles".to_owned()]);
+    assert_eq!(claims[1].test, crate::claims::ClaimTest::Equals(json!(true)));
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("no test", with_claims(json!([{ "name": "a" }])), "rules[0].requires.required_claims[0]"),
+        ("two tests", with_claims(json!([{ "name": "a", "equals": 1, "contains": 1 }])), "rules[0].requires.required_claims[0]"),
+        ("empty one_of", with_claims(json!([{ "name": "a", "one_of": [] }])), "rules[0].requires.required_claims[0]"),
+        ("array value", with_claims(json!([{ "name": "a", "equals": ["x"] }])), "rules[0].requires.required_claims[0].equals"),
+        ("null value", with_claims(json!([{ "name": "a", "contains": null }])), "rules[0].requires.required_claims[0]"),
+        ("object in one_of", with_claims(json!([{ "name": "a", "one_of": ["x", {}] }])), "rules[0].requires.required_claims[0].one_of[1]"),
+        ("bad path", with_claims(json!([{ "name": ".a", "equals": 1 }])), "rules[0].requires.required_claims[0].name"),
+        ("unknown test", with_claims(json!([{ "name": "a", "matches": "x" }])), "rules[0].requires.required_claims[0]"),
+        ("without a provider", json!({ "providers": { "p": provider() }, "rules": [{ "match": { "prefix": "/" },
+            "requires": { "allow_missing": {}, "required_claims": [{ "name": "a", "equals": 1 }] } }] }), "rules[0].requires.required_claims"),
+    ];
+    for (name, cfg, field) in cases {
+        match load(&cfg) {
+            Ok(_) => panic!("{name}: accepted"),
+            Err(e) => assert!(e.field.starts_with(field), "{name}: {:?} (want {field:?}); {e}", e.field),
+        }
+    }
+}
+
+#[test]
+fn identity_header_policies_and_report_only_load() {
+    let mut p = provider();
+    p["identity_header"] = json!({ "header_name": "X-Verified-Identity",
+        "claims": { "user_id": "sub", "roles": "realm_access.roles", "scopes": "scope", "s2": "scp" } });
+    let cfg = load(&json!({ "providers": { "p": p }, "report_only": true,
+        "failure_policy": { "token_missing": "allow", "keys_unavailable": "deny_503" } }))
+    .unwrap();
+    let identity = cfg.providers[0].identity_header.as_ref().unwrap();
+    assert_eq!(identity.header, "x-verified-identity");
+    let scopes: Vec<(&str, bool)> = identity
+        .fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.scopes))
+        .collect();
+    assert_eq!(
+        scopes,
+        vec![
+            ("roles", false),
+            ("s2", true),
+            ("scopes", true),
+            ("user_id", false)
+        ]
+    );
+    assert_eq!(
+        cfg.emitted_headers,
+        vec!["x-jwt-authn-outcome", "x-verified-identity"]
+    );
+    assert_eq!(
+        cfg.failure_policy,
+        FailurePolicy {
+            token_missing: OnFailure::Allow,
+            token_invalid: OnFailure::Deny401,
+            keys_unavailable: OnFailure::Deny503,
+        }
+    );
+    assert!(cfg.report_only);
+    // Defaults: everything denied with 401, enforced, no outcome header to strip.
+    let cfg = load(&json!({ "providers": { "p": provider() } })).unwrap();
+    assert_eq!(cfg.failure_policy, FailurePolicy::default());
+    assert!(!cfg.report_only && cfg.emitted_headers.is_empty());
+}
+
+#[test]
+#[rustfmt::skip]
 fn required_scopes_are_validated() {
     let with_scopes = |scopes: Value| json!({ "providers": { "p": provider() }, "rules": [
         { "match": { "prefix": "/" }, "requires": { "provider_name": "p", "required_scopes": scopes } } ] });
@@ -266,4 +353,16 @@ fn required_scopes_are_validated() {
             Err(e) => assert!(e.field.starts_with(field), "{name}: {:?} (want {field:?}); {e}", e.field),
         }
     }
+}
+
+/// The example in `manifests/` (reused by the Istio manifests) must stay loadable.
+#[test]
+fn the_scopes_example_loads() {
+    let cfg = Config::from_json(include_bytes!("../../manifests/examples/scopes.json")).unwrap();
+    assert_eq!(cfg.rules.len(), 5);
+    assert_eq!(cfg.failure_policy.keys_unavailable, OnFailure::Deny503);
+    assert_eq!(
+        cfg.emitted_headers,
+        vec!["x-jwt-sub", "x-verified-identity"]
+    );
 }

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::config::OUTCOME_HEADER;
 use crate::mint;
 
 /// The fixed "now" of every test: 2023-11-14T22:13:20Z.
@@ -113,7 +114,7 @@ fn status(d: &Decision) -> (u32, &'static str) {
 
 fn set_headers(d: &Decision) -> Vec<(String, String)> {
     match d {
-        Decision::Allow { ops } => ops
+        Decision::Allow { ops, .. } => ops
             .iter()
             .filter_map(|op| match op {
                 HeaderOp::Set(k, v) => Some((k.clone(), v.clone())),
@@ -126,7 +127,7 @@ fn set_headers(d: &Decision) -> Vec<(String, String)> {
 
 fn removed(d: &Decision) -> Vec<String> {
     match d {
-        Decision::Allow { ops } => ops
+        Decision::Allow { ops, .. } => ops
             .iter()
             .filter_map(|op| match op {
                 HeaderOp::Remove(k) => Some(k.clone()),
@@ -191,7 +192,15 @@ fn status_table() {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let got = status(&decide_at(&cfg, path, &extra));
+        let d = decide_at(&cfg, path, &extra);
+        // Every reason has its counter (a reason without one would never be counted).
+        if let Decision::Deny { verdict, .. } = &d {
+            let reason = verdict.failure.map(AuthError::reason);
+            if !reason.is_some_and(|r| crate::metrics::DENY_REASONS.contains(&r)) {
+                failures.push(format!("{name}: reason {reason:?} has no counter"));
+            }
+        }
+        let got = status(&d);
         if got != (want_status, want_body) {
             failures.push(format!(
                 "{name}: got {got:?}, want ({want_status}, {want_body:?})"
@@ -250,7 +259,7 @@ fn emitted_headers_are_removed_on_every_route_first() {
             path,
             &[("authorization", &token), ("x-jwt-sub", "mallory")],
         );
-        let Decision::Allow { ops } = &d else {
+        let Decision::Allow { ops, .. } = &d else {
             panic!("{path}: {d:?}")
         };
         let first: Vec<_> = ops.iter().take(want.len()).cloned().collect();
@@ -440,10 +449,10 @@ fn insufficient_scope_is_403_with_the_scopes_needed() {
         ("ops", "read"),
         ("", "read admin ops"),
     ] {
-        let Decision::Deny { denial, reason } = scoped(scope) else {
+        let Decision::Deny { denial, verdict } = scoped(scope) else {
             panic!("{scope:?} allowed")
         };
-        assert_eq!(reason, AuthError::InsufficientScope);
+        assert_eq!(verdict.failure, Some(AuthError::InsufficientScope));
         assert_eq!(
             (denial.status, denial.body),
             (403, "Jwt lacks a required scope")
@@ -461,4 +470,281 @@ fn insufficient_scope_is_403_with_the_scopes_needed() {
     let forged = format!("{}AAAA", token.trim_end_matches(|c| c != '.'));
     let d = decide_at(&cfg, "/scoped", &[("authorization", &bearer(&forged))]);
     assert_eq!(status(&d).0, 401);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorization (ours): claims, identity header, failure policies, report-only, verdicts.
+
+/// `config()`'s providers with `extra` top-level fields, an identity header on `example`, and
+/// rules: `/claims` (required_claims), `/get-only` (GET on `*.api.test`), `/` (example).
+fn authz_config(extra: Value) -> Config {
+    let mut cfg = json!({
+        "providers": {
+            "example": {
+                "issuer": "https://example.com",
+                "audiences": ["api"],
+                "local_jwks": { "inline_string": mint::JWKS },
+                "identity_header": { "header_name": "x-identity", "claims": {
+                    "user_id": "sub", "org": "org.id", "roles": "realm_access.roles",
+                    "scopes": "scope", "email": "email" } }
+            },
+            "other": {
+                "issuer": "https://other.com",
+                "from_headers": [ { "name": "x-other-token" } ],
+                "local_jwks": { "inline_string": mint::JWKS }
+            }
+        },
+        "rules": [
+            { "match": { "prefix": "/claims" }, "requires": { "provider_name": "example",
+                "required_claims": [
+                    { "name": "realm_access.roles", "contains": "admin" },
+                    { "name": "email_verified", "equals": true },
+                    { "name": "org.id", "one_of": ["o1", "o2"] } ] } },
+            { "match": { "prefix": "/get-only", "methods": ["GET"], "hosts": ["*.api.test"] },
+                "requires": { "provider_name": "other" } },
+            { "match": { "prefix": "/any" }, "requires": { "requires_any": { "requirements": [
+                { "provider_name": "example" }, { "provider_name": "other" } ] } } },
+            { "match": { "prefix": "/public" } },
+            { "match": { "prefix": "/" }, "requires": { "provider_name": "example" } }
+        ]
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    Config::from_json(cfg.to_string().as_bytes()).unwrap()
+}
+
+fn admin_claims() -> Value {
+    let c = with(
+        good_claims(),
+        "realm_access",
+        json!({ "roles": ["user", "admin"] }),
+    );
+    with(c, "email_verified", json!(true))
+}
+
+#[test]
+#[rustfmt::skip]
+fn claim_rules_decide_403() {
+    let cfg = authz_config(json!({}));
+    let rs = |c: Value| bearer(&mint::token("RS256", &c));
+    let cases: Vec<(&str, Value, u32)> = vec![
+        ("all hold", admin_claims(), 200),
+        ("not admin", with(admin_claims(), "realm_access", json!({ "roles": ["user"] })), 403),
+        ("roles a string", with(admin_claims(), "realm_access", json!({ "roles": "admin" })), 403),
+        ("email not verified", with(admin_claims(), "email_verified", json!(false)), 403),
+        ("email_verified a string", with(admin_claims(), "email_verified", json!("true")), 403),
+        ("other org", with(admin_claims(), "org", json!({ "id": "o3" })), 403),
+        ("second org", with(admin_claims(), "org", json!({ "id": "o2" })), 200),
+        ("claims missing", good_claims(), 403),
+    ];
+    for (name, claims, want) in cases {
+        let d = decide_at(&cfg, "/claims", &[("authorization", &rs(claims))]);
+        assert_eq!(status(&d).0, want, "{name}: {d:?}");
+        if let Decision::Deny { denial, verdict } = d {
+            assert_eq!(denial.body, "Jwt claims are not allowed", "{name}");
+            assert_eq!(
+                denial.www_authenticate.as_deref(),
+                Some("Bearer realm=\"http://api.test/claims\", error=\"insufficient_scope\""),
+                "{name}"
+            );
+            assert_eq!(verdict, Verdict { failure: Some(AuthError::ClaimMismatch), provider: Some(0) });
+        }
+    }
+    // Claims are judged only on a verified token: a forged admin token is 401.
+    let forged = format!("{}AAAA", mint::token("RS256", &admin_claims()).trim_end_matches(|c| c != '.'));
+    let d = decide_at(&cfg, "/claims", &[("authorization", &bearer(&forged))]);
+    assert_eq!(status(&d), (401, "Jwt verification fails"));
+}
+
+#[test]
+fn rules_match_methods_and_hosts() {
+    let cfg = authz_config(json!({}));
+    let at = |method: &str, host: &str| {
+        let mut req = request(method, "/get-only", &[("x-other-token", &other())]);
+        req = RequestHeaders::new(
+            [(":authority".to_owned(), host.as_bytes().to_vec())]
+                .into_iter()
+                .chain(
+                    [":method", ":path", "x-other-token"]
+                        .iter()
+                        .filter_map(|h| Some((h.to_string(), req.get(h)?.to_vec()))),
+                )
+                .collect(),
+        );
+        decide(&cfg, &cfg, &req, NOW)
+    };
+    // The rule matches: `other`'s token is what it needs.
+    assert_eq!(status(&at("GET", "v1.api.test:443")), (200, ""));
+    // Another method or host falls through to `/` (example's token, which is missing).
+    assert_eq!(status(&at("POST", "v1.api.test")).0, 401);
+    assert_eq!(status(&at("GET", "api.test")).0, 401);
+}
+
+/// Decodes an identity header value.
+fn identity_of(d: &Decision) -> Option<Value> {
+    use base64::Engine as _;
+    let (_, v) = set_headers(d)
+        .into_iter()
+        .find(|(k, _)| k == "x-identity")?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(v).unwrap();
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+#[test]
+#[rustfmt::skip]
+fn identity_header_carries_mapped_claims_with_scopes_as_an_array() {
+    let cfg = authz_config(json!({}));
+    let rs = |c: Value| bearer(&mint::token("RS256", &c));
+    let cases: Vec<(&str, Value, Value)> = vec![
+        ("scope string", with(admin_claims(), "scope", json!("read  write")),
+            json!({ "user_id": "alice", "org": "o1", "roles": ["user", "admin"], "scopes": ["read", "write"] })),
+        ("scope array", with(good_claims(), "scope", json!(["a", 1, "b"])),
+            json!({ "user_id": "alice", "org": "o1", "scopes": ["a", "b"] })),
+        ("missing and null claims left out", with(without(good_claims(), "org"), "email", Value::Null),
+            json!({ "user_id": "alice" })),
+        ("values keep their JSON type", with(good_claims(), "email", json!({ "n": 42 })),
+            json!({ "user_id": "alice", "org": "o1", "email": { "n": 42 } })),
+    ];
+    for (name, claims, want) in cases {
+        let d = decide_at(&cfg, "/", &[("authorization", &rs(claims))]);
+        assert_eq!(identity_of(&d), Some(want), "{name}");
+    }
+    // Always stripped first, on every route; set only from a verified token.
+    for path in ["/public", "/any"] {
+        let d = decide_at(&cfg, path, &[("x-identity", "eyJ1c2VyX2lkIjoibWFsbG9yeSJ9"), ("x-other-token", &other())]);
+        assert_eq!(removed(&d).first().map(String::as_str), Some("x-identity"), "{path}: {d:?}");
+        assert_eq!(identity_of(&d), None, "{path}");
+    }
+}
+
+#[test]
+#[rustfmt::skip]
+fn failure_policies_per_class() {
+    let expired = bearer(&mint::token("RS256", &with(good_claims(), "exp", json!(NOW - 3600))));
+    let wrong_aud = bearer(&mint::token("RS256", &with(good_claims(), "aud", json!("x"))));
+    let good_token = bearer(&good());
+    let policy = |missing: &str, invalid: &str| authz_config(json!({ "failure_policy": {
+        "token_missing": missing, "token_invalid": invalid } }));
+    // (policy, token, status, body, identity set)
+    let cases: Vec<(&str, Config, Option<&str>, u32, &str, bool)> = vec![
+        ("default, missing", policy("deny_401", "deny_401"), None, 401, "Jwt is missing", false),
+        ("default, invalid", policy("deny_401", "deny_401"), Some(&expired), 401, "Jwt is expired", false),
+        ("missing 503", policy("deny_503", "deny_401"), None, 503, "Jwt is missing", false),
+        ("invalid 503", policy("deny_401", "deny_503"), Some(&expired), 503, "Jwt is expired", false),
+        ("missing allowed", policy("allow", "deny_401"), None, 200, "", false),
+        ("missing allowed, invalid still denied", policy("allow", "deny_401"), Some(&expired), 401, "Jwt is expired", false),
+        ("invalid allowed", policy("deny_401", "allow"), Some(&expired), 200, "", false),
+        ("invalid allowed, missing still denied", policy("deny_401", "allow"), None, 401, "Jwt is missing", false),
+        ("a good token still gets identity", policy("allow", "allow"), Some(&good_token), 200, "", true),
+        ("forbidden is always 403", policy("allow", "allow"), Some(&wrong_aud), 403, "Audiences in Jwt are not allowed", false),
+    ];
+    for (name, cfg, token, want_status, want_body, identity) in cases {
+        let extra: Vec<(&str, &str)> = token.map(|t| ("authorization", t)).into_iter().collect();
+        let d = decide_at(&cfg, "/", &extra);
+        assert_eq!(status(&d), (want_status, want_body), "{name}");
+        assert_eq!(identity_of(&d).is_some(), identity, "{name}");
+        if let Decision::Deny { denial, .. } = &d {
+            assert_eq!(denial.www_authenticate.is_some(), want_status != 503, "{name}: 503 has no challenge");
+        }
+        if let (Decision::Allow { ops, .. }, Some(t)) = (&d, token) {
+            // Let through without identity: the unverified token is not consumed.
+            if !identity {
+                assert!(!ops.contains(&HeaderOp::Remove("authorization".into())), "{name}: {t}");
+            }
+        }
+    }
+}
+
+/// A provider whose keys are unavailable (a remote key set that failed).
+struct NoKeys;
+
+impl KeyStore for NoKeys {
+    fn keys(&self, _: ProviderId) -> Availability<'_> {
+        Availability::Unavailable
+    }
+}
+
+#[test]
+fn keys_unavailable_policy() {
+    for (policy, want) in [
+        ("deny_401", (401, "Jwks remote fetch is failed")),
+        ("deny_503", (503, "Jwks remote fetch is failed")),
+        ("allow", (200, "")),
+    ] {
+        let cfg = authz_config(json!({ "failure_policy": { "keys_unavailable": policy } }));
+        let req = request("GET", "/", &[("authorization", &bearer(&good()))]);
+        let d = decide(&cfg, &NoKeys, &req, NOW);
+        assert_eq!(status(&d), want, "{policy}");
+        let verdict = match d {
+            Decision::Allow { verdict, .. } | Decision::Deny { verdict, .. } => verdict,
+            Decision::Wait(_) => panic!("{policy}: waits"),
+        };
+        assert_eq!(
+            verdict.failure,
+            Some(AuthError::KeysUnavailable),
+            "{policy}"
+        );
+    }
+}
+
+fn outcome_header(d: &Decision) -> Option<String> {
+    set_headers(d)
+        .into_iter()
+        .find(|(k, _)| k == OUTCOME_HEADER)
+        .map(|(_, v)| v)
+}
+
+#[test]
+#[rustfmt::skip]
+fn report_only_never_denies_and_tells_the_upstream() {
+    let cfg = authz_config(json!({ "report_only": true, "failure_policy": { "token_invalid": "allow" } }));
+    let rs = |c: Value| bearer(&mint::token("RS256", &c));
+    let cases: Vec<(&str, &str, Vec<(&str, String)>, &str, bool)> = vec![
+        ("good", "/", vec![("authorization", bearer(&good()))], "allowed", true),
+        ("public", "/public", vec![], "allowed", false),
+        ("missing", "/", vec![], "denied; status=401; reason=missing", false),
+        ("expired, policy allows", "/", vec![("authorization", rs(with(good_claims(), "exp", json!(1))))], "allowed; reason=expired", false),
+        ("audience", "/", vec![("authorization", rs(with(good_claims(), "aud", json!("x"))))], "denied; status=403; reason=audience", false),
+        ("claims", "/claims", vec![("authorization", bearer(&good()))], "denied; status=403; reason=claim", false),
+        ("spoofed outcome and identity", "/", vec![(OUTCOME_HEADER, "allowed".into()), ("x-identity", "e30=".into())], "denied; status=401; reason=missing", false),
+    ];
+    for (name, path, extra, want, identity) in cases {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let d = decide_at(&cfg, path, &extra);
+        assert_eq!(status(&d), (200, ""), "{name}");
+        assert_eq!(outcome_header(&d).as_deref(), Some(want), "{name}");
+        assert_eq!(identity_of(&d).is_some(), identity, "{name}");
+        let removed = removed(&d);
+        assert!(removed.contains(&OUTCOME_HEADER.to_owned()) && removed.contains(&"x-identity".to_owned()), "{name}");
+    }
+    // Not in report-only: no outcome header.
+    let d = decide_at(&authz_config(json!({})), "/", &[("authorization", &bearer(&good()))]);
+    assert_eq!(outcome_header(&d), None);
+}
+
+#[test]
+#[rustfmt::skip]
+fn verdicts_name_the_reason_and_provider() {
+    let cfg = authz_config(json!({}));
+    let rs = |c: Value| bearer(&mint::token("RS256", &c));
+    let (example, other_id) = (Some(0), Some(1));
+    let cases: Vec<(&str, &str, Vec<(&str, String)>, Option<AuthError>, Option<ProviderId>)> = vec![
+        ("no rule", "/public", vec![], None, None),
+        ("good", "/", vec![("authorization", bearer(&good()))], None, example),
+        ("missing", "/", vec![], Some(AuthError::Missing), example),
+        ("expired", "/", vec![("authorization", rs(with(good_claims(), "exp", json!(1))))], Some(AuthError::Expired), example),
+        ("any: second verifies", "/any", vec![("x-other-token", other())], None, other_id),
+        ("any: first fails, second missing", "/any", vec![("authorization", rs(with(good_claims(), "nbf", json!(NOW + 3600))))], Some(AuthError::NotYetValid), example),
+        ("any: second fails", "/any", vec![("x-other-token", "a.b".into())], Some(AuthError::BadFormat), other_id),
+    ];
+    for (name, path, extra, failure, provider) in cases {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let verdict = match decide_at(&cfg, path, &extra) {
+            Decision::Allow { verdict, .. } | Decision::Deny { verdict, .. } => verdict,
+            Decision::Wait(_) => panic!("{name}: waits"),
+        };
+        assert_eq!(verdict, Verdict { failure, provider }, "{name}");
+        assert!(failure.is_none_or(|f| crate::metrics::DENY_REASONS.contains(&f.reason())), "{name}");
+    }
 }

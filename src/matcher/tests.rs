@@ -106,3 +106,48 @@ fn non_utf8_header_values_do_not_match_strings() {
     let rules = r#"[{"match":{"prefix":"/","headers":[{"name":"x-a","present_match":true}]}}]"#;
     assert_eq!(first_match(rules, &req), Some(0));
 }
+
+#[test]
+#[rustfmt::skip]
+fn methods_and_hosts() {
+    // (match, method, :authority, matches)
+    let cases: Vec<(&str, &str, &str, bool)> = vec![
+        (r#"{"prefix":"/","methods":["GET","HEAD"]}"#, "GET", "a.test", true),
+        (r#"{"prefix":"/","methods":["GET","HEAD"]}"#, "HEAD", "a.test", true),
+        (r#"{"prefix":"/","methods":["GET","HEAD"]}"#, "POST", "a.test", false),
+        (r#"{"prefix":"/","methods":["GET"]}"#, "get", "a.test", false),
+        (r#"{"prefix":"/","hosts":["api.test"]}"#, "GET", "api.test", true),
+        (r#"{"prefix":"/","hosts":["api.test"]}"#, "GET", "API.Test", true),
+        (r#"{"prefix":"/","hosts":["api.test"]}"#, "GET", "api.test:8443", true),
+        (r#"{"prefix":"/","hosts":["api.test"]}"#, "GET", "api.test.evil", false),
+        (r#"{"prefix":"/","hosts":["api.test"]}"#, "GET", "", false),
+        (r#"{"prefix":"/","hosts":["*.api.test"]}"#, "GET", "v1.api.test", true),
+        (r#"{"prefix":"/","hosts":["*.api.test"]}"#, "GET", "a.b.api.test:80", true),
+        (r#"{"prefix":"/","hosts":["*.api.test"]}"#, "GET", "api.test", false),
+        (r#"{"prefix":"/","hosts":["*.api.test"]}"#, "GET", ".api.test", false),
+        (r#"{"prefix":"/","hosts":["*-api.test"]}"#, "GET", "v1-api.test", true),
+        (r#"{"prefix":"/","hosts":["api.*"]}"#, "GET", "api.test", true),
+        (r#"{"prefix":"/","hosts":["api.*"]}"#, "GET", "api.", false),
+        (r#"{"prefix":"/","hosts":["*"]}"#, "GET", "anything:1", true),
+        (r#"{"prefix":"/","hosts":["[::1]"]}"#, "GET", "[::1]:8080", true),
+        (r#"{"prefix":"/","hosts":["[::1]"]}"#, "GET", "[::1]", true),
+        (r#"{"prefix":"/","hosts":["a.test","b.test"]}"#, "GET", "b.test", true),
+        (r#"{"prefix":"/","hosts":["a.test"],"methods":["POST"]}"#, "GET", "a.test", false),
+        (r#"{"prefix":"/x","hosts":["a.test"],"methods":["GET"]}"#, "GET", "a.test", false),
+    ];
+    for (m, method, authority, want) in cases {
+        let rules = format!(r#"[{{"match":{m}}}]"#);
+        let req = headers(method, "/", &[(":authority", authority)]);
+        assert_eq!(first_match(&rules, &req).is_some(), want, "{m} vs {method} {authority}");
+    }
+}
+
+#[test]
+fn host_patterns() {
+    for good in ["a.test", "*.a.test", "a.*", "*", "[::1]", "A.Test"] {
+        assert!(HostMatcher::parse(good).is_some(), "{good}");
+    }
+    for bad in ["", "a.*.test", "**", "*a*", "a test", "a/b"] {
+        assert!(HostMatcher::parse(bad).is_none(), "{bad:?}");
+    }
+}

@@ -261,6 +261,23 @@ impl Envoy {
         }
     }
 
+    /// Log lines that show the wasm VM failed: a panic, a trap, a failed callback, a
+    /// fail-closed stream. A crash must never hide behind a plausible status.
+    pub fn wasm_failures(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.contains("panicked")
+                    || l.contains("RuntimeError")
+                    || l.contains("wasm_fail_stream")
+                    || l.contains("Function: proxy_")
+                    || l.contains("][critical][")
+                    || (l.contains("][error][wasm]") && l.contains("failed"))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// All stats from admin `/stats` as `name -> value` (values as text: histograms are not
     /// numbers).
     pub fn stats(&self) -> BTreeMap<String, String> {

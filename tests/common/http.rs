@@ -232,6 +232,18 @@ impl Response {
             None => panic!("response did not come from the echo upstream: {self}"),
         }
     }
+
+    /// Panics if any of `headers` reached the upstream (identity a client may have forged).
+    pub fn assert_upstream_lacks(&self, headers: &[&str]) {
+        let echo = self.upstream();
+        for h in headers {
+            assert!(
+                !echo.has(h),
+                "upstream got {h}: {:?}\n{self}",
+                echo.header(h)
+            );
+        }
+    }
 }
 
 impl std::fmt::Display for Response {
