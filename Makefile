@@ -10,7 +10,7 @@ TARGET  := wasm32-wasip1
 ENVOY   := tests/ensure-envoy.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint run clean envoy wasm-target schema oci
+.PHONY: help build test lint run clean envoy wasm-target schema oci fuzz soak
 
 help: ## List the targets
 	@echo "Targets:"
@@ -40,6 +40,41 @@ oci: build ## OCI image of the module as Istio pulls it (compat variant) in targ
 
 schema: ## Regenerate manifests/schema/plugin-config.schema.json from the config types
 	UPDATE_SCHEMA=1 $(CARGO) test --locked --test manifests checked_in_schema_is_current
+
+# Fuzzing: every target in tests/fuzz for FUZZ_RUNS executions each, or FUZZ_SECONDS seconds
+# each when set. Seeds: tests/fuzz/seeds/<target> (read only); the growing corpus and any
+# crash input go under target/fuzz/. No sanitizer by default (the code is safe Rust; -s none
+# runs several times faster): FUZZ_SANITIZER=address to use ASan.
+FUZZ_TARGETS   := token jwks config headers jwks_response
+FUZZ_RUNS      ?= 10000000
+FUZZ_SECONDS   ?=
+FUZZ_SANITIZER ?= none
+FUZZ_LIMIT      = $(if $(FUZZ_SECONDS),-max_total_time=$(FUZZ_SECONDS),-runs=$(FUZZ_RUNS))
+
+fuzz: ## Fuzz every target (FUZZ_RUNS=10000000 or FUZZ_SECONDS=N); installs cargo-fuzz + nightly
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	@summary=""; for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz/corpus/$$t target/fuzz/artifacts/$$t; \
+		echo "== fuzz $$t ($(FUZZ_LIMIT)), log: target/fuzz/$$t.log"; \
+		if $(CARGO) +nightly fuzz run --fuzz-dir tests/fuzz --target-dir "$(CURDIR)/target/fuzz" \
+			-a -s $(FUZZ_SANITIZER) $$t target/fuzz/corpus/$$t tests/fuzz/seeds/$$t -- \
+			$(FUZZ_LIMIT) -artifact_prefix=target/fuzz/artifacts/$$t/ -print_final_stats=1 \
+			>target/fuzz/$$t.log 2>&1; then \
+			runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' target/fuzz/$$t.log | tail -1); \
+			echo "   $$t: $$runs execs, no crash"; summary="$$summary  $$t: $$runs execs\n"; \
+		else \
+			tail -40 target/fuzz/$$t.log; \
+			echo "fuzz: $$t FAILED: log target/fuzz/$$t.log, input under target/fuzz/artifacts/$$t/"; \
+			exit 1; \
+		fi; \
+	done; printf "fuzz: every target ran without a crash:\n$$summary"
+
+# Soak: SOAK_REQUESTS (1,000,000) requests or SOAK_SECONDS (3600), whichever first, from
+# SOAK_THREADS (8) keep-alive clients, while the JWKS server rotates and fails (tests/soak.rs).
+soak: build ## Soak under JWKS faults (SOAK_REQUESTS=1000000, SOAK_SECONDS=3600); prints totals
+	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && \
+		$(CARGO) test --locked --test soak -- --ignored --nocapture
 
 clean: ## Remove build output (cargo clean)
 	$(CARGO) clean

@@ -64,7 +64,7 @@ enum PublicKey {
     P384(p384::ecdsa::VerifyingKey),
     P521(Box<p521::ecdsa::VerifyingKey>),
     Ed25519(ed25519_dalek::VerifyingKey),
-    /// An HMAC secret (`oct`), never empty.
+    /// An HMAC secret (`oct`), at least `MIN_OCT_BYTES` long.
     Oct(Vec<u8>),
 }
 
@@ -112,9 +112,18 @@ impl fmt::Display for JwksError {
 
 impl std::error::Error for JwksError {}
 
+/// At most this many entries of a JWKS `keys` array are read; the rest are ignored (one
+/// `skipped` line says so). Bounds the work of a load and, for a token without `kid`, the
+/// number of signature checks per request (every fitting key is tried). Identity providers
+/// publish a handful of keys; 100 leaves room for rotation and several algorithms.
+pub const MAX_KEYS: usize = 100;
+
+/// The shortest HMAC secret loaded: 256 bits, the output of SHA-256 (RFC 7518 §3.2).
+pub const MIN_OCT_BYTES: usize = 32;
+
 impl KeySet {
-    /// Parses a JWKS document. Keys that cannot be used are skipped (see `skipped()`); a
-    /// document with no usable key is an error.
+    /// Parses a JWKS document. Keys that cannot be used are skipped (see `skipped()`), and so
+    /// is every entry past the first `MAX_KEYS`; a document with no usable key is an error.
     pub fn from_json(text: &str) -> Result<KeySet, JwksError> {
         let doc = crate::jwt::parse_object(text.as_bytes()).ok_or(JwksError::NotJson)?;
         let Some(Value::Array(items)) = doc.get("keys") else {
@@ -122,7 +131,13 @@ impl KeySet {
         };
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
-        for (i, item) in items.iter().enumerate() {
+        if items.len() > MAX_KEYS {
+            skipped.push(format!(
+                "keys {MAX_KEYS}..{}: ignored, at most {MAX_KEYS} keys are read",
+                items.len() - 1
+            ));
+        }
+        for (i, item) in items.iter().enumerate().take(MAX_KEYS) {
             let parsed = item
                 .as_object()
                 .ok_or_else(|| "not a JSON object".to_owned())
@@ -342,8 +357,12 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
         },
         "oct" => {
             let k = bytes("k")?;
-            if k.is_empty() {
-                return Err("`k` is empty".into());
+            // RFC 7518 §3.2 / RFC 8725 §3.5: an HMAC key at least as long as the hash.
+            if k.len() < MIN_OCT_BYTES {
+                return Err(format!(
+                    "`k` is {} bytes, at least {MIN_OCT_BYTES} (256 bits) required",
+                    k.len()
+                ));
             }
             PublicKey::Oct(k)
         }

@@ -20,7 +20,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 use crate::config::{Config, JwksSource, ProviderId};
 use crate::engine::{decide, Availability, Decision, KeyStore, Verdict, Wait};
@@ -30,13 +30,15 @@ use crate::jwks_cache::{
     Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
 };
 use crate::metrics;
+use crate::pairs;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
 
 proxy_wasm::main! {{
-    // Also installs the SDK's panic hook, which logs a panic at critical level before the
-    // abort. No host call other than logging is allowed here (Envoy restricts `_initialize`).
+    // No host call other than logging is allowed here (Envoy restricts `_initialize`).
+    // `set_log_level` installs the SDK's panic hook; ours replaces it (see `crash`).
     proxy_wasm::set_log_level(LogLevel::Trace);
+    std::panic::set_hook(Box::new(|info| log(LogLevel::Critical, &crate::crash::report(info))));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
@@ -812,13 +814,18 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
     }
 }
 
+/// The current stream's request headers, read with our own pairs parser: the SDK's
+/// `get_map_bytes` traps on a header name that is not UTF-8. A map the host cannot give, or
+/// one that does not parse, is logged and read as no headers (the request then fails closed).
 fn request_headers() -> RequestHeaders {
-    RequestHeaders::new(
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-    )
+    let pairs = host::request_header_pairs().and_then(|bytes| pairs::parse(&bytes));
+    RequestHeaders::new(pairs.unwrap_or_else(|| {
+        log(
+            LogLevel::Error,
+            "jwt-authn-wasm: request headers unreadable; treating the request as having none",
+        );
+        Vec::new()
+    }))
 }
 
 /// Carries out a final decision on the current (effective) stream.
@@ -914,6 +921,11 @@ mod host {
         ) -> u32;
         fn proxy_remove_header_map_value(map: u32, key: *const u8, key_len: usize) -> u32;
         fn proxy_continue_stream(stream: u32) -> u32;
+        fn proxy_get_header_map_pairs(
+            map: u32,
+            return_data: *mut *mut u8,
+            return_size: *mut usize,
+        ) -> u32;
         #[allow(clippy::too_many_arguments)]
         fn proxy_send_local_response(
             status: u32,
@@ -927,6 +939,7 @@ mod host {
         ) -> u32;
     }
 
+    const OK: u32 = 0;
     const REQUEST_HEADERS: u32 = 0;
     const HTTP_REQUEST: u32 = 0;
 
@@ -950,6 +963,23 @@ mod host {
         }
     }
 
+    /// The serialized request header map, or `None` if the host refused (status not OK).
+    pub fn request_header_pairs() -> Option<Vec<u8>> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a pointer and a length into our two locals.
+        let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+        if status != OK {
+            return None;
+        }
+        if data.is_null() {
+            return Some(Vec::new());
+        }
+        // SAFETY: the host allocated `size` bytes through the SDK's `proxy_on_memory_allocate`
+        // (a boxed slice of exactly `size` bytes) and hands them over to us.
+        Some(unsafe { Vec::from_raw_parts(data, size, size) })
+    }
+
     pub fn continue_request() {
         // SAFETY: no pointers.
         unsafe {
@@ -958,7 +988,7 @@ mod host {
     }
 
     pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: &[u8]) {
-        let pairs = serialize_pairs(headers);
+        let pairs = crate::pairs::serialize(headers);
         // SAFETY: as above; details are empty, grpc_status -1 means none.
         unsafe {
             proxy_send_local_response(
@@ -972,24 +1002,5 @@ mod host {
                 -1,
             );
         }
-    }
-
-    /// The proxy-wasm pairs format: count, then (key length, value length) pairs, then each
-    /// key and value followed by a NUL.
-    fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
-        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-        let mut out = Vec::new();
-        out.extend_from_slice(&len(pairs.len()));
-        for (k, v) in pairs {
-            out.extend_from_slice(&len(k.len()));
-            out.extend_from_slice(&len(v.len()));
-        }
-        for (k, v) in pairs {
-            out.extend_from_slice(k.as_bytes());
-            out.push(0);
-            out.extend_from_slice(v.as_bytes());
-            out.push(0);
-        }
-        out
     }
 }

@@ -12,6 +12,7 @@
 #![allow(
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::string_slice,
     clippy::unwrap_used,
     clippy::expect_used
 )]

@@ -129,15 +129,6 @@ fn good() -> String {
     mint::token("RS256", &c1(json!({})))
 }
 
-/// `token` with a character in the middle of the signature changed.
-fn tampered(token: &str) -> String {
-    let sig_start = token.rfind('.').map_or(0, |i| i + 1);
-    let i = sig_start + (token.len() - sig_start) / 2;
-    let mut bytes = token.as_bytes().to_vec();
-    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// Fails if the wasm VM crashed or failed at any point so far: a panic, a trap, a failed
 /// callback, a fail-closed stream, or fewer live VMs than at start.
 fn assert_vm_healthy() {
@@ -212,7 +203,11 @@ fn missing_token_is_401_with_bearer_realm() {
 fn invalid_token_is_401_with_invalid_token_error() {
     let want = format!("Bearer realm=\"http://{DEFAULT_HOST}/p1\", error=\"invalid_token\"");
     for (what, token, body) in [
-        ("tampered", tampered(&good()), "Jwt verification fails"),
+        (
+            "tampered",
+            mint::tampered(&good()),
+            "Jwt verification fails",
+        ),
         (
             "expired",
             mint::token("RS256", &c1(json!({"exp": common::now() - 3600}))),
@@ -255,7 +250,7 @@ fn strip_failure_response_empties_the_body() {
         ("missing", Request::get("/p1"), 401),
         (
             "invalid",
-            Request::get("/p1").bearer(&tampered(&good())),
+            Request::get("/p1").bearer(&mint::tampered(&good())),
             401,
         ),
         (
@@ -393,7 +388,7 @@ fn vm_never_fails() {
             3 => Request::get("/p1").bearer(&token).bearer("a.b.c"),
             _ => Request::get(format!(
                 "/p1?access_token={}&access_token=..",
-                tampered(&token)
+                mint::tampered(&token)
             )),
         };
         let resp = send(&req);
@@ -403,13 +398,7 @@ fn vm_never_fails() {
     assert_eq!(resp.status, 200, "{resp}");
     assert_vm_healthy();
     let fx = fixture();
-    let failures: Vec<(String, String)> = fx
-        .proxy
-        .envoy
-        .stats()
-        .into_iter()
-        .filter(|(k, v)| k.starts_with("wasm.") && k.contains("fail") && v != "0")
-        .collect();
+    let failures = fx.proxy.envoy.wasm_failure_stats();
     assert!(failures.is_empty(), "wasm failure stats: {failures:?}");
 }
 

@@ -432,7 +432,8 @@ fn unusable_keys_are_skipped_with_a_reason() {
         ("Ed448", with(ed.clone(), "crv", json!("Ed448")), "not supported"),
         ("EdDSA key with alg ES256", with(ed.clone(), "alg", json!("ES256")), "does not fit"),
         // oct
-        ("empty oct", with(oct.clone(), "k", json!("")), "`k` is empty"),
+        ("empty oct", with(oct.clone(), "k", json!("")), "`k` is 0 bytes, at least 32 (256 bits) required"),
+        ("31-byte oct", with(oct.clone(), "k", json!(b64(&[5; 31]))), "`k` is 31 bytes, at least 32"),
         ("oct without k", with(oct.clone(), "k", Value::Null), "`k` is missing"),
         ("oct k not base64", with(oct.clone(), "k", json!("a b")), "`k` is not base64url"),
         ("oct with alg RS256", with(oct.clone(), "alg", json!("RS256")), "`alg` RS256 does not fit `kty` oct"),
@@ -683,4 +684,34 @@ fn padded_jwk_members_still_load() {
     rsa["n"] = json!(padded);
     let set = KeySet::from_json(&json!({ "keys": [rsa] }).to_string()).unwrap();
     assert_eq!(set.len(), 1);
+}
+
+/// Regression (attack suite, JWKS of 10,000 keys): a huge `keys` array is read up to
+/// `MAX_KEYS` entries, so neither a load nor a kid-less token's key trials grow with it.
+#[test]
+fn only_the_first_max_keys_entries_are_read() {
+    let hmac = fixture("hmac");
+    let keys: Vec<Value> = (0..10_000)
+        .map(|i| with(hmac.clone(), "kid", json!(format!("k{i}"))))
+        .collect();
+    let set = set_of(keys).unwrap();
+    assert_eq!(set.len(), MAX_KEYS);
+    assert_eq!(
+        set.skipped(),
+        [format!(
+            "keys {MAX_KEYS}..9999: ignored, at most {MAX_KEYS} keys are read"
+        )]
+    );
+    // A key past the limit is never used, even when its kid is asked for by name.
+    let token = mint::sign(
+        &json!({ "alg": "HS256", "kid": "k100" }),
+        &claims(),
+        "HS256",
+        Key::Hmac,
+    );
+    assert_eq!(
+        check(&set, Alg::HS256, Some("k100"), &token),
+        Err(AuthError::NoMatchingKey)
+    );
+    assert_eq!(check(&set, Alg::HS256, Some("k99"), &token), Ok(()));
 }

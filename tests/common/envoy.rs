@@ -304,6 +304,15 @@ impl Envoy {
         })
     }
 
+    /// Envoy's `wasm.*` stats whose name says failure and whose value is not 0
+    /// (`vm_reload_failure`, ...).
+    pub fn wasm_failure_stats(&self) -> Vec<(String, String)> {
+        self.stats()
+            .into_iter()
+            .filter(|(k, v)| k.starts_with("wasm.") && k.contains("fail") && v != "0")
+            .collect()
+    }
+
     fn admin_try(&self, path: &str) -> Option<super::http::Response> {
         Request::get(path)
             .host("127.0.0.1")

@@ -95,6 +95,15 @@ pub fn sign_hs256_with_secret(header: &Value, payload: &Value, secret: &[u8]) ->
     format!("{input}.{}", b64(&hmac(input.as_bytes(), "HS256", secret)))
 }
 
+/// `token` with a character in the middle of its signature changed: well-formed, forged.
+pub fn tampered(token: &str) -> String {
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let mut sig = sig.as_bytes().to_vec();
+    let i = sig.len() / 2;
+    sig[i] = if sig[i] == b'A' { b'B' } else { b'A' };
+    format!("{input}.{}", String::from_utf8(sig).unwrap())
+}
+
 fn default_key(alg: &str) -> (Key, &'static str) {
     match alg {
         a if a.starts_with("RS") || a.starts_with("PS") => (Key::RsaA, "rsa-a"),
