@@ -10,7 +10,7 @@ TARGET  := wasm32-wasip1
 ENVOY   := tests/ensure-envoy.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint run clean envoy wasm-target fuzz soak bench bench-memory wrk
+.PHONY: help build test lint run clean envoy wasm-target schema oci fuzz soak bench bench-memory wrk
 
 help: ## List the targets
 	@echo "Targets:"
@@ -44,6 +44,12 @@ wrk:
 
 envoy: ## Make sure a real Envoy is installed, and show its version
 	"$$($(ENVOY))" --version
+
+oci: build ## OCI image of the module as Istio pulls it (compat variant) in target/oci; prints the digest
+	tests/oci-image.sh
+
+schema: ## Regenerate manifests/schema/plugin-config.schema.json from the config types
+	UPDATE_SCHEMA=1 $(CARGO) test --locked --test manifests checked_in_schema_is_current
 
 # Fuzzing: every target in tests/fuzz for FUZZ_RUNS executions each, or FUZZ_SECONDS seconds
 # each when set. Seeds: tests/fuzz/seeds/<target> (read only); the growing corpus and any

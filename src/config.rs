@@ -53,6 +53,7 @@ pub struct Config {
 /// `failure_policy` (our extension): what each class of failure leads to. 403s (audience,
 /// scope, claim) are always 403: the token is good, the caller is not allowed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailurePolicy {
     /// No token where the requirement needs one.
@@ -68,6 +69,7 @@ pub struct FailurePolicy {
 
 /// One class's outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum OnFailure {
     /// 401 with `WWW-Authenticate`, as `jwt_authn` answers.
     #[default]
@@ -239,6 +241,7 @@ impl Config {
 // Raw JSON shapes (serde). Field names are jwt_authn's.
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
@@ -254,6 +257,8 @@ struct RawConfig {
     failure_policy: FailurePolicy,
     #[serde(default)]
     report_only: bool,
+    /// Check RS* and ES* signatures with the host's native crypto (Envoy's `verify_signature`)
+    /// when it has it; `false`: every signature in wasm.
     #[serde(default = "yes")]
     host_signatures: bool,
     /// Accepted for compatibility; our stats have fixed names.
@@ -263,6 +268,7 @@ struct RawConfig {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawProvider {
     #[serde(default)]
@@ -274,6 +280,7 @@ struct RawProvider {
     #[serde(default)]
     require_expiration: bool,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     max_lifetime: Option<Duration>,
     #[serde(default)]
     local_jwks: Option<RawDataSource>,
@@ -298,25 +305,35 @@ struct RawProvider {
     /// Our extension.
     #[serde(default)]
     identity_header: Option<RawIdentityHeader>,
-    // Known jwt_authn fields a wasm filter cannot honour: refused by name in `compile`.
-    #[serde(default)]
-    payload_in_metadata: Option<serde_json::Value>,
-    #[serde(default)]
-    header_in_metadata: Option<serde_json::Value>,
-    #[serde(default)]
-    failed_status_in_metadata: Option<serde_json::Value>,
-    #[serde(default)]
-    normalize_payload_in_metadata: Option<serde_json::Value>,
+    /// Keep verified tokens (per VM) so a token seen again is neither parsed nor checked again;
+    /// the claim checks still run. As in Envoy: no cache without it.
     #[serde(default)]
     jwt_cache_config: Option<RawJwtCacheConfig>,
+    // Known jwt_authn fields a wasm filter cannot honour: refused by name in `compile`, and
+    // left out of the JSON Schema (`schemars(skip)`) so editors never offer them.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    payload_in_metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    header_in_metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    failed_status_in_metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    normalize_payload_in_metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     clear_route_cache: Option<serde_json::Value>,
 }
 
 /// `JwtCacheConfig`. A size of 0 (proto3's unset) means Envoy's default, 100.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawJwtCacheConfig {
+    /// How many verified tokens of this provider each VM keeps; 0 means 100.
     #[serde(default)]
     jwt_cache_size: u32,
 }
@@ -326,35 +343,44 @@ fn yes() -> bool {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRemoteJwks {
     http_uri: RawHttpUri,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     cache_duration: Option<Duration>,
     #[serde(default)]
     async_fetch: Option<RawAsyncFetch>,
     // Extensions (documented in the README).
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     min_cache_duration: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     max_cache_duration: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     max_staleness: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     max_backoff: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     unknown_kid_refetch_interval: Option<Duration>,
     #[serde(default)]
     oidc_discovery: bool,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawHttpUri {
     #[serde(default)]
     uri: String,
     cluster: String,
     #[serde(deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     timeout: Option<Duration>,
 }
 
@@ -362,16 +388,19 @@ struct RawHttpUri {
 /// means nothing here (the listener never waits for us); `failed_refetch_duration` is the
 /// first retry delay.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawAsyncFetch {
     #[serde(default)]
     #[allow(dead_code)]
     fast_listener: bool,
     #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
     failed_refetch_duration: Option<Duration>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawDataSource {
     #[serde(default)]
@@ -379,12 +408,15 @@ struct RawDataSource {
     #[serde(default)]
     inline_bytes: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     filename: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     environment_variable: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawJwtHeader {
     name: String,
@@ -393,6 +425,7 @@ struct RawJwtHeader {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawClaimToHeader {
     header_name: String,
@@ -400,6 +433,7 @@ struct RawClaimToHeader {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawIdentityHeader {
     header_name: String,
@@ -408,6 +442,7 @@ struct RawIdentityHeader {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRule {
     #[serde(rename = "match")]
@@ -415,10 +450,12 @@ struct RawRule {
     #[serde(default)]
     requires: Option<RawRequirement>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     requirement_name: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRouteMatch {
     #[serde(default)]
@@ -441,6 +478,7 @@ struct RawRouteMatch {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRegex {
     pub(crate) regex: String,
@@ -451,6 +489,7 @@ pub(crate) struct RawRegex {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawHeaderMatcher {
     name: String,
@@ -475,6 +514,7 @@ struct RawHeaderMatcher {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStringMatcher {
     #[serde(default)]
@@ -492,6 +532,7 @@ pub(crate) struct RawStringMatcher {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRequirement {
     #[serde(default)]
@@ -514,6 +555,7 @@ struct RawRequirement {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawClaimRule {
     name: String,
@@ -526,6 +568,7 @@ struct RawClaimRule {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawScopes {
     #[serde(default)]
@@ -537,6 +580,7 @@ struct RawScopes {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawProviderAndAudiences {
     provider_name: String,
@@ -545,6 +589,7 @@ struct RawProviderAndAudiences {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRequirementList {
     #[serde(default)]
@@ -553,6 +598,7 @@ struct RawRequirementList {
 
 /// `google.protobuf.Empty`: `{}`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawEmpty {}
 
@@ -1236,6 +1282,11 @@ fn is_header_name(name: &str) -> bool {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
         })
 }
+
+#[cfg(feature = "schema")]
+mod schema;
+#[cfg(feature = "schema")]
+pub use schema::{json_schema, SCHEMA_PATH};
 
 #[cfg(test)]
 mod tests;

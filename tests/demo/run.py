@@ -13,6 +13,10 @@ SIGTERM, when it stops Envoy and the upstream and exits 0.
   200 / 401 / 200 and what the upstream saw, print PASS or FAIL, exit 0 or 1. In this mode
   PORT and ADMIN_PORT default to 0 (free ports), so it never clashes with a running demo.
 
+  --print-token: print a fresh demo token and exit (for manifests/envoy/envoy.yaml, whose
+  JWKS is the public half of the same demo key). --print-config: print the demo plugin
+  configuration and exit (tests/manifests.rs validates it).
+
 Environment: PORT, ADMIN_PORT, ENVOY_BIN (default `envoy`), WASM (the module; default
 target/wasm32-wasip1/release/jwt_authn_wasm.wasm), DEMO_CHECK. If a real func-e (tetratelabs)
 is on PATH it runs Envoy; otherwise `envoy`. Python standard library only: the token is signed
@@ -495,7 +499,17 @@ def demo_main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="send the demo requests, assert the answers, exit (also DEMO_CHECK=1)")
+    parser.add_argument("--print-token", action="store_true",
+                        help="print a fresh demo token (valid one hour) and exit")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the demo plugin configuration (JSON) and exit")
     args = parser.parse_args()
+    if args.print_token:
+        print(mint_token(load_key()))
+        return 0
+    if args.print_config:
+        print(json.dumps(plugin_config(public_jwks(load_key())), indent=2))
+        return 0
     check = args.check or os.environ.get("DEMO_CHECK", "").strip() not in ("", "0")
 
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")

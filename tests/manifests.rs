@@ -1,0 +1,773 @@
+//! Every file under `manifests/` is proven to work:
+//!
+//! - each Kubernetes document validates against Istio's CRD schemas (`../shared/istio/
+//!   crds.gen.yaml`, or `$ISTIO_CRDS`), strictly: an unknown field fails, as with
+//!   `kubectl apply` (server-side field validation `Strict`);
+//! - each `pluginConfig` (WasmPlugin, TrafficExtension) validates against our config schema,
+//!   loads natively, and runs in a real Envoy wrapped exactly as istiod wraps it, with a local
+//!   JWKS server standing in for `outbound|443||idp.example.com`;
+//! - the plain Envoy bootstrap `manifests/envoy/envoy.yaml` starts as a user would start it
+//!   (only ports and the module path substituted) and answers 200 and 401;
+//! - the JSON Schema `manifests/schema/plugin-config.schema.json`, generated from the config
+//!   types (`config::json_schema`, feature `schema`), is current (`make schema` rewrites it),
+//!   refuses what the filter refuses, and accepts the README's JSON examples and the `make
+//!   run` demo configuration.
+//!
+//! What the CRD schemas cannot check (CEL `x-kubernetes-validations` rules such as "only one
+//! of targetRefs or selector") is not checked here either.
+
+// Tests fail by panicking, and index into documents they have just checked.
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use common::bootstrap::{self, Listener, Side};
+use common::envoy::Envoy;
+use common::http::Request;
+use common::idp::Idp;
+use common::mint;
+use common::upstream::Upstream;
+use jwt_authn_wasm::config::{json_schema, Config, SCHEMA_PATH};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The standard output of `tests/demo/run.py <arg>` (`--print-token`, `--print-config`).
+fn demo_script(arg: &str) -> Vec<u8> {
+    let out = Command::new("python3")
+        .arg(root().join("tests/demo/run.py"))
+        .arg(arg)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "run.py {arg}: {stderr}");
+    out.stdout
+}
+
+// ------------------------------------------------------------------------------------------
+// Reading manifests and CRDs
+
+/// One YAML document of a file under `manifests/`.
+struct Doc {
+    file: PathBuf,
+    value: Value,
+}
+
+impl Doc {
+    fn kind(&self) -> &str {
+        self.value["kind"].as_str().unwrap_or("")
+    }
+
+    fn name(&self) -> String {
+        format!(
+            "{} {} in {}",
+            self.kind(),
+            self.value["metadata"]["name"],
+            self.file.display()
+        )
+    }
+}
+
+/// The documents of a YAML text, as JSON values (empty documents skipped).
+fn yaml_docs(text: &str) -> Result<Vec<Value>, String> {
+    let mut docs = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = Value::deserialize(doc).map_err(|e| e.to_string())?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+}
+
+/// Every YAML document under `manifests/`.
+fn manifests() -> Vec<Doc> {
+    let mut files = Vec::new();
+    yaml_files(&root().join("manifests"), &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "no YAML under manifests/");
+    files
+        .into_iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let docs = yaml_docs(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            docs.into_iter().map(move |value| Doc {
+                file: file.clone(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// The documents of one manifest file.
+fn docs_of(relative: &str) -> Vec<Value> {
+    yaml_docs(&std::fs::read_to_string(root().join(relative)).unwrap()).unwrap()
+}
+
+/// Istio's CRDs: `$ISTIO_CRDS`, else `../shared/istio/crds.gen.yaml` beside the repository.
+fn crds() -> Vec<Value> {
+    let path = std::env::var_os("ISTIO_CRDS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/istio/crds.gen.yaml"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "Istio's CRD schemas are needed to validate manifests/: {} ({e}). They are \
+             shared/istio/crds.gen.yaml beside the repository; set ISTIO_CRDS to use another copy.",
+            path.display()
+        )
+    });
+    yaml_docs(&text).unwrap()
+}
+
+/// The `spec` schema of `apiVersion` + `kind`, made strict (unknown fields refused), or why
+/// there is none (unknown kind, or a version the CRD does not serve).
+fn spec_schema(crds: &[Value], api_version: &str, kind: &str) -> Result<Value, String> {
+    let (group, version) = api_version
+        .split_once('/')
+        .ok_or_else(|| format!("apiVersion {api_version:?} has no group"))?;
+    let crd = crds
+        .iter()
+        .find(|c| c["spec"]["group"] == group && c["spec"]["names"]["kind"] == kind)
+        .ok_or_else(|| format!("no Istio CRD for {kind} in group {group}"))?;
+    let served = crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == version && v["served"] == true)
+        .ok_or_else(|| format!("{kind} is not served at {api_version}"))?;
+    let mut schema = served["schema"]["openAPIV3Schema"]["properties"]["spec"].clone();
+    strict(&mut schema);
+    Ok(schema)
+}
+
+/// Refuses unknown fields in every object schema that lists its properties, as the API server
+/// does with strict field validation; `x-kubernetes-preserve-unknown-fields` keeps anything.
+fn strict(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let open = map.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") && !open
+            {
+                map.insert("additionalProperties".into(), json!(false));
+            }
+            map.values_mut().for_each(strict);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strict),
+        _ => {}
+    }
+}
+
+/// Every reason the API server would refuse `doc`.
+fn k8s_errors(crds: &[Value], doc: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    for key in doc.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !["apiVersion", "kind", "metadata", "spec"].contains(&key.as_str()) {
+            errors.push(format!("unexpected top-level field {key:?}"));
+        }
+    }
+    let meta = &doc["metadata"];
+    if !meta["name"].is_string() {
+        errors.push("metadata.name is missing".into());
+    }
+    for key in meta.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !["name", "namespace", "labels", "annotations"].contains(&key.as_str()) {
+            errors.push(format!("unexpected metadata field {key:?}"));
+        }
+    }
+    let api_version = doc["apiVersion"].as_str().unwrap_or("");
+    let kind = doc["kind"].as_str().unwrap_or("");
+    match spec_schema(crds, api_version, kind) {
+        Err(e) => errors.push(e),
+        Ok(schema) => {
+            let validator = jsonschema::validator_for(&schema).expect("a valid CRD schema");
+            errors.extend(
+                validator
+                    .iter_errors(&doc["spec"])
+                    .map(|e| format!("spec{}: {e}", e.instance_path())),
+            );
+        }
+    }
+    errors
+}
+
+// ------------------------------------------------------------------------------------------
+// Kubernetes documents against Istio's CRDs
+
+#[test]
+fn every_kubernetes_manifest_validates_against_istio_crds() {
+    let crds = crds();
+    let mut kinds = Vec::new();
+    for doc in manifests() {
+        if doc.value.get("apiVersion").is_none() {
+            // Not a Kubernetes resource: only Envoy bootstraps may be that, and
+            // `plain_envoy_bootstrap_answers_200_and_401` starts them.
+            assert!(
+                doc.file.starts_with(root().join("manifests/envoy")),
+                "{}: a document without apiVersion outside manifests/envoy/",
+                doc.file.display()
+            );
+            continue;
+        }
+        let errors = k8s_errors(&crds, &doc.value);
+        assert!(errors.is_empty(), "{} is invalid: {errors:#?}", doc.name());
+        kinds.push(doc.kind().to_string());
+    }
+    kinds.sort();
+    kinds.dedup();
+    for kind in [
+        "AuthorizationPolicy",
+        "DestinationRule",
+        "ServiceEntry",
+        "TrafficExtension",
+        "WasmPlugin",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "manifests/ has no {kind}");
+    }
+}
+
+/// The validation must be able to fail: each mistake is one a user makes, applied to the
+/// WasmPlugin manifest's text.
+#[test]
+fn validation_refuses_broken_manifests() {
+    let crds = crds();
+    let text = std::fs::read_to_string(root().join("manifests/istio/wasmplugin.yaml")).unwrap();
+    let sha_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("sha256:"))
+        .expect("a sha256 line")
+        .to_string();
+    let cases = [
+        // YAML reads an unquoted all-digit digest as a number.
+        (
+            "unquoted all-digit sha256",
+            sha_line.clone(),
+            format!("  sha256: {}", "1".repeat(64)),
+        ),
+        ("short sha256", sha_line, "  sha256: \"abc\"".into()),
+        (
+            "bad enum",
+            "failStrategy: FAIL_CLOSE".into(),
+            "failStrategy: FAIL_CLOSED".into(),
+        ),
+        (
+            "bad phase",
+            "phase: AUTHN".into(),
+            "phase: AUTHENTICATION".into(),
+        ),
+        (
+            "misspelt field",
+            "imagePullPolicy:".into(),
+            "imagePullPolicies:".into(),
+        ),
+        (
+            "wrong version",
+            "extensions.istio.io/v1alpha1".into(),
+            "extensions.istio.io/v2".into(),
+        ),
+    ];
+    for (what, from, to) in cases {
+        assert!(
+            text.contains(&from),
+            "{what}: {from:?} is not in the manifest"
+        );
+        let broken = text.replacen(&from, &to, 1);
+        let doc = yaml_docs(&broken).unwrap().remove(0);
+        assert!(
+            !k8s_errors(&crds, &doc).is_empty(),
+            "a WasmPlugin with a {what} passed validation"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// pluginConfig: schema, native load, real Envoy
+
+/// `(document, pluginConfig)` for every WasmPlugin and TrafficExtension under `manifests/`.
+fn plugin_configs() -> Vec<(Doc, Value)> {
+    let found: Vec<(Doc, Value)> = manifests()
+        .into_iter()
+        .filter_map(|doc| {
+            let config = match doc.kind() {
+                "WasmPlugin" => doc.value["spec"]["pluginConfig"].clone(),
+                "TrafficExtension" => doc.value["spec"]["wasm"]["pluginConfig"].clone(),
+                _ => return None,
+            };
+            Some((doc, config))
+        })
+        .collect();
+    assert!(
+        found.len() >= 2,
+        "expected a WasmPlugin and a TrafficExtension"
+    );
+    found
+}
+
+#[test]
+fn every_plugin_config_fits_the_schema_and_loads() {
+    for (doc, config) in plugin_configs() {
+        let errors = schema_errors(&config);
+        assert!(
+            errors.is_empty(),
+            "{}: pluginConfig: {errors:#?}",
+            doc.name()
+        );
+        if let Err(e) = Config::from_json(config.to_string().as_bytes()) {
+            panic!("{}: the filter refuses its pluginConfig: {e}", doc.name());
+        }
+    }
+}
+
+/// The cluster every manifest fetches keys through, and that the ServiceEntry creates.
+const IDP_CLUSTER: &str = "outbound|443||idp.example.com";
+
+/// The `envoy.filters.http.wasm` entry istiod generates for a WasmPlugin (ENVOY-WASM-FACTS
+/// §6.1): plugin name `<namespace>.<name>`, root id = `pluginName`, empty vm id, the
+/// pluginConfig as the JSON of a StringValue, `failStrategy` as Envoy's failure policy. The
+/// module is the local build (istio-agent rewrites the remote `url` to a local file).
+fn istio_wasm_filter(doc: &Value, wasm: &Value) -> Value {
+    let failure_policy = match wasm["failStrategy"].as_str().unwrap_or("FAIL_CLOSE") {
+        "FAIL_CLOSE" => "FAIL_CLOSED",
+        "FAIL_OPEN" => "FAIL_OPEN",
+        "FAIL_RELOAD" => "FAIL_RELOAD",
+        other => panic!("failStrategy {other}"),
+    };
+    let module = bootstrap::require_wasm_module();
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": format!(
+                    "{}.{}",
+                    doc["metadata"]["namespace"].as_str().unwrap(),
+                    doc["metadata"]["name"].as_str().unwrap()
+                ),
+                "root_id": wasm["pluginName"].as_str().unwrap_or(""),
+                "failure_policy": failure_policy,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": wasm["pluginConfig"].to_string(),
+                },
+                "vm_config": {
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": module.to_string_lossy() } },
+                },
+            },
+        },
+    })
+}
+
+/// Runs the manifest's plugin in Envoy as Istio would, and checks what its comments promise.
+fn check_plugin_in_envoy(relative: &str, wasm_of: fn(&Value) -> &Value) {
+    let doc = docs_of(relative).remove(0);
+    let wasm = wasm_of(&doc["spec"]);
+    let filter = istio_wasm_filter(&doc, wasm);
+    let plugin_name = filter["typed_config"]["config"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let idp = Idp::serving(mint::JWKS);
+    let upstream = Upstream::start();
+    // A listener from the shared bootstrap, its JWT filter replaced by Istio's wrapping.
+    let boot = bootstrap::bootstrap(
+        &[Listener::new("gateway", Side::Native, &json!({}))],
+        upstream.port(),
+    );
+    let mut boot: Value =
+        serde_json::from_str(&bootstrap::with_cluster(&boot, IDP_CLUSTER, idp.port())).unwrap();
+    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"][0] = filter;
+    let envoy = Envoy::start(&boot.to_string());
+    let port = envoy.port("gateway");
+
+    let config = &wasm["pluginConfig"];
+    let provider = &config["providers"]["idp"];
+    let token = |scope: &str| {
+        mint::token(
+            "RS256",
+            &json!({
+                "iss": provider["issuer"], "aud": provider["audiences"][0],
+                "sub": "alice@example.com", "client_id": "shop-frontend", "scope": scope,
+                "exp": common::now() + 600,
+            }),
+        )
+    };
+    let reader = token("orders:read");
+
+    let ok = Request::get("/orders/42").bearer(&reader).send(port);
+    assert_eq!(
+        ok.status,
+        200,
+        "{relative}: a valid token must pass: {}",
+        ok.body_str()
+    );
+    let seen = ok.upstream();
+    assert_eq!(seen.header("x-jwt-sub"), Some("alice@example.com"));
+    assert_eq!(seen.header("x-jwt-client"), Some("shop-frontend"));
+    let identity = seen
+        .header("x-verified-identity")
+        .expect("the identity header");
+    let identity: Value = serde_json::from_slice(&STANDARD.decode(identity).unwrap()).unwrap();
+    assert_eq!(
+        identity,
+        json!({ "user_id": "alice@example.com", "client_id": "shop-frontend", "scopes": ["orders:read"] })
+    );
+    assert!(
+        !seen.has("authorization"),
+        "the token must not reach the upstream"
+    );
+
+    let missing = Request::get("/orders/42").send(port);
+    assert_eq!(missing.status, 401, "{relative}: no token");
+
+    let write = Request::new("POST", "/orders").bearer(&reader).send(port);
+    assert_eq!(write.status, 403, "{relative}: orders:read must not POST");
+    assert!(write
+        .header("www-authenticate")
+        .unwrap_or("")
+        .contains("insufficient_scope"));
+
+    let writer = token("orders:read orders:write");
+    assert_eq!(
+        Request::new("POST", "/orders")
+            .bearer(&writer)
+            .send(port)
+            .status,
+        200
+    );
+
+    // /healthz is open, and a client cannot smuggle identity there (authorization-policy.yaml
+    // relies on this).
+    let open = Request::get("/healthz")
+        .header("x-jwt-sub", "alice@example.com")
+        .header("x-verified-identity", "eyJ1c2VyX2lkIjoiYWxpY2UifQ==")
+        .send(port);
+    assert_eq!(open.status, 200, "{relative}: /healthz is open");
+    for header in ["x-jwt-sub", "x-verified-identity"] {
+        assert!(
+            !open.upstream().has(header),
+            "a client-sent {header} reached the upstream"
+        );
+    }
+
+    // Istio's naming reached the module: Envoy logs "wasm log <ns>.<name> <pluginName>: ...".
+    let root_id = wasm["pluginName"].as_str().unwrap();
+    assert!(
+        envoy
+            .log()
+            .contains(&format!("wasm log {plugin_name} {root_id}")),
+        "{relative}: no log line from plugin {plugin_name} {root_id}:\n{}",
+        envoy.log_tail(20)
+    );
+    assert!(idp.requests() >= 1, "the keys came from the stand-in IdP");
+}
+
+#[test]
+fn wasmplugin_runs_in_envoy_as_istio_wraps_it() {
+    check_plugin_in_envoy("manifests/istio/wasmplugin.yaml", |spec| spec);
+}
+
+#[test]
+fn traffic_extension_runs_in_envoy_as_istio_wraps_it() {
+    check_plugin_in_envoy("manifests/istio/traffic-extension.yaml", |spec| {
+        &spec["wasm"]
+    });
+}
+
+// ------------------------------------------------------------------------------------------
+// Plain Envoy
+
+/// `text` with `from` replaced by `to`, which must occur exactly once (so a changed manifest
+/// cannot make the test silently run something else).
+fn substitute(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} must occur once in the bootstrap"
+    );
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn plain_envoy_bootstrap_answers_200_and_401() {
+    let text = std::fs::read_to_string(root().join("manifests/envoy/envoy.yaml")).unwrap();
+    let jwks = std::fs::read_to_string(root().join("manifests/envoy/jwks.json")).unwrap();
+    let idp = Idp::serving(&jwks);
+    // The user's fixed ports become free ones; the module path becomes absolute.
+    let mut boot = substitute(&text, "port_value: 10000", "port_value: 0");
+    boot = substitute(&boot, "port_value: 9901", "port_value: 0");
+    boot = substitute(
+        &boot,
+        "port_value: 8082",
+        &format!("port_value: {}", idp.port()),
+    );
+    boot = substitute(
+        &boot,
+        "filename: target/wasm32-wasip1/release/jwt_authn_wasm.wasm",
+        &format!("filename: {}", bootstrap::require_wasm_module().display()),
+    );
+    let envoy = Envoy::start(&boot);
+    let port = envoy.port("main");
+
+    // The token the README tells a newcomer to mint.
+    let token = String::from_utf8(demo_script("--print-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let ok = Request::get("/hello").bearer(&token).send(port);
+    assert_eq!(ok.status, 200, "{}\n{}", ok.body_str(), envoy.log_tail(20));
+    assert_eq!(ok.header("x-jwt-sub"), Some("demo-user"));
+
+    let missing = Request::get("/hello").send(port);
+    assert_eq!(missing.status, 401);
+    assert!(missing
+        .header("www-authenticate")
+        .unwrap_or("")
+        .starts_with("Bearer realm="));
+
+    let forged = Request::get("/hello")
+        .bearer(&format!("{token}x"))
+        .send(port);
+    assert_eq!(forged.status, 401, "a tampered signature");
+
+    let public = Request::get("/public")
+        .header("x-jwt-sub", "mallory")
+        .send(port);
+    assert_eq!(public.status, 200);
+    assert_eq!(
+        public.header("x-jwt-sub"),
+        None,
+        "a client-sent x-jwt-sub was not stripped"
+    );
+    assert!(
+        idp.requests() >= 1,
+        "the keys came through the static cluster"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// The plugin configuration's JSON Schema (manifests/schema): current, able to fail, and
+// satisfied by every example a user copies (the manifests' pluginConfigs are checked above)
+
+/// The validator of the schema as generated now.
+fn validator() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(&json_schema()).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+}
+
+/// Every schema error of `config`, as `path: message` lines.
+fn schema_errors(config: &Value) -> Vec<String> {
+    validator()
+        .iter_errors(config)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn checked_in_schema_is_current() {
+    let path = root().join(SCHEMA_PATH);
+    let generated = json_schema();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "{SCHEMA_PATH} is stale or missing: the config types changed. Run `make schema` and \
+         commit the result."
+    );
+}
+
+/// A minimal valid configuration, to change one thing at a time.
+fn minimal() -> Value {
+    json!({
+        "providers": { "p": {
+            "issuer": "https://issuer.example/",
+            "remote_jwks": { "http_uri": {
+                "uri": "https://issuer.example/jwks", "cluster": "idp", "timeout": "5s",
+            } },
+        } },
+        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "p" } }],
+    })
+}
+
+#[test]
+fn schema_accepts_a_minimal_config_the_filter_loads() {
+    let config = minimal();
+    assert_eq!(schema_errors(&config), Vec::<String>::new());
+    Config::from_json(config.to_string().as_bytes()).expect("the filter loads it");
+}
+
+/// The schema must be able to fail: each mistake here is one a user makes, and one the filter
+/// refuses at load too.
+#[test]
+fn schema_refuses_what_the_filter_refuses() {
+    type Mistake = (&'static str, fn(&mut Value));
+    let cases: [Mistake; 6] = [
+        ("unknown top-level field", |c| c["provider"] = json!({})),
+        ("misspelt provider field", |c| {
+            c["providers"]["p"]["isuer"] = json!("x")
+        }),
+        ("duration without unit", |c| {
+            c["providers"]["p"]["remote_jwks"]["http_uri"]["timeout"] = json!("5")
+        }),
+        ("audiences not a list", |c| {
+            c["providers"]["p"]["audiences"] = json!("api")
+        }),
+        ("refused jwt_authn field", |c| {
+            c["providers"]["p"]["payload_in_metadata"] = json!("jwt")
+        }),
+        ("unknown requirement", |c| {
+            c["rules"][0]["requires"] = json!({ "provider": "p" })
+        }),
+    ];
+    for (what, break_it) in cases {
+        let mut config = minimal();
+        break_it(&mut config);
+        assert!(
+            !schema_errors(&config).is_empty(),
+            "the schema accepted a config with a {what}: {config}"
+        );
+        assert!(
+            Config::from_json(config.to_string().as_bytes()).is_err(),
+            "the filter loaded a config with a {what}: {config}"
+        );
+    }
+}
+
+/// The README's ```json blocks: whole configurations as they are; a rule, or a member
+/// (`"requires": …`, `"identity_header": …`), placed where it belongs in a minimal
+/// configuration.
+#[test]
+fn readme_json_examples_validate() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next())
+        .collect();
+    assert!(!blocks.is_empty(), "no ```json block in README.md");
+    let mut whole = 0;
+    for block in blocks {
+        let config = match serde_json::from_str::<Value>(block) {
+            Ok(config) if config.get("providers").is_some() => {
+                whole += 1;
+                config
+            }
+            Ok(rule) if rule.get("match").is_some() => {
+                let mut config = minimal();
+                config["rules"][0] = rule;
+                config
+            }
+            _ => place_fragment(block),
+        };
+        let errors = schema_errors(&config);
+        assert!(
+            errors.is_empty(),
+            "README block\n{block}\nfails the schema: {errors:#?}"
+        );
+    }
+    assert!(whole > 0, "README.md has no whole configuration example");
+}
+
+fn place_fragment(block: &str) -> Value {
+    let wrapped: Value = serde_json::from_str(&format!("{{{block}}}"))
+        .unwrap_or_else(|e| panic!("README json block is neither JSON nor a member: {e}\n{block}"));
+    let (key, value) = wrapped.as_object().and_then(|o| o.iter().next()).unwrap();
+    // Where the schema says the member belongs: the top level, a provider, or a rule.
+    let schema: Value = serde_json::from_str(&json_schema()).unwrap();
+    let has = |definition: &Value| definition["properties"].get(key).is_some();
+    let mut config = minimal();
+    if key == "remote_jwks" {
+        config["providers"]["p"]["remote_jwks"] = value.clone();
+    } else if has(&schema) {
+        config[key] = value.clone();
+    } else if has(&schema["definitions"]["Provider"]) {
+        config["providers"]["p"][key] = value.clone();
+    } else if has(&schema["definitions"]["Rule"]) {
+        config["rules"][0][key] = value.clone();
+    } else {
+        panic!("README json fragment `{key}`: teach tests/manifests.rs where it goes");
+    }
+    config
+}
+
+/// The example configurations under `manifests/examples/`, and the one inside the plain Envoy
+/// bootstrap, fit the schema and load.
+#[test]
+fn example_configs_fit_the_schema_and_load() {
+    let mut configs: Vec<(String, String)> = Vec::new();
+    for entry in std::fs::read_dir(root().join("manifests/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("json") {
+            configs.push((
+                path.display().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
+        }
+    }
+    assert!(!configs.is_empty(), "no JSON under manifests/examples");
+    let envoy = docs_of("manifests/envoy/envoy.yaml").remove(0);
+    let filters = &envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"];
+    let wasm = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "envoy.filters.http.wasm")
+        .expect("the wasm filter in manifests/envoy/envoy.yaml");
+    let value = &wasm["typed_config"]["config"]["configuration"]["value"];
+    configs.push((
+        "manifests/envoy/envoy.yaml".into(),
+        value.as_str().unwrap().into(),
+    ));
+    for (name, text) in configs {
+        let config: Value = serde_json::from_str(&text).unwrap();
+        let errors = schema_errors(&config);
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+        if let Err(e) = Config::from_json(text.as_bytes()) {
+            panic!("{name}: the filter refuses it: {e}");
+        }
+    }
+}
+
+/// The `make run` demo configuration validates, and loads.
+#[test]
+fn demo_config_validates() {
+    let out = demo_script("--print-config");
+    let config: Value = serde_json::from_slice(&out).expect("the demo config is JSON");
+    assert_eq!(schema_errors(&config), Vec::<String>::new());
+    Config::from_json(&out).expect("the filter loads the demo config");
+}
