@@ -28,6 +28,8 @@ lint: wasm-target ## rustfmt check; clippy for the host and for the wasm target
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked --lib --target $(TARGET) -- -D warnings
+	@# The fuzz targets (a crate of their own, which cargo test never builds) still compile.
+	$(CARGO) check --locked --quiet --manifest-path tests/fuzz/Cargo.toml --target-dir target/fuzz-check --bins
 
 run: build ## Envoy + the filter + an echo upstream on 127.0.0.1:10000; prints a token and curls
 	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(PYTHON) tests/demo/run.py

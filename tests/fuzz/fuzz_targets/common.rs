@@ -43,7 +43,7 @@ pub fn config() -> &'static Config {
 }
 
 /// Decides `headers` with the fixed configuration and checks what must hold for any input.
-pub fn decide_and_check(headers: &RequestHeaders) -> Decision {
+pub fn decide_and_check(headers: &RequestHeaders) -> Decision<'_> {
     let config = config();
     let decision = decide(config, config, headers, NOW);
     if let Decision::Allow { ops, .. } = &decision {
