@@ -230,16 +230,6 @@ fn with_segment(token: &str, i: usize, seg: &str) -> String {
     parts.join(".")
 }
 
-/// `token` with one character in the middle of the signature changed (the last character
-/// would only flip base64 padding bits, which native ignores: see `signature_padding_bits`).
-fn tamper_signature(token: &str) -> String {
-    let sig_start = token.rfind('.').map_or(0, |i| i + 1);
-    let i = sig_start + (token.len() - sig_start) / 2;
-    let mut bytes = token.as_bytes().to_vec();
-    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// `token` with the unused low bits of the signature's last base64url character set: the
 /// decoded bytes are the same (non-canonical base64url).
 fn set_signature_padding_bits(token: &str) -> String {
@@ -370,7 +360,7 @@ fn cases() -> Vec<Case> {
         case("no_audiences_configured_any_aud", 200, vec![Is("x-jwt-three-sub", "carol")], get("/p3").bearer(&mint::token("EdDSA", &c3(json!({"aud": "whatever"}))))),
         // Signature and key selection.
         case("tampered_payload", 401, vec![], get("/p1").bearer(&with_segment(&good, 1, &b64(c1(json!({"sub": "admin"})).to_string().as_bytes())))),
-        case("tampered_signature", 401, vec![], get("/p1").bearer(&tamper_signature(&good))),
+        case("tampered_signature", 401, vec![], get("/p1").bearer(&mint::tampered(&good))),
         case("signature_from_other_key", 401, vec![], get("/p1").bearer(&mint::sign(&json!({"alg":"RS256","kid":"rsa-a"}), &c1(json!({})), "RS256", Key::RsaB))),
         case("unknown_kid", 401, vec![], get("/p1").bearer(&mint::sign(&json!({"alg":"RS256","kid":"nope"}), &c1(json!({})), "RS256", Key::RsaA))),
         case("no_kid", 200, alice(), get("/p1").bearer(&mint::token_without_kid("RS256", &c1(json!({}))))),
@@ -419,12 +409,12 @@ fn cases() -> Vec<Case> {
         case("rule_path_exact_no_token", 401, vec![], get("/exact")),
         case("rule_path_exact_longer_path", 200, anonymous(), get("/exact/more")),
         // Every token found for a provider must verify; each verified one adds its headers.
-        case("two_tokens_one_bad", 401, vec![], get(&format!("/p1?access_token={}", tamper_signature(&good))).bearer(&good)),
+        case("two_tokens_one_bad", 401, vec![], get(&format!("/p1?access_token={}", mint::tampered(&good))).bearer(&good)),
         // Requirements.
         case("allow_missing_no_token", 200, anonymous(), get("/optional")),
         case("allow_missing_good_token", 200, alice(), get("/optional").bearer(&good)),
-        case("allow_missing_bad_token", 401, vec![], get("/optional").bearer(&tamper_signature(&good))),
-        case("allow_missing_or_failed_bad_token", 200, anonymous(), get("/lenient").bearer(&tamper_signature(&good))),
+        case("allow_missing_bad_token", 401, vec![], get("/optional").bearer(&mint::tampered(&good))),
+        case("allow_missing_or_failed_bad_token", 200, anonymous(), get("/lenient").bearer(&mint::tampered(&good))),
         case("allow_missing_or_failed_expired", 200, anonymous(), get("/lenient").bearer(&t1p(json!({"exp": n - 3600})))),
         case("allow_missing_or_failed_no_token", 200, anonymous(), get("/lenient")),
         case("allow_missing_or_failed_good_token", 200, vec![Is("x-jwt-sub", "alice")], get("/lenient").bearer(&good)),
@@ -432,7 +422,7 @@ fn cases() -> Vec<Case> {
         case("requires_any_second", 200, vec![Is("x-jwt-two-sub", "bob")], get("/any").header("x-api-token", format!("Token {}", t2()))),
         case("requires_any_none", 401, vec![], get("/any")),
         case("requires_any_unlisted_provider", 401, vec![], get("/any").cookie("session", &t3())),
-        case("requires_any_first_bad_second_good", 200, vec![Is("x-jwt-two-sub", "bob")], get("/any").bearer(&tamper_signature(&good)).header("x-api-token", format!("Token {}", t2()))),
+        case("requires_any_first_bad_second_good", 200, vec![Is("x-jwt-two-sub", "bob")], get("/any").bearer(&mint::tampered(&good)).header("x-api-token", format!("Token {}", t2()))),
         case("requires_all_both", 200, vec![Is("x-jwt-sub", "alice"), Is("x-jwt-two-sub", "bob")], get("/all").bearer(&good).header("x-api-token", format!("Token {}", t2()))),
         case("requires_all_first_only", 401, vec![], get("/all").bearer(&good)),
         case("requires_all_second_only", 401, vec![], get("/all").header("x-api-token", format!("Token {}", t2()))),
@@ -788,7 +778,7 @@ const NATIVE_ARRAY_OBJECT_RENDERING: (Option<&str>, Option<&str>) =
 /// audience gets 403; we check claims only once the signature holds, so it gets 401.
 #[test]
 fn differs_forged_token_with_wrong_audience() {
-    let req = get("/p1").bearer(&tamper_signature(&t1p(json!({"aud": "api-two"}))));
+    let req = get("/p1").bearer(&mint::tampered(&t1p(json!({"aud": "api-two"}))));
     let native_resp = native().send("native", &req);
     assert_eq!(native_resp.status, 403, "native: {native_resp}");
     let ours = both().send("wasm", &req);
