@@ -13,7 +13,9 @@
 //!   and verify each token with the provider its `iss` names.
 //!
 //! Header mutations of a failed branch are rolled back, so only identities that satisfied the
-//! requirement reach the upstream.
+//! requirement reach the upstream. When `allow_missing_or_failed` lets a request through after
+//! its siblings failed, a token one of them refused (its scope, claim or audience check failed)
+//! sets no identity, even if it would verify on its own.
 //!
 //! A verified token must then grant the requirement's `required_scopes` (403
 //! `InsufficientScope`) and satisfy its `required_claims` (403 `ClaimMismatch`).
@@ -57,6 +59,10 @@ pub struct Evaluation<'c, 'e> {
     pub failed: Option<ProviderId>,
     /// Tokens of this request parsed so far.
     pub parsed: Vec<Parsed>,
+    /// Tokens a provider requirement refused (signature, claims, scopes, ...) in this
+    /// evaluation: `allow_missing_or_failed` lets the request through, but never with their
+    /// identity.
+    pub rejected: Vec<Rc<str>>,
 }
 
 /// A token of this request, as text (the cache key) and parsed. Cheap to clone.
@@ -145,7 +151,8 @@ impl<'c> Evaluation<'c, '_> {
             self.failed = last_failed;
         }
         if allow_failed {
-            // Like Envoy, a good token among the rest still sets its identity headers.
+            // Like Envoy, a good token among the rest still sets its identity headers; a
+            // token a sibling refused (a failed scope, claim or audience) does not.
             let _ = self.any_issuer(true);
             return Ok(());
         }
@@ -164,7 +171,10 @@ impl<'c> Evaluation<'c, '_> {
         }
         for f in found {
             let parsed = self.parse(f.token?)?;
-            self.token(id, provider, f.location, &parsed, needs)?;
+            if let Err(e) = self.token(id, provider, f.location, &parsed, needs) {
+                self.rejected.push(Rc::clone(&parsed.token));
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -178,7 +188,9 @@ impl<'c> Evaluation<'c, '_> {
             for f in extract(self.headers, &provider.locations) {
                 let outcome = f.token.and_then(|token| {
                     self.failed = None;
-                    if seen.contains(&token) {
+                    if seen.contains(&token)
+                        || (tolerate_failure && self.rejected.iter().any(|r| **r == *token))
+                    {
                         return Ok(());
                     }
                     seen.push(token.clone());

@@ -673,7 +673,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
                 .chain(p.forward_payload_header.clone())
                 .chain(p.identity_header.as_ref().map(|i| i.header.clone()))
         })
-        .chain(raw.report_only.then(|| OUTCOME_HEADER.to_owned()))
+        // Always, not only in `report_only`: a client must never be able to hand an upstream
+        // an outcome of its own (and an upstream that reads it keeps reading it when
+        // report_only is turned off).
+        .chain(std::iter::once(OUTCOME_HEADER.to_owned()))
         .collect();
     emitted_headers.sort();
     emitted_headers.dedup();
@@ -735,10 +738,11 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
     let mut locations = Vec::new();
     for (i, header) in raw.from_headers.into_iter().enumerate() {
         let name = header.name.to_ascii_lowercase();
-        if !is_header_name(&name) {
+        if !is_header_name(&name) || name.starts_with(':') {
+            // A token header is removed once consumed (`forward: false`): `:path` would go.
             return Err(ConfigError::new(
                 format!("{}[{i}].name", field("from_headers")),
-                format!("{:?} is not a valid header name", header.name),
+                not_a_writable_header(&header.name),
             ));
         }
         locations.push(Location::Header {
@@ -762,7 +766,7 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         if !is_header_name(&header) || header.starts_with(':') {
             return Err(ConfigError::new(
                 format!("{}[{i}].header_name", field("claim_to_headers")),
-                format!("{:?} is not a valid header name", c.header_name),
+                not_a_writable_header(&c.header_name),
             ));
         }
         let claim_path = claim_path(
@@ -775,13 +779,11 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         None
     } else {
         let header = raw.forward_payload_header.to_ascii_lowercase();
-        if !is_header_name(&header) {
+        if !is_header_name(&header) || header.starts_with(':') {
+            // Emitted headers are removed from every request first: `:path` would go.
             return Err(ConfigError::new(
                 field("forward_payload_header"),
-                format!(
-                    "{:?} is not a valid header name",
-                    raw.forward_payload_header
-                ),
+                not_a_writable_header(&raw.forward_payload_header),
             ));
         }
         Some(header)
@@ -828,7 +830,7 @@ fn compile_identity_header(
     if !is_header_name(&header) || header.starts_with(':') {
         return Err(ConfigError::new(
             format!("{field}.header_name"),
-            format!("{:?} is not a valid header name", raw.header_name),
+            not_a_writable_header(&raw.header_name),
         ));
     }
     if raw.claims.is_empty() {
@@ -1023,12 +1025,10 @@ fn compile_route_match(field: &str, raw: RawRouteMatch) -> Result<RouteMatcher, 
         headers.push(compile_header_matcher(&format!("{field}.headers[{i}]"), h)?);
     }
     for (i, method) in raw.methods.iter().enumerate() {
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
             return Err(ConfigError::new(
                 format!("{field}.methods[{i}]"),
-                format!(
-                    "{method:?} is not an HTTP method in upper case (methods are case-sensitive)"
-                ),
+                format!("{method:?} is not an HTTP method (letters and `-`; case is ignored)"),
             ));
         }
     }
@@ -1272,6 +1272,16 @@ fn claim_path(field: &str, name: &str) -> Result<Vec<String>, ConfigError> {
         ));
     }
     Ok(path)
+}
+
+/// Why a header the filter writes or removes was refused: not a token, or a pseudo-header,
+/// which the filter must never set or strip (`:path` would vanish from every request).
+fn not_a_writable_header(name: &str) -> String {
+    if name.starts_with(':') {
+        format!("{name:?} is a pseudo-header: the filter never writes or removes one")
+    } else {
+        format!("{name:?} is not a valid header name")
+    }
 }
 
 /// RFC 7230 `token` characters, lower-case (pseudo-headers allowed for matching).

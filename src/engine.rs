@@ -2,6 +2,9 @@
 //! no clock, no allocation of configuration; the wasm glue feeds it and applies the result.
 //!
 //! Flow, in this order for every request:
+//! 0. refuse (400) a request that cannot be read: headers the host could not give, no
+//!    `:path` or `:method` (and, while matching, an `:authority` a `hosts` rule cannot parse);
+//!    never decided on an empty map, never forwarded, whatever the policies say;
 //! 1. remove every header the filter can emit (on every route, whatever happens next) that
 //!    the request carries: one host call less per absent header, the usual case;
 //! 2. let CORS preflights through when `bypass_cors_preflight` is set;
@@ -122,15 +125,24 @@ pub fn decide_in<'c>(
         .filter(|h| headers.get(h).is_some())
         .map(|h| HeaderOp::Remove(h))
         .collect();
+    if headers.readable().is_err() {
+        return refuse(config);
+    }
     if config.bypass_cors_preflight && is_cors_preflight(headers) {
         return finish(config, ops, Verdict::default(), None);
     }
-    let Some(requirement) = config
-        .rules
-        .iter()
-        .find(|rule| rule.matcher.matches(headers))
-        .and_then(|rule| rule.requirement.as_ref())
-    else {
+    let mut rule = None;
+    for candidate in &config.rules {
+        match candidate.matcher.matches(headers) {
+            Ok(true) => {
+                rule = Some(candidate);
+                break;
+            }
+            Ok(false) => {}
+            Err(_) => return refuse(config),
+        }
+    }
+    let Some(requirement) = rule.and_then(|rule| rule.requirement.as_ref()) else {
         return finish(config, ops, Verdict::default(), None);
     };
     let mut evaluation = Evaluation {
@@ -146,6 +158,7 @@ pub fn decide_in<'c>(
         parsed: Vec::new(),
         verified: None,
         failed: None,
+        rejected: Vec::new(),
     };
     match (evaluation.check(requirement), evaluation.wait) {
         (Ok(()), _) => {
@@ -179,6 +192,22 @@ pub fn decide_in<'c>(
             });
             finish(config, ops, verdict, denial)
         }
+    }
+}
+
+/// A request that cannot be read (`RequestHeaders::readable`, or a part a rule must look at):
+/// 400, whatever the failure policy, and in `report_only` too. Deciding on what could be read
+/// would be deciding on "nothing", and "nothing matched" means "no token needed"; a 401 would
+/// tell the client to bring a token, which would not make the request readable. (Envoy itself
+/// answers 400 to a request without `:path` or with an invalid `:authority`.)
+fn refuse<'c>(config: &Config) -> Decision<'c> {
+    let reason = AuthError::UnreadableRequest;
+    Decision::Deny {
+        denial: deny(reason, "", config.strip_failure_response, None, false),
+        verdict: Verdict {
+            failure: Some(reason),
+            provider: None,
+        },
     }
 }
 

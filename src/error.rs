@@ -16,6 +16,12 @@ pub enum AuthError {
     /// A header carried more than one token (Envoy joins repeated `Authorization` headers with a
     /// comma; RFC 6750 allows one method per request).
     MultipleTokensInHeader,
+    /// A token cookie or query parameter occurs more than once: the upstream (or a framework
+    /// that takes the last value) might read another copy than the one verified.
+    RepeatedTokenLocation,
+    /// A token cookie or query parameter that does not decode (bad percent-encoding, not
+    /// UTF-8): never skipped as if it were absent.
+    UndecodableToken,
     /// The token is longer than `MAX_TOKEN_BYTES`: refused before any parsing.
     TooLarge,
     /// Not `header.payload.signature` (wrong segment count, a JWE, empty segments).
@@ -38,7 +44,8 @@ pub enum AuthError {
     /// The payload is not a JSON object, or repeats a member name.
     PayloadBadJson,
     /// A registered claim has the wrong JSON type (`iss`/`sub` not a string, `exp`/`nbf`/`iat`
-    /// not a number, `aud` neither a string nor an array of strings).
+    /// not a number, `aud` neither a string nor an array of strings), or a time claim that is
+    /// negative or past `jwt::MAX_NUMERIC_DATE`.
     PayloadBadClaim,
     /// The signature segment is not base64url.
     SignatureBadBase64,
@@ -67,6 +74,10 @@ pub enum AuthError {
     ClaimMismatch,
     /// The provider has no key set to verify with.
     KeysUnavailable,
+    /// The request itself cannot be read (`request::Unreadable`: headers the host could not
+    /// give, no `:path` or `:method`, an `:authority` a `hosts` rule cannot parse). Refused
+    /// with 400 before any failure policy or `report_only`: nothing can be decided on it.
+    UnreadableRequest,
 }
 
 /// The classes a `failure_policy` (our extension) treats separately.
@@ -90,6 +101,8 @@ impl AuthError {
         match self {
             Self::Missing => "Jwt is missing",
             Self::MultipleTokensInHeader => "Jwt header carries more than one token",
+            Self::RepeatedTokenLocation => "Jwt cookie or query parameter occurs more than once",
+            Self::UndecodableToken => "Jwt cookie or query parameter cannot be decoded",
             Self::TooLarge => "Jwt is too large",
             Self::BadFormat => {
                 "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"
@@ -102,7 +115,9 @@ impl AuthError {
             Self::HeaderCritical => "Jwt header has critical extensions that are not supported",
             Self::PayloadBadBase64 => "Jwt payload is an invalid Base64url encoded",
             Self::PayloadBadJson => "Jwt payload is an invalid JSON",
-            Self::PayloadBadClaim => "Jwt payload has a registered claim of the wrong type",
+            Self::PayloadBadClaim => {
+                "Jwt payload has a registered claim of the wrong type or out of range"
+            }
             Self::SignatureBadBase64 => "Jwt signature is an invalid Base64url encoded",
             Self::UnknownIssuer => "Jwt issuer is not configured",
             Self::NoMatchingKey => "Jwks doesn't have key to match kid or alg from Jwt",
@@ -116,6 +131,7 @@ impl AuthError {
             Self::InsufficientScope => "Jwt lacks a required scope",
             Self::ClaimMismatch => "Jwt claims are not allowed",
             Self::KeysUnavailable => "Jwks remote fetch is failed",
+            Self::UnreadableRequest => "Bad request",
         }
     }
 
@@ -125,6 +141,9 @@ impl AuthError {
         match self {
             Self::Missing => "missing",
             Self::MultipleTokensInHeader
+            | Self::RepeatedTokenLocation
+            | Self::UndecodableToken
+            | Self::UnreadableRequest
             | Self::TooLarge
             | Self::BadFormat
             | Self::HeaderBadBase64
@@ -185,7 +204,8 @@ pub struct Denial {
 /// needs higher privileges, RFC 6750 §3.1, but no scope would grant them; the rule's values are
 /// not told). `realm` is the request URL. `strip` (`strip_failure_response`) leaves out the
 /// body and the `WWW-Authenticate` header. `unavailable` (a `deny_503` failure policy) answers
-/// 503 with the reason and no challenge: the client is not at fault.
+/// 503 with the reason and no challenge: the client is not at fault. A request that cannot be
+/// read (`UnreadableRequest`) gets 400 without a challenge.
 pub fn deny(
     error: AuthError,
     realm: &str,
@@ -193,6 +213,15 @@ pub fn deny(
     scope: Option<&str>,
     unavailable: bool,
 ) -> Denial {
+    if error == AuthError::UnreadableRequest {
+        // Not an authentication challenge: no credential would make the request readable.
+        let body = if strip { "" } else { error.message() };
+        return Denial {
+            status: 400,
+            www_authenticate: None,
+            body,
+        };
+    }
     let status = match error {
         _ if unavailable => 503,
         AuthError::AudienceNotAllowed | AuthError::InsufficientScope | AuthError::ClaimMismatch => {

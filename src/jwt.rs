@@ -95,7 +95,8 @@ impl fmt::Display for Alg {
 }
 
 /// The registered claims, typed. Times are whole seconds since the epoch; fractional
-/// NumericDates are truncated toward negative infinity, out-of-range ones saturate.
+/// NumericDates are truncated toward negative infinity; negative ones and ones after
+/// `MAX_NUMERIC_DATE` make the token malformed (`PayloadBadClaim`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
     pub iss: Option<String>,
@@ -209,7 +210,7 @@ fn registered_claims(payload: &Map<String, Value>) -> Option<Claims> {
     };
     let time = |name: &str| match payload.get(name) {
         None => Some(None),
-        Some(Value::Number(n)) => Some(Some(numeric_date(n))),
+        Some(Value::Number(n)) => numeric_date(n).map(Some),
         Some(_) => None,
     };
     let aud = match payload.get("aud") {
@@ -231,15 +232,27 @@ fn registered_claims(payload: &Map<String, Value>) -> Option<Claims> {
     })
 }
 
-fn numeric_date(n: &Number) -> i64 {
-    if let Some(i) = n.as_i64() {
-        i
-    } else if n.as_u64().is_some() {
-        i64::MAX
-    } else {
-        // `as` saturates and maps NaN to 0; JSON has no NaN.
-        n.as_f64().map_or(0, |f| f.floor() as i64)
-    }
+/// The latest NumericDate we accept: 9999-12-31T23:59:59Z. Beyond it a time claim is not a
+/// date but a way to never expire (`exp: 1e300` would saturate).
+pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
+/// A NumericDate (RFC 7519 §2) as whole seconds, truncated toward negative infinity; `None`
+/// (the claim is malformed) when it is negative (native `jwt_authn` refuses those too) or
+/// after `MAX_NUMERIC_DATE`. JSON has no NaN or infinity, and serde_json refuses a number
+/// that overflows an f64 (`1e400`), so every number here is finite.
+fn numeric_date(n: &Number) -> Option<i64> {
+    let seconds = match n.as_i64() {
+        Some(i) => i,
+        None if n.as_u64().is_some() => return None,
+        None => {
+            let f = n.as_f64()?.floor();
+            if !(0.0..=MAX_NUMERIC_DATE as f64).contains(&f) {
+                return None;
+            }
+            f as i64
+        }
+    };
+    (0..=MAX_NUMERIC_DATE).contains(&seconds).then_some(seconds)
 }
 
 /// Parses a JSON object, refusing duplicate member names at any depth. serde_json's own

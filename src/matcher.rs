@@ -5,15 +5,26 @@
 //! the whole `:path` (query included); `path`, `safe_regex` and `path_separated_prefix` against
 //! the path with query and fragment removed; `case_sensitive` (default true) applies to
 //! `prefix`, `path` and `path_separated_prefix`; every `headers` matcher must match too.
-//! Our extensions `methods` (any one of them is `:method`) and `hosts` (any one matches
-//! `:authority` the way Envoy matches virtual host `domains`, but port-insensitive) must match
-//! as well when set.
+//! Our extensions `methods` (any one of them is `:method`, compared ASCII-case-insensitively)
+//! and `hosts` (any one matches `:authority` the way Envoy matches virtual host `domains`, but
+//! case-insensitively, with any port, and with one trailing dot removed) must match as well
+//! when set.
+//!
+//! On the bytes that arrived: a matcher never sees "nothing" because bytes did not decode.
+//! Paths and header values are compared through their lossy view (`RequestHeaders::lossy`:
+//! each invalid UTF-8 sequence becomes U+FFFD, every other character stays), which for the
+//! literal matchers is the same as native's byte comparison (see `request`). `safe_regex` runs
+//! on that view too (regex-lite matches `str`): there `.` and negated classes match a U+FFFD
+//! where RE2 in UTF-8 mode matches no invalid byte, so a regex rule can match where native's
+//! does not (it then asks for a token); only an `invert`ed regex header matcher can turn that
+//! the other way. An `:authority` a `hosts` matcher cannot parse is not "no host": the
+//! request is `Unreadable` and refused.
 
 use regex_lite::Regex;
 
 use crate::config::RawStringMatcher;
 use crate::error::ConfigError;
-use crate::request::RequestHeaders;
+use crate::request::{RequestHeaders, Unreadable};
 
 /// Compiles an RE2-syntax regex. Envoy's `safe_regex` must match the whole input, so the
 /// pattern is anchored at both ends.
@@ -148,9 +159,7 @@ impl HeaderMatcher {
         let matched = match (&self.value_match, joined) {
             (ValueMatch::Present(want), value) => value.is_some() == *want,
             (ValueMatch::String(_), None) => false,
-            (ValueMatch::String(m), Some(value)) => {
-                std::str::from_utf8(&value).is_ok_and(|v| m.matches(v))
-            }
+            (ValueMatch::String(m), Some(value)) => m.matches(&String::from_utf8_lossy(&value)),
         };
         matched != self.invert
     }
@@ -172,7 +181,12 @@ pub enum HostMatcher {
 impl HostMatcher {
     /// `None` for an empty name or a `*` anywhere but at one end.
     pub fn parse(pattern: &str) -> Option<HostMatcher> {
+        // `api.test.` is the same name as `api.test` (as a request's `:authority` is read).
         let p = pattern.to_ascii_lowercase();
+        let p = match p.strip_suffix('.') {
+            Some(stripped) if !p.ends_with("*.") => stripped.to_owned(),
+            _ => p,
+        };
         if p == "*" {
             return Some(HostMatcher::Any);
         }
@@ -190,7 +204,7 @@ impl HostMatcher {
         ok.then_some(matcher)
     }
 
-    /// `host` is lower-case and without its port.
+    /// `host` as `host_of` gives it.
     fn matches(&self, host: &str) -> bool {
         match self {
             HostMatcher::Any => true,
@@ -201,20 +215,46 @@ impl HostMatcher {
     }
 }
 
-/// `:authority` without the port (`api.test:8080` → `api.test`, `[::1]:8080` → `[::1]`),
-/// lower-case.
-fn host_of(authority: &str) -> String {
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => rest
-            .find(']')
-            .and_then(|i| authority.get(..i + 2))
-            .unwrap_or(authority),
-        None => match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        },
+/// `:authority` as the host a `hosts` matcher compares: without the port (`api.test:8080` →
+/// `api.test`, `[::1]:8080` → `[::1]`), without one trailing dot (`api.test.` → `api.test`),
+/// lower-case. `None` when it is not an authority (RFC 3986 §3.2: a reg-name of unreserved,
+/// sub-delim and `%` characters, or a bracketed IP literal, then an optional `:port` of digits;
+/// no userinfo, nothing outside ASCII).
+pub fn host_of(authority: &[u8]) -> Option<String> {
+    let authority = std::str::from_utf8(authority).ok()?;
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (literal, after) = rest.split_once(']')?;
+            if literal.is_empty()
+                || !literal
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            {
+                return None;
+            }
+            let port = match after {
+                "" => "",
+                _ => after.strip_prefix(':')?,
+            };
+            (authority.get(..literal.len() + 2)?, port)
+        }
+        None => {
+            let (host, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
+            let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b);
+            if !host.bytes().all(reg_name) {
+                return None;
+            }
+            (host, port)
+        }
     };
-    host.to_ascii_lowercase()
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
+    Some(host.to_ascii_lowercase())
 }
 
 /// One rule's `match`.
@@ -250,7 +290,8 @@ impl RouteMatcher {
         }
     }
 
-    /// Also requires `:method` to be one of `methods` (when not empty).
+    /// Also requires `:method` to be one of `methods` (when not empty), ASCII case ignored:
+    /// Envoy forwards `delete` over HTTP/2, and frameworks route it as `DELETE`.
     pub fn with_methods(mut self, methods: Vec<String>) -> Self {
         self.methods = methods;
         self
@@ -262,14 +303,28 @@ impl RouteMatcher {
         self
     }
 
-    pub fn matches(&self, headers: &RequestHeaders) -> bool {
-        self.path_matches(headers.path())
-            && (self.methods.is_empty() || self.methods.iter().any(|m| m == headers.method()))
-            && (self.hosts.is_empty() || {
-                let host = host_of(headers.get_str(":authority").unwrap_or(""));
-                self.hosts.iter().any(|h| h.matches(&host))
-            })
-            && self.headers.iter().all(|h| h.matches(headers))
+    /// Whether the request matches; `Err` when a part this rule must look at cannot be read
+    /// (an `:authority` that is not one, with `hosts` set), which refuses the request.
+    pub fn matches(&self, headers: &RequestHeaders) -> Result<bool, Unreadable> {
+        if !self.path_matches(&headers.path()) {
+            return Ok(false);
+        }
+        if !self.methods.is_empty() {
+            let method = headers.method();
+            if !self.methods.iter().any(|m| m.eq_ignore_ascii_case(&method)) {
+                return Ok(false);
+            }
+        }
+        if !self.hosts.is_empty() {
+            let host = headers
+                .get(":authority")
+                .and_then(host_of)
+                .ok_or(Unreadable::Authority)?;
+            if !self.hosts.iter().any(|h| h.matches(&host)) {
+                return Ok(false);
+            }
+        }
+        Ok(self.headers.iter().all(|h| h.matches(headers)))
     }
 
     /// `s` as compared with the (pre-folded) patterns.

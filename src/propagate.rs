@@ -7,7 +7,8 @@
 //! `true`/`false`,
 //! empty strings and nulls not at all); arrays and objects as
 //! compact JSON, which is our extension (Envoy sends base64 of the JSON). A value that would
-//! contain a control character is not sent at all: a changed identity is worse than none.
+//! contain a control character, or start or end with a space or tab, is not sent at all: a
+//! changed identity is worse than none.
 //!
 //! The `identity_header` (ours) carries standard base64 (padded) of a compact JSON object:
 //! each configured field with its claim's JSON value as in the token (missing and null claims
@@ -90,9 +91,9 @@ pub fn consume_token<'c>(
     match location {
         Location::Header { name, .. } => ops.push(HeaderOp::Remove(name)),
         Location::Param(name) => {
-            let path = headers.path();
+            let path = headers.path_bytes().unwrap_or_default();
             let stripped = remove_query_param(path, name);
-            if stripped != path {
+            if stripped.as_bytes() != path {
                 ops.push(HeaderOp::Set(":path", stripped));
             }
         }
@@ -109,8 +110,9 @@ pub fn claim<'p>(payload: &'p Map<String, Value>, path: &[String]) -> Option<&'p
     })
 }
 
-/// A claim as a header value; `None` for null, an empty string (as Envoy), or text with
-/// control characters.
+/// A claim as a header value; `None` for null, an empty string (as Envoy), text with control
+/// characters, or text with leading or trailing spaces or tabs (an HTTP/1 upstream would see
+/// the value trimmed, `" admin"` as `admin`: a changed identity).
 pub fn render(value: &Value) -> Option<String> {
     let text = match value {
         Value::Null => return None,
@@ -132,7 +134,8 @@ pub fn render(value: &Value) -> Option<String> {
         },
         Value::Array(_) | Value::Object(_) => value.to_string(),
     };
-    (!text.chars().any(char::is_control)).then_some(text)
+    let padded = text.starts_with([' ', '\t']) || text.ends_with([' ', '\t']);
+    (!padded && !text.chars().any(char::is_control)).then_some(text)
 }
 
 #[cfg(test)]

@@ -1,21 +1,80 @@
-//! The request as the core sees it: the header pairs the host handed over, bytes as sent.
+//! The request as the core sees it: the header pairs the host handed over, bytes as sent, or
+//! the fact that the host could not hand them over.
 //!
-//! Client bytes are never trusted to be UTF-8: values stay `&[u8]` until a caller asks for
-//! text, and then non-UTF-8 simply does not match. Pseudo-headers (`:path`, `:authority`, …)
-//! are ordinary entries, as in the proxy-wasm header map.
+//! Client bytes are never trusted to be UTF-8, and bytes that do not decode never become
+//! "nothing": a matcher that saw "" where the client sent `/admin?x=\xff` would skip every
+//! rule, and "no rule" means "no token needed". So:
+//! - values stay `&[u8]` (`get`, `get_all`, `path_bytes`);
+//! - where text is compared (route rules, the realm), it is the *lossy* view
+//!   (`lossy`, `path`, `method`): each sequence that is not UTF-8 becomes U+FFFD and every other
+//!   character stays as sent. For the literal matchers (`prefix`, `path`, `exact`, ...) this is
+//!   the same as comparing bytes, as native `jwt_authn` does, because a pattern is UTF-8 text:
+//!   a byte string starts with (equals, ends with, contains) a pattern exactly when its lossy
+//!   view does, for any pattern without U+FFFD;
+//! - a request whose headers the host could not give, or without `:path` or `:method`, is
+//!   `Unreadable` (`readable`), and the engine refuses it (400) before any rule is looked at.
+//!
+//! Pseudo-headers (`:path`, `:authority`, …) are ordinary entries, as in the proxy-wasm map.
+
+use std::borrow::Cow;
 
 /// Envoy's limit on the path in a `realm` (`buildOriginalUri`'s `max_path_length`).
 pub const MAX_REALM_PATH: usize = 256;
+
+/// Why a request cannot be decided on: it is refused, whatever the rules say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The host did not give the header map, or gave one that does not parse.
+    Headers,
+    /// No (or an empty) `:path`.
+    NoPath,
+    /// No (or an empty) `:method`.
+    NoMethod,
+    /// `:authority` is absent or not an authority, and a `hosts` matcher needs it.
+    Authority,
+}
 
 /// Request headers in the order the host gave them. Names are lower-case (Envoy's maps are).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestHeaders {
     pairs: Vec<(String, Vec<u8>)>,
+    /// The host could not give the map (`from_host(None)`).
+    unreadable: bool,
 }
 
 impl RequestHeaders {
     pub fn new(pairs: Vec<(String, Vec<u8>)>) -> Self {
-        Self { pairs }
+        Self {
+            pairs,
+            unreadable: false,
+        }
+    }
+
+    /// The map as the host gave it; `None` when it could not (a failed host call, pairs that
+    /// do not parse). Such a request is refused, never decided on an empty map.
+    pub fn from_host(pairs: Option<Vec<(String, Vec<u8>)>>) -> Self {
+        match pairs {
+            Some(pairs) => Self::new(pairs),
+            None => Self {
+                pairs: Vec::new(),
+                unreadable: true,
+            },
+        }
+    }
+
+    /// `Ok` when the request can be decided on: the map was read, `:path` and `:method` are
+    /// there and not empty.
+    pub fn readable(&self) -> Result<(), Unreadable> {
+        if self.unreadable {
+            return Err(Unreadable::Headers);
+        }
+        if self.get(":path").is_none_or(<[u8]>::is_empty) {
+            return Err(Unreadable::NoPath);
+        }
+        if self.get(":method").is_none_or(<[u8]>::is_empty) {
+            return Err(Unreadable::NoMethod);
+        }
+        Ok(())
     }
 
     /// The first value of `name` (lower-case).
@@ -34,33 +93,88 @@ impl RequestHeaders {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// The first value of `name` if it is UTF-8.
-    pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    /// The first value of `name` as text: invalid UTF-8 becomes U+FFFD, nothing is dropped.
+    pub fn lossy(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.get(name).map(String::from_utf8_lossy)
     }
 
-    /// `:path` (with the query), or "" when absent or not UTF-8.
-    pub fn path(&self) -> &str {
-        self.get_str(":path").unwrap_or("")
+    /// `:path` (with the query) as sent; `None` when absent.
+    pub fn path_bytes(&self) -> Option<&[u8]> {
+        self.get(":path")
     }
 
-    pub fn method(&self) -> &str {
-        self.get_str(":method").unwrap_or("")
+    /// `:path` (with the query), lossy; "" when absent (such a request is `Unreadable`).
+    pub fn path(&self) -> Cow<'_, str> {
+        self.lossy(":path").unwrap_or_default()
+    }
+
+    /// `:method`, lossy; "" when absent (such a request is `Unreadable`).
+    pub fn method(&self) -> Cow<'_, str> {
+        self.lossy(":method").unwrap_or_default()
     }
 
     /// The request URL as `jwt_authn` puts it in the `realm`: scheme (as forwarded),
-    /// authority, and the path with its query, cut at `MAX_REALM_PATH` bytes.
+    /// authority, and the path with its query, cut at `MAX_REALM_PATH` bytes. Lossy text; the
+    /// realm is escaped for its quoted-string anyway.
     pub fn url(&self) -> String {
         let scheme = self
-            .get_str("x-forwarded-proto")
-            .or_else(|| self.get_str(":scheme"))
-            .unwrap_or("http");
-        let host = self.get_str(":authority").unwrap_or("");
+            .lossy("x-forwarded-proto")
+            .or_else(|| self.lossy(":scheme"))
+            .unwrap_or(Cow::Borrowed("http"));
+        let host = self.lossy(":authority").unwrap_or_default();
         let path = self.path();
         let mut end = path.len().min(MAX_REALM_PATH);
         while !path.is_char_boundary(end) {
             end -= 1;
         }
         format!("{scheme}://{host}{}", path.get(..end).unwrap_or(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> RequestHeaders {
+        RequestHeaders::new(
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn non_utf8_path_keeps_every_other_character() {
+        let h = headers(&[(":path", b"/admin/users?x=\xff"), (":method", b"GET")]);
+        assert_eq!(h.path(), "/admin/users?x=\u{fffd}");
+        assert_eq!(h.path_bytes(), Some(&b"/admin/users?x=\xff"[..]));
+        assert_eq!(h.readable(), Ok(()));
+    }
+
+    #[test]
+    fn unreadable_requests_are_told_apart() {
+        assert_eq!(
+            RequestHeaders::from_host(None).readable(),
+            Err(Unreadable::Headers)
+        );
+        assert_eq!(
+            headers(&[(":method", b"GET")]).readable(),
+            Err(Unreadable::NoPath)
+        );
+        assert_eq!(
+            headers(&[(":path", b""), (":method", b"GET")]).readable(),
+            Err(Unreadable::NoPath)
+        );
+        assert_eq!(
+            headers(&[(":path", b"/")]).readable(),
+            Err(Unreadable::NoMethod)
+        );
+    }
+
+    #[test]
+    fn realm_of_non_utf8_request_keeps_the_rest() {
+        let h = headers(&[(":path", b"/p\xff/x"), (":authority", b"api.test")]);
+        assert_eq!(h.url(), "http://api.test/p\u{fffd}/x");
     }
 }

@@ -882,16 +882,9 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
 
 /// The current stream's request headers, read with our own pairs parser: the SDK's
 /// `get_map_bytes` traps on a header name that is not UTF-8. A map the host cannot give, or
-/// one that does not parse, is logged and read as no headers (the request then fails closed).
+/// one that does not parse, is unreadable: the engine refuses the request (400).
 fn request_headers() -> RequestHeaders {
-    let pairs = host::request_header_pairs().and_then(|bytes| pairs::parse(&bytes));
-    RequestHeaders::new(pairs.unwrap_or_else(|| {
-        log(
-            LogLevel::Error,
-            "jwt-authn-wasm: request headers unreadable; treating the request as having none",
-        );
-        Vec::new()
-    }))
+    RequestHeaders::from_host(host::request_header_pairs().and_then(|b| pairs::parse(&b)))
 }
 
 /// Carries out a final decision on the current (effective) stream.

@@ -48,7 +48,43 @@ fn emitted_headers_are_collected_lower_cased_once() {
     let mut b = provider();
     b["claim_to_headers"] = json!([{ "header_name": "x-sub", "claim_name": "sub" }]);
     let cfg = load(&json!({ "providers": { "a": a, "b": b } })).unwrap();
-    assert_eq!(cfg.emitted_headers, vec!["x-payload", "x-sub"]);
+    assert_eq!(
+        cfg.emitted_headers,
+        vec!["x-jwt-authn-outcome", "x-payload", "x-sub"]
+    );
+}
+
+/// Regression (issue 11, item 10): the outcome header is stripped from every request, not only
+/// in `report_only`, so a client can never hand an upstream an outcome of its own.
+#[test]
+fn outcome_header_is_stripped_without_report_only() {
+    let cfg = load(&json!({ "providers": { "p": provider() } })).unwrap();
+    assert!(!cfg.report_only);
+    assert_eq!(cfg.emitted_headers, vec![OUTCOME_HEADER]);
+}
+
+/// Regression (issue 11, item 12): a header the filter writes or strips can never be a
+/// pseudo-header (`:path` would be stripped from every request); the refusal names the field.
+#[test]
+#[rustfmt::skip]
+fn pseudo_header_names_are_refused_where_the_filter_writes_or_strips() {
+    let with = |key: &str, value: Value| {
+        let mut p = provider();
+        p[key] = value;
+        json!({ "providers": { "p": p } })
+    };
+    let cases = [
+        (with("forward_payload_header", json!(":path")), "providers.p.forward_payload_header"),
+        (with("from_headers", json!([{ "name": ":path" }])), "providers.p.from_headers[0].name"),
+        (with("from_headers", json!([{ "name": "x-ok" }, { "name": ":Authority", "value_prefix": "B " }])), "providers.p.from_headers[1].name"),
+        (with("claim_to_headers", json!([{ "header_name": ":method", "claim_name": "sub" }])), "providers.p.claim_to_headers[0].header_name"),
+        (with("identity_header", json!({ "header_name": ":scheme", "claims": { "u": "sub" } })), "providers.p.identity_header.header_name"),
+    ];
+    for (cfg, field) in cases {
+        let e = load(&cfg).expect_err(field);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.to_string().contains("pseudo-header"), "{e}");
+    }
 }
 
 #[test]
@@ -109,7 +145,7 @@ fn refusals_name_the_field() {
         ("unknown jwt_cache_config field", with("jwt_cache_config", json!({ "size": 5 })), "providers.p.jwt_cache_config"),
         ("negative jwt_cache_size", with("jwt_cache_config", json!({ "jwt_cache_size": -1 })), "providers.p.jwt_cache_config.jwt_cache_size"),
         ("host_signatures not a bool", json!({ "providers": { "p": provider() }, "host_signatures": "no" }), "host_signatures"),
-        ("lower-case method", rules(json!([{ "match": { "prefix": "/", "methods": ["GET", "post"] } }])), "rules[0].match.methods[1]"),
+        ("method not a token", rules(json!([{ "match": { "prefix": "/", "methods": ["GET", "po st"] } }])), "rules[0].match.methods[1]"),
         ("star inside a host", rules(json!([{ "match": { "prefix": "/", "hosts": ["a.*.test"] } }])), "rules[0].match.hosts[0]"),
         ("empty host", rules(json!([{ "match": { "prefix": "/", "hosts": [""] } }])), "rules[0].match.hosts[0]"),
         ("identity header name", with("identity_header", json!({ "header_name": "bad name", "claims": { "u": "sub" } })), "providers.p.identity_header.header_name"),
@@ -327,10 +363,10 @@ fn identity_header_policies_and_report_only_load() {
         }
     );
     assert!(cfg.report_only);
-    // Defaults: everything denied with 401, enforced, no outcome header to strip.
+    // Defaults: everything denied with 401, enforced; the outcome header is stripped anyway.
     let cfg = load(&json!({ "providers": { "p": provider() } })).unwrap();
     assert_eq!(cfg.failure_policy, FailurePolicy::default());
-    assert!(!cfg.report_only && cfg.emitted_headers.is_empty());
+    assert!(!cfg.report_only && cfg.emitted_headers == [OUTCOME_HEADER]);
 }
 
 #[test]
@@ -401,6 +437,6 @@ fn the_scopes_example_loads() {
     assert_eq!(cfg.failure_policy.keys_unavailable, OnFailure::Deny503);
     assert_eq!(
         cfg.emitted_headers,
-        vec!["x-jwt-sub", "x-verified-identity"]
+        vec!["x-jwt-authn-outcome", "x-jwt-sub", "x-verified-identity"]
     );
 }

@@ -918,3 +918,239 @@ fn the_cache_holds_at_most_its_size() {
     );
     assert_eq!(cache.provider(0).map(|c| c.len()), Some(2));
 }
+
+// Hardening, round 2 (issue 11): decide on the bytes that arrive.
+
+/// A request of raw bytes: `:method`, `:path`, `:authority` and `extra`.
+fn raw_request(
+    method: &str,
+    path: &[u8],
+    authority: &[u8],
+    extra: &[(&str, &str)],
+) -> RequestHeaders {
+    let mut pairs = vec![
+        (":method".to_owned(), method.as_bytes().to_vec()),
+        (":path".to_owned(), path.to_vec()),
+        (":authority".to_owned(), authority.to_vec()),
+    ];
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())),
+    );
+    RequestHeaders::new(pairs)
+}
+
+/// Regression (issue 11, item 1): `GET /admin/users?x=\xff` with no token asks for a token, as
+/// native does: before, the `:path` read as "" and no rule matched, so it was let through.
+#[test]
+fn non_utf8_path_still_matches_its_rule() {
+    let cfg = config();
+    for path in [&b"/admin/users?x=\xff"[..], b"/\xff", b"/admin\xc3\x28"] {
+        let d = decide(&cfg, &cfg, &raw_request("GET", path, b"api.test", &[]), NOW);
+        assert_eq!(status(&d), (401, "Jwt is missing"), "{path:?}");
+    }
+    // The rule that matches is the one the rest of the bytes name.
+    let d = decide(
+        &cfg,
+        &cfg,
+        &raw_request("GET", b"/public/\xff", b"api.test", &[]),
+        NOW,
+    );
+    assert_eq!(status(&d), (200, ""));
+    let token = bearer(&good());
+    let req = raw_request(
+        "GET",
+        b"/admin?x=\xff",
+        b"api.test",
+        &[("authorization", &token)],
+    );
+    assert_eq!(status(&decide(&cfg, &cfg, &req, NOW)), (200, ""));
+}
+
+/// Regression (issue 11, item 1): a request the filter cannot read is refused with 400 (never
+/// allowed, never forwarded), whatever the failure policy, and in report_only too.
+#[test]
+fn unreadable_requests_are_refused_with_400_whatever_the_policy() {
+    let lenient = authz_config(json!({ "report_only": true, "failure_policy": {
+        "token_missing": "allow", "token_invalid": "allow", "keys_unavailable": "allow" } }));
+    let strict = config();
+    let only_path = RequestHeaders::new(vec![(":path".to_owned(), b"/public".to_vec())]);
+    let only_method = RequestHeaders::new(vec![(":method".to_owned(), b"GET".to_vec())]);
+    let empty_path = RequestHeaders::new(vec![
+        (":method".to_owned(), b"GET".to_vec()),
+        (":path".to_owned(), Vec::new()),
+    ]);
+    for cfg in [&strict, &lenient] {
+        for (what, req) in [
+            ("unreadable map", RequestHeaders::from_host(None)),
+            ("no :method", only_path.clone()),
+            ("no :path", only_method.clone()),
+            ("empty :path", empty_path.clone()),
+        ] {
+            let d = decide(cfg, cfg, &req, NOW);
+            let Decision::Deny { denial, verdict } = &d else {
+                panic!("{what}: {d:?}");
+            };
+            assert_eq!((denial.status, denial.body), (400, "Bad request"), "{what}");
+            assert_eq!(denial.www_authenticate, None, "{what}");
+            assert_eq!(
+                verdict.failure,
+                Some(AuthError::UnreadableRequest),
+                "{what}"
+            );
+        }
+    }
+}
+
+/// Regression (issue 11, item 8): an `:authority` a `hosts` rule cannot parse refuses (400);
+/// `Host: api.test.` (one trailing dot) matches `*.api.test`-style rules like `api.test`.
+#[test]
+fn hosts_rule_refuses_an_unparsable_authority() {
+    let cfg = authz_config(json!({}));
+    let other = other();
+    let at = |authority: &[u8]| {
+        raw_request("GET", b"/get-only", authority, &[("x-other-token", &other)])
+    };
+    assert_eq!(
+        status(&decide(&cfg, &cfg, &at(b"v1.api.test"), NOW)),
+        (200, "")
+    );
+    assert_eq!(
+        status(&decide(&cfg, &cfg, &at(b"v1.api.test."), NOW)),
+        (200, "")
+    );
+    for bad in [&b"v1.api.test\xff"[..], b"a b", b"u@v1.api.test"] {
+        assert_eq!(
+            status(&decide(&cfg, &cfg, &at(bad), NOW)),
+            (400, "Bad request"),
+            "{bad:?}"
+        );
+    }
+}
+
+/// Regression (issue 11, item 5): `methods: ["GET"]` matches `get` (HTTP/2 forwards it as
+/// sent, and frameworks route it as `GET`).
+#[test]
+fn methods_rule_matches_any_ascii_case() {
+    let cfg = authz_config(json!({}));
+    let other = other();
+    let other_id = cfg.providers.iter().position(|p| p.name == "other");
+    for method in ["GET", "get", "Get"] {
+        let req = raw_request(
+            method,
+            b"/get-only",
+            b"v1.api.test",
+            &[("x-other-token", &other)],
+        );
+        let d = decide(&cfg, &cfg, &req, NOW);
+        assert_eq!(status(&d), (200, ""), "{method}");
+        assert_eq!(
+            d_verdict_provider(&d),
+            other_id,
+            "{method}: decided by the /get-only rule"
+        );
+    }
+}
+
+fn d_verdict_provider(d: &Decision) -> Option<ProviderId> {
+    match d {
+        Decision::Allow { verdict, .. } | Decision::Deny { verdict, .. } => verdict.provider,
+        Decision::Wait(_) => None,
+    }
+}
+
+/// Regression (issue 11, item 4): `cookie: session=<valid>; session=<forged>` and
+/// `?access_token=<valid>&access_token=<other>` are malformed (401 invalid_token), as a comma
+/// in a token header is.
+#[test]
+fn repeated_token_cookie_or_param_is_a_401() {
+    let cfg = config();
+    let good = good();
+    let forged = mint::tampered(&good);
+    let d = decide_at(
+        &cfg,
+        &format!("/?access_token={good}&access_token={forged}"),
+        &[],
+    );
+    assert_eq!(
+        status(&d),
+        (401, "Jwt cookie or query parameter occurs more than once")
+    );
+    let Decision::Deny { denial, .. } = &d else {
+        panic!("{d:?}")
+    };
+    assert!(denial
+        .www_authenticate
+        .as_deref()
+        .is_some_and(|w| w.contains("error=\"invalid_token\"")));
+    let mut cookies = config_json();
+    cookies["providers"]["example"]["from_cookies"] = json!(["session"]);
+    let cfg = Config::from_json(cookies.to_string().as_bytes()).unwrap();
+    let d = decide_at(
+        &cfg,
+        "/",
+        &[("cookie", &format!("session={good}; session={forged}"))],
+    );
+    assert_eq!(
+        status(&d),
+        (401, "Jwt cookie or query parameter occurs more than once")
+    );
+    let d = decide_at(&cfg, "/", &[("cookie", &format!("session={good}"))]);
+    assert_eq!(status(&d), (200, ""));
+}
+
+/// Regression (issue 11, item 9): in `requires_any: [{scoped provider}, {allow_missing_or_failed}]`
+/// a token that failed the scope (or audience) check gets through without its identity; a
+/// good token of another provider among the rest still sets its own (as Envoy).
+#[test]
+fn allow_missing_or_failed_gives_no_identity_to_a_token_a_sibling_refused() {
+    let mut cfg = config_json();
+    cfg["rules"] = json!([
+        { "match": { "prefix": "/" }, "requires": { "requires_any": { "requirements": [
+            { "provider_name": "example", "required_scopes": { "all_of": ["admin"] } },
+            { "provider_and_audiences": { "provider_name": "example", "audiences": ["other-api"] } },
+            { "allow_missing_or_failed": {} } ] } } }
+    ]);
+    let cfg = Config::from_json(cfg.to_string().as_bytes()).unwrap();
+    let no_scope = bearer(&good());
+    let d = decide_at(&cfg, "/", &[("authorization", &no_scope)]);
+    assert_eq!(status(&d), (200, ""));
+    assert_eq!(set_headers(&d), vec![], "no identity from a refused token");
+    let admin = bearer(&mint::token(
+        "RS256",
+        &with(good_claims(), "scope", json!("admin")),
+    ));
+    let d = decide_at(&cfg, "/", &[("authorization", &admin)]);
+    assert!(set_headers(&d).contains(&("x-jwt-sub".into(), "alice".into())));
+    // A refused token alongside a good one of another provider: only the good one's identity.
+    let other = other();
+    let d = decide_at(
+        &cfg,
+        "/",
+        &[("authorization", &no_scope), ("x-other-token", &other)],
+    );
+    let set = set_headers(&d);
+    assert!(
+        set.contains(&("x-other-sub".into(), "bob".into())),
+        "{set:?}"
+    );
+    assert!(!set.iter().any(|(k, _)| k == "x-jwt-sub"), "{set:?}");
+}
+
+/// Regression (issue 11, item 10): a client's `x-jwt-authn-outcome` is removed when not in
+/// report_only too.
+#[test]
+fn outcome_header_from_the_client_is_removed_when_enforcing() {
+    let cfg = authz_config(json!({}));
+    for path in ["/public", "/"] {
+        let token = bearer(&good());
+        let d = decide_at(
+            &cfg,
+            path,
+            &[(OUTCOME_HEADER, "allowed"), ("authorization", &token)],
+        );
+        assert!(removed(&d).contains(&OUTCOME_HEADER.to_owned()), "{path}");
+        assert_eq!(outcome_header(&d), None, "{path}");
+    }
+}

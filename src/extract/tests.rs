@@ -35,7 +35,7 @@ fn default_locations_table() {
         ("/", &[("authorization", b"Bearer ")], vec![Err(AuthError::BadFormat)]),
         ("/?access_token=a.b.c", &[], vec![Ok("a.b.c".into())]),
         ("/?x=1&access_token=a%2Eb.c#f", &[], vec![Ok("a.b.c".into())]),
-        ("/?access_token=a.b.c&access_token=d.e.f", &[], vec![Ok("a.b.c".into())]),
+        ("/?access_token=a.b.c&access_token=d.e.f", &[], vec![Err(AuthError::RepeatedTokenLocation)]),
         ("/?access_token=a.b.c", &[("authorization", b"Bearer d.e.f")], vec![Ok("d.e.f".into()), Ok("a.b.c".into())]),
         ("/?access_token=a.b.c", &[("authorization", b"Bearer a.b.c")], vec![Ok("a.b.c".into())]),
     ];
@@ -105,6 +105,60 @@ fn remove_query_param_keeps_the_rest() {
         ("/p", "/p"),
     ];
     for (path, want) in cases {
-        assert_eq!(remove_query_param(path, "access_token"), want, "{path}");
+        assert_eq!(remove_query_param(path.as_bytes(), "access_token"), want, "{path}");
+    }
+    // Bytes that are not UTF-8 elsewhere in the path are kept, in their percent-encoded form.
+    assert_eq!(remove_query_param(b"/p\xff?access_token=t&x=\xfe", "access_token"), "/p%FF?x=%FE");
+}
+
+fn raw_req(path: &[u8], extra: &[(&str, &[u8])]) -> RequestHeaders {
+    let mut pairs = vec![(":path".to_owned(), path.to_vec())];
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_vec())));
+    RequestHeaders::new(pairs)
+}
+
+/// Regression (issue 11, item 4): a token parameter or cookie that occurs twice is malformed,
+/// whichever copy is good: the upstream may read the other one.
+#[test]
+#[rustfmt::skip]
+fn repeated_token_param_or_cookie_is_malformed() {
+    let locs = vec![Location::Param("jwt".into()), Location::Cookie("session".into())];
+    let repeated = Err(AuthError::RepeatedTokenLocation);
+    let cases: Vec<(&[u8], &[(&str, &[u8])], Vec<Result<String, AuthError>>)> = vec![
+        (b"/?jwt=a.b.c&jwt=d.e.f", &[], vec![repeated.clone()]),
+        (b"/?jwt=a.b.c&jwt=a.b.c", &[], vec![repeated.clone()]),
+        (b"/?jwt=a.b.c&j%77t=d.e.f", &[], vec![repeated.clone()]),
+        (b"/?jwt=a.b.c&jwt", &[], vec![repeated.clone()]),
+        (b"/", &[("cookie", b"session=a.b.c; session=d.e.f")], vec![repeated.clone()]),
+        (b"/", &[("cookie", b"session=a.b.c"), ("cookie", b"session=d.e.f")], vec![repeated.clone()]),
+        (b"/", &[("cookie", b"session=a.b.c; other=1; sessionx=2")], vec![Ok("a.b.c".into())]),
+        (b"/", &[("cookie", b"session=\"a.b.c\"")], vec![Ok("a.b.c".into())]),
+    ];
+    for (path, headers, want) in cases {
+        assert_eq!(tokens(&raw_req(path, headers), &locs), want, "{path:?} {headers:?}");
+    }
+}
+
+/// Regression (issue 11, items 1 and 4): a token parameter or cookie that does not decode is
+/// malformed, never absent; bytes that are not UTF-8 in *other* parameters or cookies do not
+/// hide a token.
+#[test]
+#[rustfmt::skip]
+fn undecodable_token_param_or_cookie_is_malformed() {
+    let locs = vec![Location::Param("jwt".into()), Location::Cookie("session".into())];
+    let undecodable = Err(AuthError::UndecodableToken);
+    let cases: Vec<(&[u8], &[(&str, &[u8])], Vec<Result<String, AuthError>>)> = vec![
+        (b"/?jwt=a.b.c%zz", &[], vec![undecodable.clone()]),
+        (b"/?jwt=a.b.c%f", &[], vec![undecodable.clone()]),
+        (b"/?jwt=a.b.c%+1", &[], vec![undecodable.clone()]),
+        (b"/?jwt=%ff", &[], vec![undecodable.clone()]),
+        (b"/?jwt=\xff", &[], vec![undecodable.clone()]),
+        (b"/", &[("cookie", b"session=\xff\xfe")], vec![undecodable.clone()]),
+        (b"/x\xff?y=\xfe&jwt=a.b.c", &[], vec![Ok("a.b.c".into())]),
+        (b"/?jw%zz=a.b.c", &[], vec![]),
+        (b"/", &[("cookie", b"x=\xff; session=a.b.c")], vec![Ok("a.b.c".into())]),
+    ];
+    for (path, headers, want) in cases {
+        assert_eq!(tokens(&raw_req(path, headers), &locs), want, "{path:?} {headers:?}");
     }
 }

@@ -80,19 +80,30 @@ fn failures_in_envoy_order() {
     }
 }
 
+/// Regression (issue 11, item 14): a NumericDate out of any sane range (negative, past year
+/// 9999, beyond an i64, 1e300) is a malformed claim, never a saturated "never expires".
 #[test]
 #[rustfmt::skip]
-fn numeric_dates_truncate_and_saturate() {
+fn numeric_dates_truncate_and_out_of_range_ones_are_malformed() {
     let cases = [
-        (r#"{"exp":1.9}"#, 1),
-        (r#"{"exp":-1.5}"#, -2),
-        (r#"{"exp":1e300}"#, i64::MAX),
-        (r#"{"exp":18446744073709551615}"#, i64::MAX),
-        (r#"{"exp":-9223372036854775808}"#, i64::MIN),
+        (r#"{"exp":1.9}"#, Ok(Some(1))),
+        (r#"{"exp":0}"#, Ok(Some(0))),
+        (r#"{"exp":253402300799}"#, Ok(Some(MAX_NUMERIC_DATE))),
+        (r#"{"exp":253402300799.5}"#, Ok(Some(MAX_NUMERIC_DATE))),
+        (r#"{"exp":253402300800}"#, Err(AuthError::PayloadBadClaim)),
+        (r#"{"exp":-1.5}"#, Err(AuthError::PayloadBadClaim)),
+        (r#"{"exp":-1}"#, Err(AuthError::PayloadBadClaim)),
+        (r#"{"exp":1e300}"#, Err(AuthError::PayloadBadClaim)),
+        (r#"{"nbf":1e19}"#, Err(AuthError::PayloadBadClaim)),
+        (r#"{"iat":18446744073709551615}"#, Err(AuthError::PayloadBadClaim)),
+        (r#"{"exp":9223372036854775807}"#, Err(AuthError::PayloadBadClaim)),
+        (r#"{"exp":-9223372036854775808}"#, Err(AuthError::PayloadBadClaim)),
+        (r#"{"exp":1e400}"#, Err(AuthError::PayloadBadJson)),
     ];
     for (payload, want) in cases {
         let token = raw(HEADER, payload);
-        assert_eq!(parse(&token).unwrap().claims.exp, Some(want), "{payload}");
+        let got = parse(&token).map(|jwt| jwt.claims.exp);
+        assert_eq!(got, want, "{payload}");
     }
 }
 

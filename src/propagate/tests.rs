@@ -41,3 +41,16 @@ fn dotted_paths_walk_objects_only() {
         Some(&json!({ "b": { "c": 1 } }))
     );
 }
+
+/// Regression (issue 11, item 11): a claim with leading or trailing spaces or tabs is not
+/// sent (an HTTP/1 upstream would read `" admin"` as `admin`); inner spaces are kept.
+#[test]
+fn claims_with_outer_whitespace_are_not_emitted() {
+    for padded in [" admin", "admin ", "\tadmin", "admin\t", " ", "\t"] {
+        assert_eq!(render(&json!(padded)), None, "{padded:?}");
+    }
+    assert_eq!(
+        render(&json!("Alice Smith")).as_deref(),
+        Some("Alice Smith")
+    );
+}
