@@ -113,13 +113,14 @@ impl RequestHeaders {
         self.lossy(":method").unwrap_or_default()
     }
 
-    /// The request URL as `jwt_authn` puts it in the `realm`: scheme (as forwarded),
-    /// authority, and the path with its query, cut at `MAX_REALM_PATH` bytes. Lossy text; the
-    /// realm is escaped for its quoted-string anyway.
+    /// The request URL as `jwt_authn` puts it in the `realm`: scheme, authority, and the path
+    /// with its query, cut at `MAX_REALM_PATH` bytes. Lossy text; the realm is escaped for its
+    /// quoted-string anyway. The scheme is `:scheme` as native reads it (over HTTP/1 Envoy sets
+    /// it from `x-forwarded-proto`; over HTTP/2 the client sent it), else `x-forwarded-proto`.
     pub fn url(&self) -> String {
         let scheme = self
-            .lossy("x-forwarded-proto")
-            .or_else(|| self.lossy(":scheme"))
+            .lossy(":scheme")
+            .or_else(|| self.lossy("x-forwarded-proto"))
             .unwrap_or(Cow::Borrowed("http"));
         let host = self.lossy(":authority").unwrap_or_default();
         let path = self.path();

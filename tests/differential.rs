@@ -109,6 +109,7 @@ fn config() -> Value {
             { "match": { "prefix": "/optional" }, "requires": { "requires_any": { "requirements": [
                 { "provider_name": "p1" }, { "allow_missing": {} } ] } } },
             { "match": { "prefix": "/lenient" }, "requires": { "allow_missing_or_failed": {} } },
+            { "match": { "prefix": "/admin" }, "requires": { "provider_name": "p1" } },
             { "match": { "prefix": "/public" } },
         ],
         "bypass_cors_preflight": true,
@@ -400,6 +401,10 @@ fn cases() -> Vec<Case> {
         case("query_access_token", 200, vec![Is("x-jwt-sub", "alice")], get(&format!("/p1?access_token={good}"))),
         case("query_custom_param", 200, vec![Is("x-jwt-two-sub", "bob")], get(&format!("/p2?jwt={}", t2()))),
         case("query_default_param_not_for_p2", 401, vec![], get(&format!("/p2?access_token={}", t2()))),
+        case("query_param_undecodable", 401, vec![], get(&format!("/p1?access_token={good}%zz"))),
+        case("exp_fraction", 200, alice(), get("/p1").bearer(&t1p(json!({"exp": (n + 3600) as f64 + 0.5})))),
+        case("exp_negative", 401, vec![], get("/p1").bearer(&t1p(json!({"exp": -1})))),
+        case("exp_1e300", 401, vec![], get("/p1").bearer(&t1p(json!({"exp": 1e300})))),
         case("cookie", 200, vec![Is("x-jwt-three-sub", "carol"), Present("cookie")], get("/p3").cookie("session", &t3())),
         case("cookie_among_others", 200, vec![Is("x-jwt-three-sub", "carol")], get("/p3").header("cookie", format!("a=1; session={}; b=2", t3()))),
         case("cookie_wrong_name", 401, vec![], get("/p3").cookie("other", &t3())),
@@ -865,4 +870,153 @@ fn differs_token_over_16_kib() {
     assert_eq!(native_resp.status, 200, "native: {native_resp}");
     assert_eq!(ours.status, 401, "ours: {ours}");
     assert_eq!(ours.body_str(), "Jwt is too large");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening, round 2 (issue 11): the same bytes over HTTP/2, and the stricter choices.
+
+/// Regression (issue 11, item 1): `GET /admin/users?x=\xff` over h2c. Envoy's HTTP/2 codec
+/// forwards the byte (HTTP/1 answers 400 itself); native asks for a token, and so do we (we
+/// used to read the `:path` as "", match no rule, and let it through).
+#[test]
+fn non_utf8_query_over_h2c_needs_a_token_as_in_native() {
+    let proxy = both();
+    let bare = Request::get(b"/admin/users?x=\xff".as_slice());
+    for listener in ["native", "wasm"] {
+        let resp = proxy.send_h2(listener, &bare);
+        assert_eq!(resp.status, 401, "{listener}: {resp}");
+        assert!(
+            resp.echo().is_none(),
+            "{listener}: reached the upstream: {resp}"
+        );
+    }
+    let with_token = Request::get(b"/admin/users?x=\xff".as_slice()).bearer(&t1());
+    let native_resp = proxy.send_h2("native", &with_token);
+    let ours = proxy.send_h2("wasm", &with_token);
+    assert_eq!(native_resp.status, 200, "native: {native_resp}");
+    assert_eq!(ours.status, 200, "ours: {ours}");
+    assert_eq!(compare(&ours, &native_resp), None);
+    // Over HTTP/1 the codec refuses the byte before any filter.
+    assert_eq!(proxy.send("wasm", &bare).status, 400);
+}
+
+/// The h2c client sends what HTTP/1 would: the whole table agrees over HTTP/2 too.
+#[test]
+fn wasm_matches_native_over_h2c() {
+    let proxy = both();
+    let cases = cases();
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| {
+            let wasm = proxy.send_h2("wasm", &c.req);
+            let native = proxy.send_h2("native", &c.req);
+            compare(&wasm, &native).map(|d| format!("{}:\n    {d}", c.name))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ over h2c:\n  {}\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n  "),
+        vm_trouble(proxy)
+    );
+}
+
+/// `exp`/`nbf` out of range (issue 11, item 14). Both refuse negative ones and ones at or past
+/// 2^64 (native's bound); native accepts the rest of `[0, 2^64)` (`exp` in the year 10000, or
+/// at `i64::MAX`: a token that never expires); we refuse anything after 9999-12-31.
+#[test]
+fn differs_numeric_dates_past_year_9999() {
+    let cases: [(&str, Value, u16); 7] = [
+        ("exp 1e300", json!({"exp": 1e300}), 401),
+        ("exp u64::MAX", json!({"exp": u64::MAX}), 401),
+        ("exp -1", json!({"exp": -1}), 401),
+        ("nbf -5", json!({"nbf": -5}), 401),
+        ("exp 1e19", json!({"exp": 1e19}), 200),
+        ("exp i64::MAX", json!({"exp": i64::MAX}), 200),
+        ("exp year 10000", json!({"exp": 253_402_300_800i64}), 200),
+    ];
+    for (what, patch, native_status) in cases {
+        let (native_resp, ours) = both_sides(&get("/p1").bearer(&t1p(patch)));
+        assert_eq!(
+            native_resp.status, native_status,
+            "native, {what}: {native_resp}"
+        );
+        assert_eq!(ours.status, 401, "ours, {what}: {ours}");
+    }
+}
+
+/// `"kid": ""`: native treats it as no kid and tries every key; we look for a key whose kid
+/// is "", find none, and refuse.
+#[test]
+fn differs_empty_kid() {
+    let token = mint::sign(
+        &json!({"alg": "RS256", "kid": ""}),
+        &c1(json!({})),
+        "RS256",
+        Key::RsaA,
+    );
+    let (native_resp, ours) = both_sides(&get("/p1").bearer(&token));
+    assert_eq!(native_resp.status, 200, "native: {native_resp}");
+    assert_eq!(ours.status, 401, "ours: {ours}");
+}
+
+/// `=` padding after the signature segment: native decodes it; we refuse (RFC 7515 §2:
+/// base64url without padding), as for the header and payload segments.
+#[test]
+fn differs_padded_signature() {
+    let good = t1();
+    let (head, sig) = good.rsplit_once('.').unwrap();
+    let padded = format!("{head}.{sig}{}", "=".repeat((4 - sig.len() % 4) % 4));
+    assert_ne!(padded, good, "the fixture signature needs padding");
+    let (native_resp, ours) = both_sides(&get("/p1").bearer(&padded));
+    assert_eq!(native_resp.status, 200, "native: {native_resp}");
+    assert_eq!(ours.status, 401, "ours: {ours}");
+}
+
+/// A token parameter or cookie sent twice (issue 11, item 4): native verifies the first copy
+/// and forwards both; we refuse, whichever copy is good (a framework may read the last).
+#[test]
+fn differs_repeated_token_param_or_cookie() {
+    let good = t1();
+    let forged = mint::tampered(&good);
+    let good_first = get(&format!("/p1?access_token={good}&access_token={forged}"));
+    let forged_first = get(&format!("/p1?access_token={forged}&access_token={good}"));
+    let cookies = get("/p3").header(
+        "cookie",
+        format!("session={}; session={}", t3(), mint::tampered(&t3())),
+    );
+    for (what, req, native_status) in [
+        ("param, good first", good_first, 200),
+        ("param, forged first", forged_first, 401),
+        ("cookie, good first", cookies, 200),
+    ] {
+        let (native_resp, ours) = both_sides(&req);
+        assert_eq!(
+            native_resp.status, native_status,
+            "native, {what}: {native_resp}"
+        );
+        assert_eq!(ours.status, 401, "ours, {what}: {ours}");
+        assert_eq!(
+            ours.body_str(),
+            "Jwt cookie or query parameter occurs more than once",
+            "{what}"
+        );
+    }
+}
+
+/// A claim with leading or trailing spaces (issue 11, item 11): native sends it, and the
+/// HTTP/1 upstream reads `" alice"` as `alice`; we do not send it.
+#[test]
+fn differs_claim_with_outer_spaces() {
+    let (native_resp, ours) = both_sides(&get("/p1").bearer(&t1p(json!({"sub": " alice"}))));
+    let native_echo = native_resp.echo().expect("native reached the upstream");
+    assert_eq!(
+        native_echo.header("x-jwt-sub"),
+        Some("alice"),
+        "{native_resp}"
+    );
+    let echo = ours.echo().expect("ours reached the upstream");
+    assert!(!echo.has("x-jwt-sub"), "{ours}");
 }

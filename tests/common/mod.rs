@@ -4,6 +4,7 @@
 //! - [`envoy`]: a real Envoy process (ports chosen by Envoy, log, admin stats).
 //! - [`upstream`]: the echo server that reports what reached the upstream.
 //! - [`http`]: a raw HTTP/1.1 client.
+//! - [`h2c`]: a raw HTTP/2 (cleartext, prior knowledge) client for the same requests.
 //! - [`bootstrap`]: Envoy bootstraps running one `jwt_authn` JSON in our wasm filter, in native
 //!   `jwt_authn`, or both side by side.
 //!
@@ -12,6 +13,7 @@
 
 pub mod bootstrap;
 pub mod envoy;
+pub mod h2c;
 pub mod http;
 pub mod idp;
 pub mod mint;
@@ -47,6 +49,11 @@ impl Proxy {
     /// Sends `req` to the listener called `listener`.
     pub fn send(&self, listener: &str, req: &Request) -> Response {
         req.send(self.envoy.port(listener))
+    }
+
+    /// Sends `req` to the listener called `listener` over h2c (HTTP/2, prior knowledge).
+    pub fn send_h2(&self, listener: &str, req: &Request) -> Response {
+        h2c::send(self.envoy.port(listener), req)
     }
 }
 
