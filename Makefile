@@ -10,7 +10,7 @@ TARGET  := wasm32-wasip1
 ENVOY   := tests/ensure-envoy.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint run clean envoy wasm-target schema oci fuzz soak bench bench-memory wrk
+.PHONY: help build test lint run clean envoy wasm-target schema oci fuzz fuzz-envoy soak bench bench-memory wrk
 
 help: ## List the targets
 	@echo "Targets:"
@@ -81,6 +81,15 @@ fuzz: ## Fuzz every target (FUZZ_RUNS=10000000 or FUZZ_SECONDS=N); installs carg
 			exit 1; \
 		fi; \
 	done; printf "fuzz: every target ran without a crash:\n$$summary"
+
+# Differential fuzzing in a real Envoy (tests/fuzz_envoy.rs): random requests over HTTP/1.1
+# and h2c to our filter and to native jwt_authn. `make test` sends 300 per protocol; this sends
+# FUZZ_ENVOY_REQUESTS (20000, about 15 minutes). FUZZ_ENVOY_SEED=<n> replays a run.
+FUZZ_ENVOY_REQUESTS ?= 20000
+
+fuzz-envoy: build ## Differential fuzzing, ours vs native in one Envoy (FUZZ_ENVOY_REQUESTS=20000)
+	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && FUZZ_ENVOY_REQUESTS=$(FUZZ_ENVOY_REQUESTS) \
+		$(CARGO) test --locked --test fuzz_envoy -- --nocapture
 
 # Soak: SOAK_REQUESTS (1,000,000) requests or SOAK_SECONDS (3600), whichever first, from
 # SOAK_THREADS (8) keep-alive clients, while the JWKS server rotates and fails (tests/soak.rs).
