@@ -25,7 +25,8 @@ use crate::scopes::{is_scope_token, ScopeRule};
 /// Envoy's default `clock_skew_seconds`.
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 60;
 
-/// The header that tells the upstream what enforcement would have done, in `report_only`.
+/// The header that tells the upstream what enforcement would have done, in `report_only`;
+/// removed from every incoming request, in enforcement too.
 pub const OUTCOME_HEADER: &str = "x-jwt-authn-outcome";
 
 /// The compiled configuration of one plugin instance.

@@ -1020,3 +1020,17 @@ fn differs_claim_with_outer_spaces() {
     let echo = ours.echo().expect("ours reached the upstream");
     assert!(!echo.has("x-jwt-sub"), "{ours}");
 }
+
+/// Found by `tests/fuzz_envoy.rs`: when native removes a consumed `access_token` from the
+/// query it rebuilds `:path` from the decoded parameters, so `%0d` elsewhere becomes a raw CR
+/// and its own rewrite fails with 503; we remove the token's pair and keep the rest as sent.
+#[test]
+fn differs_consumed_query_token_with_an_encoded_control_character_elsewhere() {
+    let req = get(&format!("/p2?x=%0d&jwt={}", t2()));
+    let (native_resp, ours) = both_sides(&req);
+    assert_eq!(native_resp.status, 503, "native: {native_resp}");
+    assert_eq!(native_resp.body_str(), "invalid header value for: :path");
+    assert_eq!(ours.status, 200, "ours: {ours}");
+    assert_eq!(ours.upstream().target, "/p2?x=%0d");
+    assert_eq!(ours.upstream().header("x-jwt-two-sub"), Some("bob"));
+}
