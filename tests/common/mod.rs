@@ -4,12 +4,15 @@
 //! - [`envoy`]: a real Envoy process (ports chosen by Envoy, log, admin stats).
 //! - [`upstream`]: the echo server that reports what reached the upstream.
 //! - [`http`]: a raw HTTP/1.1 client.
+//! - [`authserver`]: a real OAuth 2.0 authorization server (oidc-provider, npm) on loopback:
+//!   client credentials, introspection, revocation, token exchange, per-endpoint counts.
 //! - [`bootstrap`]: Envoy bootstraps running one `jwt_authn` JSON in our wasm filter, in native
 //!   `jwt_authn`, or both side by side.
 //!
 //! Each test binary compiles this whole module and uses part of it.
 #![allow(dead_code)]
 
+pub mod authserver;
 pub mod bootstrap;
 pub mod envoy;
 pub mod http;
