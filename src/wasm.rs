@@ -18,11 +18,10 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::config::{Config, JwksSource, ProviderId};
 use crate::engine::{decide_in, Availability, Decision, KeyStore, Verdict, Vm, Wait};
@@ -53,24 +52,26 @@ const POKE: Duration = Duration::from_millis(1);
 /// The timer period while another VM fetches keys this VM's requests wait for.
 const PEER_POLL: Duration = Duration::from_millis(50);
 
+mod raw;
+
 fn log(level: LogLevel, message: &str) {
-    // Logging cannot usefully fail; if the host refuses, there is nowhere else to say it.
-    let _ = hostcalls::log(level, message);
+    raw::log(level as u32, message);
 }
 
 fn now_millis() -> Millis {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    raw::now_nanos().map_or(0, |nanos| nanos / 1_000_000)
 }
 
 /// A number in `0..1000` for backoff jitter: the host clock's sub-millisecond digits.
 fn jitter() -> u32 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(500, |d| d.subsec_micros() % 1000)
+    raw::now_nanos().map_or(500, |nanos| {
+        u32::try_from(nanos / 1000 % 1000).unwrap_or(500)
+    })
+}
+
+/// Sets this root's timer; a refusal leaves the previous period.
+fn set_tick(period: Duration) {
+    let _ = raw::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
 }
 
 /// Host metric ids of one remote provider.
@@ -84,7 +85,7 @@ struct Stats {
 
 impl Stats {
     fn define(provider: &str) -> Option<Stats> {
-        let counter = |name: String| hostcalls::define_metric(MetricType::Counter, &name).ok();
+        let counter = |name: String| raw::define_metric(raw::COUNTER, &name).ok();
         Some(Stats {
             success: counter(metrics::jwks_fetch_success(provider))?,
             failed: metrics::FETCH_FAILURE_REASONS
@@ -92,11 +93,8 @@ impl Stats {
                 .map(|r| Some((*r, counter(metrics::jwks_fetch_failed(provider, r))?)))
                 .collect::<Option<_>>()?,
             unknown_kid_refetch: counter(metrics::jwks_unknown_kid_refetch(provider))?,
-            age_seconds: hostcalls::define_metric(
-                MetricType::Gauge,
-                &metrics::jwks_age_seconds(provider),
-            )
-            .ok()?,
+            age_seconds: raw::define_metric(raw::GAUGE, &metrics::jwks_age_seconds(provider))
+                .ok()?,
         })
     }
 }
@@ -133,11 +131,11 @@ impl DecisionStats {
 }
 
 fn counter(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
+    raw::define_metric(raw::COUNTER, name).ok()
 }
 
 fn count(metric: u32) {
-    let _ = hostcalls::increment_metric(metric, 1);
+    let _ = raw::increment_metric(metric, 1);
 }
 
 /// State one plugin instance shares between its root and its streams (one VM, one thread).
@@ -282,7 +280,7 @@ impl Shared {
         for (keys, stats) in self.remote.iter().zip(&self.stats) {
             if let (Some(keys), Some(stats)) = (keys, stats) {
                 let age = keys.age_seconds(now).unwrap_or(0);
-                let _ = hostcalls::record_metric(stats.age_seconds, age);
+                let _ = raw::record_metric(stats.age_seconds, age);
             }
         }
     }
@@ -340,10 +338,10 @@ impl Shared {
                 ..lease
             };
             keys.fetch_started();
-            if hostcalls::set_shared_data(
+            if raw::shared_set(
                 &format!("{base}/lease"),
-                Some(mine.encode().as_bytes()),
-                cas,
+                mine.encode().as_bytes(),
+                cas.unwrap_or(0),
             )
             .is_ok()
             {
@@ -352,7 +350,7 @@ impl Shared {
                 polling = true; // another VM won the lease just now
             }
         }
-        let _ = hostcalls::set_tick_period(if polling { PEER_POLL } else { TICK });
+        set_tick(if polling { PEER_POLL } else { TICK });
         (due, changed)
     }
 
@@ -391,13 +389,9 @@ impl Shared {
         };
         if let (Some(body), Some(fetched_at)) = (body, keys.fetched_at()) {
             let ttl = keys.ttl().unwrap_or_default();
-            let _ = hostcalls::set_shared_data(&format!("{base}/jwks"), Some(body), None);
+            let _ = raw::shared_set(&format!("{base}/jwks"), body, 0);
             let version = encode_version(fetched_at, ttl);
-            let _ = hostcalls::set_shared_data(
-                &format!("{base}/version"),
-                Some(version.as_bytes()),
-                None,
-            );
+            let _ = raw::shared_set(&format!("{base}/version"), version.as_bytes(), 0);
         }
         let released = Lease {
             owner: self.me,
@@ -405,11 +399,7 @@ impl Shared {
             failures: keys.failures(),
             retry_at: keys.retry_at(),
         };
-        let _ = hostcalls::set_shared_data(
-            &format!("{base}/lease"),
-            Some(released.encode().as_bytes()),
-            None,
-        );
+        let _ = raw::shared_set(&format!("{base}/lease"), released.encode().as_bytes(), 0);
     }
 
     fn has_remote(&self) -> bool {
@@ -431,7 +421,7 @@ impl Shared {
             if keys.unknown_kid(kid, now) {
                 keys.fetch_started();
                 self.requested.push(wait.provider);
-                let _ = hostcalls::set_tick_period(POKE);
+                set_tick(POKE);
                 if let Some(stats) = self.stats.get(wait.provider).and_then(Option::as_ref) {
                     count(stats.unknown_kid_refetch);
                 }
@@ -511,9 +501,7 @@ impl Shared {
 
 /// The value of a shared-data key, if any.
 fn shared_get(key: &str) -> Option<Vec<u8>> {
-    hostcalls::get_shared_data(key)
-        .ok()
-        .and_then(|(value, _)| value)
+    raw::shared_get(key).ok().and_then(|(value, _)| value)
 }
 
 /// The lease of a provider and its CAS. Envoy ignores the CAS when writing a key that does
@@ -523,13 +511,13 @@ fn shared_get(key: &str) -> Option<Vec<u8>> {
 fn read_lease(base: &str) -> (Lease, Option<u32>) {
     let key = format!("{base}/lease");
     for _ in 0..2 {
-        match hostcalls::get_shared_data(&key) {
+        match raw::shared_get(&key) {
             Ok((Some(value), Some(cas))) => {
                 return (Lease::parse(&value).unwrap_or_default(), Some(cas));
             }
             Ok(_) => {
                 let released = Lease::default().encode();
-                let _ = hostcalls::set_shared_data(&key, Some(released.as_bytes()), None);
+                let _ = raw::shared_set(&key, released.as_bytes(), 0);
             }
             Err(_) => break,
         }
@@ -599,7 +587,9 @@ struct HostSignatures;
 impl SignatureBackend for HostSignatures {
     fn verify(&self, hash: &str, spki: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
         let arguments = signature::encode_arguments(hash, spki, signature, message);
-        let result = host::call_foreign_function(signature::VERIFY_SIGNATURE, &arguments)?;
+        let result = raw::call_foreign_function(signature::VERIFY_SIGNATURE, &arguments)
+            .ok()
+            .flatten()?;
         signature::decode_result(&result)
     }
 }
@@ -611,7 +601,7 @@ struct Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _: usize) {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
         let Some(shared) = self.shared.clone() else {
             return;
         };
@@ -621,15 +611,29 @@ impl Context for Root {
             return;
         };
         let (_, provider, discovery) = state.callouts.swap_remove(at);
-        let status = self.get_http_call_response_header_bytes(":status");
+        // No headers: the call was reset (Envoy's `onHttpCallFailure`: a reset after the
+        // response started, a body past the timeout, a buffer limit). No response is attached
+        // then, and reading one would fail; `:status` absent reads as a reset below.
+        let response = |name: &str| {
+            (headers > 0)
+                .then(|| {
+                    raw::header_value(raw::HTTP_CALL_RESPONSE_HEADERS, name)
+                        .ok()
+                        .flatten()
+                })
+                .flatten()
+        };
+        let body = if headers > 0 && body_size <= MAX_JWKS_BYTES {
+            raw::buffer_bytes(raw::HTTP_CALL_RESPONSE_BODY, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let status = response(":status");
         let status = status.as_deref().and_then(|s| std::str::from_utf8(s).ok());
         if discovery {
-            let body = if body_size <= MAX_JWKS_BYTES {
-                self.get_http_call_response_body(0, body_size)
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
             let found = read_discovery(status, &body);
             drop(state);
             match found {
@@ -641,16 +645,10 @@ impl Context for Root {
             }
             return;
         }
-        let cache_control = self.get_http_call_response_header_bytes("cache-control");
+        let cache_control = response("cache-control");
         let cache_control = cache_control
             .as_deref()
             .and_then(|s| std::str::from_utf8(s).ok());
-        let body = if body_size <= MAX_JWKS_BYTES {
-            self.get_http_call_response_body(0, body_size)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
         let name = provider_name(&state.config, provider);
         let Some(keys) = state.remote_mut(provider) else {
             return;
@@ -690,8 +688,13 @@ impl Context for Root {
 }
 
 impl RootContext for Root {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        // No configuration (NotFound) is an empty one, which `Config::from_json` refuses; a
+        // buffer the host will not give is refused the same way.
+        let bytes = raw::buffer_bytes(raw::PLUGIN_CONFIGURATION, 0, plugin_configuration_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         match Config::from_json(&bytes) {
             Ok(config) => {
                 for warning in config.warnings() {
@@ -705,14 +708,12 @@ impl RootContext for Root {
                         config.rules.len()
                     ),
                 );
-                let plugin = self
-                    .get_property(vec!["plugin_name"])
+                let plugin = raw::property(&["plugin_name"])
+                    .ok()
+                    .flatten()
                     .and_then(|name| String::from_utf8(name).ok())
                     .unwrap_or_default();
-                let me = hostcalls::get_current_time()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+                let me = raw::now_nanos().unwrap_or(1);
                 let host_signatures =
                     config.host_signatures && signature::backend_works(&HostSignatures);
                 log(
@@ -734,7 +735,7 @@ impl RootContext for Root {
                     }
                 }
                 if shared.has_remote() {
-                    self.set_tick_period(POKE);
+                    set_tick(POKE);
                 }
                 self.shared = Some(Rc::new(RefCell::new(shared)));
                 true
@@ -872,7 +873,7 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
         ready.into_iter().map(|(id, _)| id).collect::<Vec<u32>>()
     };
     for id in ids {
-        if hostcalls::set_effective_context(id).is_err() {
+        if raw::set_effective_context(id).is_err() {
             continue;
         }
         let headers = request_headers();
@@ -880,7 +881,7 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
         let decision = shared.borrow_mut().decide(&config, id, &headers, now);
         if let Some(decision) = decision {
             if apply(&decision, &headers) == Action::Continue {
-                host::continue_request();
+                let _ = raw::continue_request();
             }
         }
     }
@@ -890,7 +891,10 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
 /// `get_map_bytes` traps on a header name that is not UTF-8. A map the host cannot give, or
 /// one that does not parse, is logged and read as no headers (the request then fails closed).
 fn request_headers() -> RequestHeaders {
-    let pairs = host::request_header_pairs().and_then(|bytes| pairs::parse(&bytes));
+    let pairs = raw::header_pairs(raw::REQUEST_HEADERS)
+        .ok()
+        .flatten()
+        .and_then(|bytes| pairs::parse(&bytes));
     RequestHeaders::new(pairs.unwrap_or_else(|| {
         log(
             LogLevel::Error,
@@ -906,8 +910,13 @@ fn apply(decision: &Decision, headers: &RequestHeaders) -> Action {
         Decision::Allow { ops, .. } => {
             for op in ops {
                 match op {
-                    HeaderOp::Remove(name) => host::remove_request_header(name),
-                    HeaderOp::Set(name, value) => host::set_request_header(name, value),
+                    // A refusal means the stream is gone or already answered.
+                    HeaderOp::Remove(name) => {
+                        let _ = raw::remove_request_header(name);
+                    }
+                    HeaderOp::Set(name, value) => {
+                        let _ = raw::set_request_header(name, value);
+                    }
                 }
             }
             Action::Continue
@@ -927,12 +936,12 @@ fn apply(decision: &Decision, headers: &RequestHeaders) -> Action {
                 Some(value) => vec![("www-authenticate", value.as_str())],
                 None => vec![],
             };
-            host::send_local_response(denial.status, &extra, denial.body.as_bytes());
+            let _ = raw::send_local_response(denial.status, &extra, denial.body.as_bytes());
             Action::Pause
         }
         // Never final: `Shared::decide` parks or decides again.
         Decision::Wait(_) => {
-            host::send_local_response(503, &[], b"");
+            let _ = raw::send_local_response(503, &[], b"");
             Action::Pause
         }
     }
@@ -955,7 +964,7 @@ impl HttpContext for Stream {
                 LogLevel::Error,
                 "jwt-authn-wasm: no configuration; refusing request",
             );
-            host::send_local_response(500, &[], b"");
+            let _ = raw::send_local_response(500, &[], b"");
             return Action::Pause;
         };
         let headers = request_headers();
@@ -976,138 +985,6 @@ impl Drop for Stream {
             if let Ok(mut state) = shared.try_borrow_mut() {
                 state.waiting.retain(|(id, _)| *id != self.id);
             }
-        }
-    }
-}
-
-/// Host calls whose status we want as a number, not as the SDK's panic: header mutations,
-/// local replies and resumption happen from the root too (through the effective context),
-/// where a stream may be half gone, and a status the SDK's enum lacks would be undefined
-/// behaviour there. Failures are ignored: the stream is gone or already answered.
-mod host {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_replace_header_map_value(
-            map: u32,
-            key: *const u8,
-            key_len: usize,
-            value: *const u8,
-            value_len: usize,
-        ) -> u32;
-        fn proxy_remove_header_map_value(map: u32, key: *const u8, key_len: usize) -> u32;
-        fn proxy_continue_stream(stream: u32) -> u32;
-        fn proxy_call_foreign_function(
-            name: *const u8,
-            name_len: usize,
-            arguments: *const u8,
-            arguments_len: usize,
-            results: *mut *mut u8,
-            results_len: *mut usize,
-        ) -> u32;
-        fn proxy_get_header_map_pairs(
-            map: u32,
-            return_data: *mut *mut u8,
-            return_size: *mut usize,
-        ) -> u32;
-        #[allow(clippy::too_many_arguments)]
-        fn proxy_send_local_response(
-            status: u32,
-            details: *const u8,
-            details_len: usize,
-            body: *const u8,
-            body_len: usize,
-            headers: *const u8,
-            headers_len: usize,
-            grpc_status: i32,
-        ) -> u32;
-    }
-
-    const OK: u32 = 0;
-    const REQUEST_HEADERS: u32 = 0;
-    const HTTP_REQUEST: u32 = 0;
-
-    pub fn set_request_header(name: &str, value: &str) {
-        // SAFETY: pointers and lengths of live slices, read by the host during the call.
-        unsafe {
-            proxy_replace_header_map_value(
-                REQUEST_HEADERS,
-                name.as_ptr(),
-                name.len(),
-                value.as_ptr(),
-                value.len(),
-            );
-        }
-    }
-
-    pub fn remove_request_header(name: &str) {
-        // SAFETY: as above.
-        unsafe {
-            proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len());
-        }
-    }
-
-    /// The serialized request header map, or `None` if the host refused (status not OK).
-    pub fn request_header_pairs() -> Option<Vec<u8>> {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: the host writes a pointer and a length into our two locals.
-        let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
-        take(status, data, size)
-    }
-
-    /// Calls the host's foreign function `name`; `None` unless the host says Ok.
-    pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Option<Vec<u8>> {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: pointers and lengths of live slices and locals, used by the host during the
-        // call only.
-        let status = unsafe {
-            proxy_call_foreign_function(
-                name.as_ptr(),
-                name.len(),
-                arguments.as_ptr(),
-                arguments.len(),
-                &mut data,
-                &mut size,
-            )
-        };
-        take(status, data, size)
-    }
-
-    /// The buffer a host call returned: `None` unless its status is OK.
-    fn take(status: u32, data: *mut u8, size: usize) -> Option<Vec<u8>> {
-        if status != OK {
-            return None;
-        }
-        if data.is_null() {
-            return Some(Vec::new());
-        }
-        // SAFETY: the host allocated `size` bytes through the SDK's `proxy_on_memory_allocate`
-        // (a boxed slice of exactly `size` bytes) and hands them over to us.
-        Some(unsafe { Vec::from_raw_parts(data, size, size) })
-    }
-
-    pub fn continue_request() {
-        // SAFETY: no pointers.
-        unsafe {
-            proxy_continue_stream(HTTP_REQUEST);
-        }
-    }
-
-    pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: &[u8]) {
-        let pairs = crate::pairs::serialize(headers);
-        // SAFETY: as above; details are empty, grpc_status -1 means none.
-        unsafe {
-            proxy_send_local_response(
-                status,
-                std::ptr::null(),
-                0,
-                body.as_ptr(),
-                body.len(),
-                pairs.as_ptr(),
-                pairs.len(),
-                -1,
-            );
         }
     }
 }

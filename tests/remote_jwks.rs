@@ -372,3 +372,47 @@ fn oidc_discovery_finds_the_jwks() {
     }));
     assert_eq!(setup.get(&good()).status, 200);
 }
+
+/// Regression: a JWKS response reset after its headers (the IdP closing mid-body) reached the
+/// filter with no response attached, and reading its `:status` through the SDK panicked: the
+/// VM aborted, the next VM took the lease and aborted too. Now it is a failed fetch (`reset`):
+/// a cold start answers 401, the last good keys keep serving, and no VM fails.
+#[test]
+fn a_response_reset_after_its_headers_is_a_failed_fetch() {
+    let jwks = Idp::serving(&jwks_only(&["rsa-a"]));
+    let cut = Mode::HeadersThenClose {
+        body: jwks_only(&["rsa-a"]),
+    };
+    jwks.set_mode(cut.clone());
+    let cfg = config(json!({
+        "cache_duration": "1s", "min_cache_duration": "1s",
+        "async_fetch": { "failed_refetch_duration": "0.1s" }, "max_backoff": "0.3s",
+        "http_uri": { "uri": "http://idp.example/jwks", "cluster": "jwks", "timeout": "1s" },
+    }));
+    let setup = start(&cfg, &jwks);
+    // Cold start: every fetch is cut, so there are no keys.
+    assert!(eventually(Duration::from_secs(5), || jwks.requests() >= 2));
+    let resp = setup.get(&good());
+    assert_eq!(resp.status, 401, "{resp}");
+    // The IdP recovers; the filter learns the keys.
+    jwks.rotate(&jwks_only(&["rsa-a"]));
+    assert!(eventually(Duration::from_secs(5), || setup
+        .get(&good())
+        .status
+        == 200));
+    // Refreshes are cut again: the last good keys keep serving.
+    let before = jwks.requests();
+    jwks.set_mode(cut);
+    assert!(eventually(Duration::from_secs(5), || jwks.requests() >= before + 2));
+    assert_eq!(setup.get(&good()).status, 200);
+    assert!(
+        setup
+            .envoy
+            .stat("wasmcustom.jwt_authn_wasm.idp.jwks_fetch_failed.reset")
+            .unwrap_or(0)
+            >= 2,
+        "resets not counted"
+    );
+    assert_eq!(setup.envoy.wasm_failures(), Vec::<String>::new());
+    assert_eq!(setup.envoy.wasm_failure_stats(), vec![]);
+}

@@ -30,6 +30,9 @@ pub enum Mode {
     Hang,
     /// Reads the request and closes the connection without a response.
     Close,
+    /// Sends a 200's headers announcing `body`'s length, then half of `body`, then closes:
+    /// the response is reset after it started.
+    HeadersThenClose { body: String },
 }
 
 struct State {
@@ -172,6 +175,16 @@ fn serve(mut stream: TcpStream, state: &State) {
                 return;
             }
             Mode::Close => return,
+            Mode::HeadersThenClose { body } => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body.as_bytes()[..body.len() / 2]);
+                let _ = stream.flush();
+                return;
+            }
             Mode::Serve { body, max_age } => {
                 let cache = max_age
                     .map(|s| format!("cache-control: max-age={s}\r\n"))
