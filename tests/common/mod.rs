@@ -8,6 +8,7 @@
 //!   client credentials, introspection, revocation, token exchange, per-endpoint counts.
 //! - [`bootstrap`]: Envoy bootstraps running one `jwt_authn` JSON in our wasm filter, in native
 //!   `jwt_authn`, or both side by side.
+//! - [`vectors`]: other projects' test key sets and ours, with the answers each filter gives.
 //!
 //! Each test binary compiles this whole module and uses part of it.
 #![allow(dead_code)]
@@ -19,6 +20,7 @@ pub mod http;
 pub mod idp;
 pub mod mint;
 pub mod upstream;
+pub mod vectors;
 
 use bootstrap::{Listener, Side};
 use envoy::Envoy;
