@@ -5,12 +5,16 @@
 //! - [`upstream`]: the echo server that reports what reached the upstream.
 //! - [`http`]: a raw HTTP/1.1 client.
 //! - [`h2c`]: a raw HTTP/2 (cleartext, prior knowledge) client for the same requests.
+//! - [`authserver`]: a real OAuth 2.0 authorization server (oidc-provider, npm) on loopback:
+//!   client credentials, introspection, revocation, token exchange, per-endpoint counts.
 //! - [`bootstrap`]: Envoy bootstraps running one `jwt_authn` JSON in our wasm filter, in native
 //!   `jwt_authn`, or both side by side.
+//! - [`vectors`]: other projects' test key sets and ours, with the answers each filter gives.
 //!
 //! Each test binary compiles this whole module and uses part of it.
 #![allow(dead_code)]
 
+pub mod authserver;
 pub mod bootstrap;
 pub mod envoy;
 pub mod h2c;
@@ -18,6 +22,7 @@ pub mod http;
 pub mod idp;
 pub mod mint;
 pub mod upstream;
+pub mod vectors;
 
 use bootstrap::{Listener, Side};
 use envoy::Envoy;
