@@ -6,11 +6,14 @@
 
 CARGO   ?= cargo
 PYTHON  ?= python3
+NPM     ?= npm
 TARGET  := wasm32-wasip1
 ENVOY   := tests/ensure-envoy.sh
+# The tests' OAuth authorization server (oidc-provider, pinned by its package-lock.json).
+AUTHSERVER := tests/authserver
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint run clean envoy wasm-target schema oci fuzz soak bench bench-memory wrk
+.PHONY: help build test lint run clean envoy authserver wasm-target schema oci fuzz soak bench bench-memory wrk
 
 help: ## List the targets
 	@echo "Targets:"
@@ -19,7 +22,7 @@ help: ## List the targets
 build: wasm-target ## Build the filter: target/wasm32-wasip1/release/jwt_authn_wasm.wasm
 	$(CARGO) build --locked --release --target $(TARGET)
 
-test: build ## Unit tests, then end-to-end tests in a real Envoy (installs Envoy if needed)
+test: build authserver ## Unit tests, then end-to-end tests in a real Envoy (installs Envoy if needed)
 	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(CARGO) test --locked
 
 lint: wasm-target ## rustfmt check; clippy for the host and for the wasm target
@@ -46,6 +49,15 @@ wrk:
 
 envoy: ## Make sure a real Envoy is installed, and show its version
 	"$$($(ENVOY))" --version
+
+authserver: $(AUTHSERVER)/node_modules/.package-lock.json ## Install the tests' authorization server (npm ci; skipped when current)
+
+# npm writes node_modules/.package-lock.json on every install: newer than the lockfile means current.
+$(AUTHSERVER)/node_modules/.package-lock.json: $(AUTHSERVER)/package.json $(AUTHSERVER)/package-lock.json
+	@command -v node >/dev/null && command -v $(NPM) >/dev/null || \
+		{ echo "make authserver: Node.js 18 or later (node and npm) is needed for tests/authserver"; exit 1; }
+	$(NPM) ci --prefix $(AUTHSERVER) --ignore-scripts --no-audit --no-fund
+	@touch $@
 
 oci: build ## OCI image of the module as Istio pulls it (compat variant) in target/oci; prints the digest
 	tests/oci-image.sh

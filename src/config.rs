@@ -220,18 +220,19 @@ impl Config {
         self.providers.iter().position(|p| p.name == name)
     }
 
-    /// What loaded but deserves a log line: JWKS keys that were skipped, with the reason.
+    /// What loaded but deserves a log line: JWKS keys that were skipped, with the reason, and
+    /// keys that loaded although they are not RFC 7518 conformant (`KeySet::log_lines`).
     pub fn warnings(&self) -> Vec<String> {
         self.providers
             .iter()
             .flat_map(|p| {
-                let skipped = match &p.jwks {
-                    JwksSource::Local(keys) => keys.skipped(),
-                    JwksSource::Remote(_) => &[],
+                let lines = match &p.jwks {
+                    JwksSource::Local(keys) => keys.log_lines(),
+                    JwksSource::Remote(_) => Vec::new(),
                 };
-                skipped
-                    .iter()
-                    .map(move |reason| format!("provider {:?}: JWKS {reason}; key skipped", p.name))
+                lines
+                    .into_iter()
+                    .map(move |line| format!("provider {:?}: {line}", p.name))
             })
             .collect()
     }

@@ -1,13 +1,26 @@
-//! JWKS JSON → key set; which keys fit a token (kid, alg, kty); signature checks.
+//! Key set documents → key set; which keys fit a token (kid, alg, kty); signature checks.
+//!
+//! Two document forms load, the two native `jwt_authn` reads:
+//! - a JWKS (RFC 7517 §5), `{"keys": [...]}`;
+//! - Google's X.509 form, an object of PEM certificates by kid (`x509`), when the document has
+//!   no `keys` and every member is a certificate: each certificate's public key under its kid.
+//!
+//! The JSON is strict (duplicate member names at any depth, nesting beyond 128 levels and
+//! anything after the document are refused) except for one leniency native has too: a comma
+//! right after a value and before `]` or `}` (`{"keys": [{...},]}`, as in Envoy's own test
+//! key sets). Every error names the line and column where the document went wrong.
 //!
 //! Keys are parsed once, when the key set is loaded, into typed verifying keys; a request only
 //! selects and verifies. A key that cannot be used (unknown `kty`, RSA under 2048 or over 4096
-//! bits, an exponent that is even or 1, an EC point off its curve or coordinates of the wrong
-//! length, a small-order Ed25519 key, an empty HMAC secret, a JWK `alg` that is unknown or that
-//! its type cannot do, `use` other than `sig`) is skipped with a reason, so one bad key in a
-//! provider's set does not take down the others; a set with no usable key at all is an error.
-//! Members we do not need (`x5c`, `x5u`, `key_ops`, ...) are ignored: nothing here fetches or
-//! trusts anything a key points to.
+//! bits, an exponent that is even or 1, an EC point off its curve or coordinates longer than
+//! the curve's, a small-order Ed25519 key, an HMAC secret under 256 bits, a JWK `alg` that is
+//! unknown or that its type cannot do, `use` other than `sig`, a certificate that cannot be
+//! read) is skipped with a reason, so one bad key in a provider's set does not take down the
+//! others; a set with no usable key at all is an error. What loads although RFC 7518 says
+//! otherwise, as native loads it (EC coordinates shorter than the curve's, left-padded; an EC
+//! key without `crv`), is noted (`KeySet::notes`) for a warning in the log. Members we do not
+//! need (`x5c`, `x5u`, `key_ops`, ...) are ignored: nothing here fetches or trusts anything a
+//! key points to.
 //!
 //! The token's `alg` chooses nothing on its own: a key fits only if its type can do that
 //! algorithm and its own `alg`, when present, is the same. HMAC keys are `oct` only, so a
@@ -30,6 +43,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::AuthError;
 use crate::jwt::Alg;
+
+mod x509;
 use crate::rsa_pkcs1::{Hash, RsaVerifier};
 use crate::signature::{ec_spki, jose_to_der, SignatureBackend};
 
@@ -43,11 +58,13 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
 /// The smallest RSA modulus we load, in bits (RFC 7518 §3.3 requires 2048).
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// A provider's usable keys, in document order, and why the others were skipped.
+/// A provider's usable keys, in document order, why the others were skipped, and what loaded
+/// although it is not conformant.
 #[derive(Debug, Clone)]
 pub struct KeySet {
     keys: Vec<Jwk>,
     skipped: Vec<String>,
+    notes: Vec<String>,
     version: u64,
 }
 
@@ -94,13 +111,21 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-/// Why a JWKS document cannot be used at all. Produced by [`KeySet::from_json`]; `config`
-/// reports it, naming the provider, when the plugin configuration is loaded.
+/// Why a key set document cannot be used at all. Produced by [`KeySet::from_json`]; `config`
+/// reports it, naming the provider, when the plugin configuration is loaded, and `jwks_cache`
+/// when a fetched one is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksError {
-    /// Not JSON, not a JSON object, or an object that repeats a member name at any depth.
-    NotJson,
-    /// The document has no `keys` member, or it is not an array.
+    /// Not JSON (a syntax error, a member name repeated at any depth, too deep, not UTF-8,
+    /// something after the document), or JSON that is not an object. `line` and `column`
+    /// (1-based; column counts bytes) are where it went wrong.
+    NotJson {
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    /// The document has no `keys` member (and is not an object of PEM certificates either),
+    /// or `keys` is not an array.
     NoKeysArray,
     /// No key is usable: `keys` is empty, or every key was skipped. One line per skipped key,
     /// in the format of [`KeySet::skipped`].
@@ -110,8 +135,17 @@ pub enum JwksError {
 impl fmt::Display for JwksError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JwksError::NotJson => f.write_str("the JWKS is not a JSON object"),
-            JwksError::NoKeysArray => f.write_str("the JWKS has no `keys` array"),
+            JwksError::NotJson {
+                line,
+                column,
+                reason,
+            } => write!(
+                f,
+                "the JWKS is not a JSON object: {reason} at line {line}, column {column}"
+            ),
+            JwksError::NoKeysArray => f.write_str(
+                "the JWKS has no `keys` array, and is not an object of PEM certificates by kid",
+            ),
             JwksError::NoUsableKey { skipped } if skipped.is_empty() => {
                 f.write_str("the JWKS `keys` array is empty")
             }
@@ -134,44 +168,56 @@ pub const MAX_KEYS: usize = 100;
 pub const MIN_OCT_BYTES: usize = 32;
 
 impl KeySet {
-    /// Parses a JWKS document. Keys that cannot be used are skipped (see `skipped()`), and so
-    /// is every entry past the first `MAX_KEYS`; a document with no usable key is an error.
+    /// Parses a key set document (a JWKS, or Google's X.509 form). Keys that cannot be used
+    /// are skipped (see `skipped()`), and so is every entry past the first `MAX_KEYS`; a
+    /// document with no usable key is an error.
     pub fn from_json(text: &str) -> Result<KeySet, JwksError> {
-        let doc = crate::jwt::parse_object(text.as_bytes()).ok_or(JwksError::NotJson)?;
-        let Some(Value::Array(items)) = doc.get("keys") else {
-            return Err(JwksError::NoKeysArray);
-        };
-        let mut keys = Vec::new();
-        let mut skipped = Vec::new();
-        if items.len() > MAX_KEYS {
-            skipped.push(format!(
-                "keys {MAX_KEYS}..{}: ignored, at most {MAX_KEYS} keys are read",
-                items.len() - 1
-            ));
-        }
-        for (i, item) in items.iter().enumerate().take(MAX_KEYS) {
-            let parsed = item
-                .as_object()
-                .ok_or_else(|| "not a JSON object".to_owned())
-                .and_then(parse_jwk);
-            match parsed {
-                Ok(jwk) => keys.push(jwk),
-                Err(reason) => {
+        KeySet::from_slice(text.as_bytes())
+    }
+
+    /// [`KeySet::from_json`] on bytes as they arrived: bytes that are not UTF-8 are a
+    /// `NotJson` error with their place, like any other.
+    pub fn from_slice(bytes: &[u8]) -> Result<KeySet, JwksError> {
+        let doc = parse_document(bytes)?;
+        let mut loaded = Loaded::default();
+        match doc.get("keys") {
+            Some(Value::Array(items)) => {
+                let entries = items.iter().enumerate().map(|(i, item)| {
                     let kid = item
                         .get("kid")
                         .and_then(Value::as_str)
                         .map(|kid| format!(" (kid {})", quoted(kid)))
                         .unwrap_or_default();
-                    skipped.push(format!("key {i}{kid}: {reason}"));
-                }
+                    let parsed = item
+                        .as_object()
+                        .ok_or_else(|| "not a JSON object".to_owned())
+                        .and_then(parse_jwk);
+                    (format!("key {i}{kid}"), parsed)
+                });
+                loaded.take(items.len(), "keys", entries);
+            }
+            Some(_) => return Err(JwksError::NoKeysArray),
+            None => {
+                let certificates = x509_form(&doc).ok_or(JwksError::NoKeysArray)?;
+                let entries = certificates.iter().map(|(kid, pem)| {
+                    let name = format!("certificate (kid {})", quoted(kid));
+                    (name, from_certificate(kid, pem))
+                });
+                loaded.take(certificates.len(), "certificates", entries);
             }
         }
+        let Loaded {
+            keys,
+            skipped,
+            notes,
+        } = loaded;
         if keys.is_empty() {
             return Err(JwksError::NoUsableKey { skipped });
         }
         Ok(KeySet {
             keys,
             skipped,
+            notes,
             version: VERSIONS.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -202,6 +248,27 @@ impl KeySet {
     /// `key 2 (kid "x"): RSA modulus is 1024 bits, at least 2048 required`.
     pub fn skipped(&self) -> &[String] {
         &self.skipped
+    }
+
+    /// One line per key that loaded although it is not RFC 7518 conformant, in the format of
+    /// `skipped()`, e.g. ``key 0 (kid "x"): `y` is 65 bytes, left-padded to the 66 of P-521
+    /// (RFC 7518 §6.2.1.3 wants exactly 66)``. For a warning in the log, once per load.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// What to log once when this set is loaded: each skipped key, then each note, as
+    /// `JWKS <line>; key skipped` and `JWKS <line>; loaded, but not RFC 7518 conformant`.
+    pub fn log_lines(&self) -> Vec<String> {
+        let skipped = self
+            .skipped
+            .iter()
+            .map(|line| format!("JWKS {line}; key skipped"));
+        let notes = self
+            .notes
+            .iter()
+            .map(|line| format!("JWKS {line}; loaded, but not RFC 7518 conformant"));
+        skipped.chain(notes).collect()
     }
 
     /// Verifies `signature` over `signing_input` with the keys that fit (see [`Jwk::fits`]),
@@ -367,8 +434,184 @@ fn key_size(key: &rsa::RsaPublicKey) -> usize {
     key.size()
 }
 
+/// What loading a document's entries gives: the usable keys, and a line for each skipped key
+/// and each note.
+#[derive(Default)]
+struct Loaded {
+    keys: Vec<Jwk>,
+    skipped: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Loaded {
+    /// Takes the first `MAX_KEYS` of `total` entries, each a name for the log (`key 3 (kid
+    /// "x")`) and the key or why not; says so when more were there (`what`: "keys").
+    fn take(
+        &mut self,
+        total: usize,
+        what: &str,
+        entries: impl Iterator<Item = (String, Result<Parsed, String>)>,
+    ) {
+        if total > MAX_KEYS {
+            self.skipped.push(format!(
+                "{what} {MAX_KEYS}..{}: ignored, at most {MAX_KEYS} keys are read",
+                total - 1
+            ));
+        }
+        for (name, parsed) in entries.take(MAX_KEYS) {
+            match parsed {
+                Ok(Parsed { jwk, notes }) => {
+                    self.keys.push(jwk);
+                    self.notes
+                        .extend(notes.into_iter().map(|note| format!("{name}: {note}")));
+                }
+                Err(reason) => self.skipped.push(format!("{name}: {reason}")),
+            }
+        }
+    }
+}
+
+/// One usable key, and what about it is not conformant.
+struct Parsed {
+    jwk: Jwk,
+    notes: Vec<String>,
+}
+
+/// The document as a JSON object, or where and why not. A comma right after a value and
+/// before `]` or `}` is read as if it were not there (native's leniency); it is blanked, not
+/// removed, so every error still points into the document as it arrived.
+fn parse_document(bytes: &[u8]) -> Result<Map<String, Value>, JwksError> {
+    let text = without_trailing_commas(bytes);
+    match crate::jwt::parse_value(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => {
+            let at = text
+                .iter()
+                .position(|b| !is_json_space(*b))
+                .unwrap_or_default();
+            let (line, column) = line_column(&text, at);
+            let kind = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            Err(JwksError::NotJson {
+                line,
+                column,
+                reason: format!("the document is {kind}"),
+            })
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let suffix = format!(" at line {} column {}", error.line(), error.column());
+            let reason = message.strip_suffix(&suffix).unwrap_or(&message);
+            Err(JwksError::NotJson {
+                line: error.line().max(1),
+                column: error.column().max(1),
+                reason: reason.to_owned(),
+            })
+        }
+    }
+}
+
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// 1-based line and column (in bytes) of offset `at`.
+fn line_column(text: &[u8], at: usize) -> (usize, usize) {
+    let before = text.get(..at).unwrap_or_default();
+    let line = 1 + before.iter().filter(|b| **b == b'\n').count();
+    let column = 1 + before.iter().rev().take_while(|b| **b != b'\n').count();
+    (line, column)
+}
+
+/// `bytes` with every comma that follows a value and precedes `]` or `}` (whitespace between
+/// allowed) replaced by a space. Commas inside strings, and commas after `[`, `{`, `:` or
+/// another comma (`[,]`, `[1,,]`) stay, for the parser to refuse.
+fn without_trailing_commas(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut in_string = false;
+    let mut escaped = false;
+    // The last byte outside strings that was not whitespace (a closing quote counts).
+    let mut last = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => {
+                    in_string = false;
+                    last = Some(b'"');
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b',' => {
+                let next = bytes
+                    .get(i + 1..)
+                    .and_then(|rest| rest.iter().find(|b| !is_json_space(**b)));
+                let after_value = last.is_some_and(|l| !matches!(l, b'[' | b'{' | b',' | b':'));
+                if after_value && matches!(next, Some(b']' | b'}')) {
+                    let buffer = out.get_or_insert_with(|| bytes.to_vec());
+                    if let Some(comma) = buffer.get_mut(i) {
+                        *comma = b' ';
+                    }
+                    continue;
+                }
+                last = Some(b',');
+            }
+            b if is_json_space(b) => {}
+            b => last = Some(b),
+        }
+    }
+    match out {
+        Some(fixed) => Cow::Owned(fixed),
+        None => Cow::Borrowed(bytes),
+    }
+}
+
+/// The members of an object in Google's X.509 form, or `None` when it is not in that form:
+/// at least one member, every name non-empty and every value a string with the shape of a
+/// PEM certificate (native's test). Sorted by kid (object members have no order).
+fn x509_form(doc: &Map<String, Value>) -> Option<Vec<(&str, &str)>> {
+    let certificates: Option<Vec<(&str, &str)>> = doc
+        .iter()
+        .map(|(kid, value)| match value {
+            Value::String(pem) if !kid.is_empty() && x509::looks_like_pem_certificate(pem) => {
+                Some((kid.as_str(), pem.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    certificates.filter(|c| !c.is_empty())
+}
+
+/// The key of one certificate of the X.509 form, under `kid`. Its `alg` is left open, so the
+/// key's type decides what it verifies (RSA: RS* and PS*; EC: its curve's ES*), as native does.
+fn from_certificate(kid: &str, pem: &str) -> Result<Parsed, String> {
+    let (key, spki) = match x509::public_key(pem)? {
+        x509::CertKey::Rsa { n, e } => rsa_public(&n, &e)?,
+        x509::CertKey::Ec { crv, point } => ec_public(crv, &point)?,
+    };
+    Ok(Parsed {
+        jwk: Jwk {
+            kid: Some(kid.to_owned()),
+            alg: None,
+            key,
+            spki,
+        },
+        notes: Vec::new(),
+    })
+}
+
 /// One JWK → a usable key, or why not.
-fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
+fn parse_jwk(jwk: &Map<String, Value>) -> Result<Parsed, String> {
     let text = |name: &str| -> Result<Option<&str>, String> {
         match jwk.get(name) {
             None => Ok(None),
@@ -396,41 +639,38 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
         ),
     };
     let kty = text("kty")?.ok_or("`kty` is missing")?;
-    let mut spki = None;
-    let key = match kty {
-        "RSA" => {
-            let key = rsa_key(&bytes("n")?, &bytes("e")?)?;
-            spki = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key)
-                .ok()
-                .map(|der| der.into_vec());
-            let fast = RsaVerifier::new(&key);
-            PublicKey::Rsa(key, fast)
-        }
+    let mut notes = Vec::new();
+    let (key, spki) = match kty {
+        "RSA" => rsa_public(&bytes("n")?, &bytes("e")?)?,
         // The curve first, so a key on a curve we lack says so rather than "`x` is missing".
-        // `from_sec1_bytes` refuses points off the curve and the identity.
         "EC" => {
-            let crv = text("crv")?.ok_or("`crv` is missing")?;
+            let crv = match (text("crv")?, alg) {
+                (Some(crv), _) => crv,
+                // RFC 7518 §6.2.1.1 requires `crv`; native takes it from `alg`, else P-256.
+                (None, Some(alg)) => {
+                    let crv = match alg {
+                        Alg::ES256 => "P-256",
+                        Alg::ES384 => "P-384",
+                        Alg::ES512 => "P-521",
+                        _ => return Err("`crv` is missing".into()),
+                    };
+                    notes.push(format!("`crv` is missing: {crv}, from `alg` {alg}"));
+                    crv
+                }
+                (None, None) => {
+                    notes.push("`crv` and `alg` are missing: P-256 (as native assumes)".into());
+                    "P-256"
+                }
+            };
             let size = match crv {
                 "P-256" => 32,
                 "P-384" => 48,
                 "P-521" => 66,
                 other => return Err(format!("EC curve {} is not supported", quoted(other))),
             };
-            let point = sec1(&bytes("x")?, &bytes("y")?, size)?;
-            let off_curve = |_| format!("the point is not on {crv}");
-            let key = match size {
-                32 => PublicKey::P256(
-                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(off_curve)?,
-                ),
-                48 => PublicKey::P384(
-                    p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(off_curve)?,
-                ),
-                _ => PublicKey::P521(Box::new(
-                    p521::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(off_curve)?,
-                )),
-            };
-            spki = ec_spki(size, &point);
-            key
+            let x = coordinate("x", bytes("x")?, size, crv, &mut notes)?;
+            let y = coordinate("y", bytes("y")?, size, crv, &mut notes)?;
+            ec_public(crv, &[&[4u8][..], &x, &y].concat())?
         }
         "OKP" => match text("crv")?.ok_or("`crv` is missing")? {
             "Ed25519" => {
@@ -443,7 +683,7 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
                 if key.is_weak() {
                     return Err("`x` is a small-order (weak) Ed25519 point".into());
                 }
-                PublicKey::Ed25519(key)
+                (PublicKey::Ed25519(key), None)
             }
             other => return Err(format!("OKP curve {} is not supported", quoted(other))),
         },
@@ -456,7 +696,7 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
                     k.len()
                 ));
             }
-            PublicKey::Oct(k)
+            (PublicKey::Oct(k), None)
         }
         other => return Err(format!("`kty` {} is not supported", quoted(other))),
     };
@@ -465,12 +705,78 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
             return Err(format!("`alg` {alg} does not fit `kty` {kty}"));
         }
     }
-    Ok(Jwk {
-        kid,
-        alg,
-        key,
-        spki,
+    Ok(Parsed {
+        jwk: Jwk {
+            kid,
+            alg,
+            key,
+            spki,
+        },
+        notes,
     })
+}
+
+/// An RSA key (checked by `rsa_key`), with its Montgomery constants and DER
+/// SubjectPublicKeyInfo for the host.
+fn rsa_public(n: &[u8], e: &[u8]) -> Result<(PublicKey, Option<Vec<u8>>), String> {
+    let key = rsa_key(n, e)?;
+    let spki = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key)
+        .ok()
+        .map(|der| der.into_vec());
+    let fast = RsaVerifier::new(&key);
+    Ok((PublicKey::Rsa(key, fast), spki))
+}
+
+/// An EC key on `crv` from its SEC1 uncompressed point (`from_sec1_bytes` refuses points off
+/// the curve and the identity), with its DER SubjectPublicKeyInfo for the host.
+fn ec_public(crv: &str, point: &[u8]) -> Result<(PublicKey, Option<Vec<u8>>), String> {
+    let off_curve = |_| format!("the point is not on {crv}");
+    Ok(match crv {
+        "P-256" => {
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(off_curve)?;
+            let spki = ec_spki(32, point);
+            (PublicKey::P256(key), spki)
+        }
+        "P-384" => {
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(off_curve)?;
+            let spki = ec_spki(48, point);
+            (PublicKey::P384(key), spki)
+        }
+        "P-521" => {
+            let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(off_curve)?;
+            let spki = ec_spki(66, point);
+            (PublicKey::P521(Box::new(key)), spki)
+        }
+        other => return Err(format!("EC curve {} is not supported", quoted(other))),
+    })
+}
+
+/// An EC coordinate of exactly `size` bytes. A shorter one (an encoder that dropped leading
+/// zero bytes, as some do for P-521) is left-padded with zeros, as native reads it, and noted:
+/// RFC 7518 §6.2.1.2 wants the full size. A longer one is refused.
+fn coordinate(
+    name: &str,
+    bytes: Vec<u8>,
+    size: usize,
+    crv: &str,
+    notes: &mut Vec<String>,
+) -> Result<Vec<u8>, String> {
+    if bytes.len() > size {
+        return Err(format!(
+            "`{name}` is {} bytes, more than the {size} of {crv}",
+            bytes.len()
+        ));
+    }
+    if bytes.len() < size {
+        notes.push(format!(
+            "`{name}` is {} bytes, left-padded to the {size} of {crv} (RFC 7518 wants exactly {size})",
+            bytes.len()
+        ));
+        let mut padded = vec![0u8; size - bytes.len()];
+        padded.extend_from_slice(&bytes);
+        return Ok(padded);
+    }
+    Ok(bytes)
 }
 
 fn rsa_key(n: &[u8], e: &[u8]) -> Result<rsa::RsaPublicKey, String> {
@@ -503,14 +809,6 @@ fn quoted(s: &str) -> String {
         Some((end, _)) => format!("{:?}…", s.get(..end).unwrap_or_default()),
         None => format!("{s:?}"),
     }
-}
-
-/// The SEC1 uncompressed encoding of (x, y), each exactly `size` bytes.
-fn sec1(x: &[u8], y: &[u8], size: usize) -> Result<Vec<u8>, String> {
-    if x.len() != size || y.len() != size {
-        return Err(format!("EC coordinates must be {size} bytes each"));
-    }
-    Ok([&[4u8][..], x, y].concat())
 }
 
 #[cfg(test)]

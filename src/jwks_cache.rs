@@ -89,7 +89,7 @@ impl FetchFailure {
             FetchFailure::Dispatch => "dispatch",
             FetchFailure::Reset => "reset",
             FetchFailure::TooLarge(_) => "too_large",
-            FetchFailure::BadJwks(JwksError::NotJson | JwksError::NoKeysArray) => "not_jwks",
+            FetchFailure::BadJwks(JwksError::NotJson { .. } | JwksError::NoKeysArray) => "not_jwks",
             FetchFailure::BadJwks(JwksError::NoUsableKey { .. }) => "no_usable_key",
             FetchFailure::Discovery => "discovery",
         }
@@ -184,8 +184,7 @@ pub fn read_response(
     if body_size > MAX_JWKS_BYTES || body.len() > MAX_JWKS_BYTES {
         return Err(FetchFailure::TooLarge(body_size.max(body.len())));
     }
-    let text = std::str::from_utf8(body).map_err(|_| FetchFailure::BadJwks(JwksError::NotJson))?;
-    let keys = KeySet::from_json(text).map_err(FetchFailure::BadJwks)?;
+    let keys = KeySet::from_slice(body).map_err(FetchFailure::BadJwks)?;
     let ttl = cache_control
         .and_then(max_age)
         .unwrap_or(policy.cache_duration)

@@ -245,10 +245,16 @@ fn numeric_date(n: &Number) -> i64 {
 /// Parses a JSON object, refusing duplicate member names at any depth. serde_json's own
 /// recursion limit (128) bounds nesting, so deep input is an error, never a stack overflow.
 pub fn parse_object(bytes: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice::<Unique>(bytes) {
-        Ok(Unique(Value::Object(map))) => Some(map),
+    match parse_value(bytes) {
+        Ok(Value::Object(map)) => Some(map),
         _ => None,
     }
+}
+
+/// Parses one JSON value under the same rules as [`parse_object`]; the error says what is
+/// wrong and where (`line()`, `column()`).
+pub fn parse_value(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<Unique>(bytes).map(|Unique(value)| value)
 }
 
 /// A `serde_json::Value` that fails to deserialize when an object repeats a key.

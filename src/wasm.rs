@@ -665,6 +665,12 @@ impl Context for Root {
                         fetched.ttl.as_secs()
                     ),
                 );
+                for line in fetched.keys.log_lines() {
+                    log(
+                        LogLevel::Warn,
+                        &format!("jwt-authn-wasm: provider {name:?}: {line}"),
+                    );
+                }
                 keys.fetch_succeeded(now, fetched);
             }
             Err(failure) => failed(keys, &name, &failure, now),

@@ -3,9 +3,12 @@
 //! - each Kubernetes document validates against Istio's CRD schemas (`../shared/istio/
 //!   crds.gen.yaml`, or `$ISTIO_CRDS`), strictly: an unknown field fails, as with
 //!   `kubectl apply` (server-side field validation `Strict`);
-//! - each `pluginConfig` (WasmPlugin, TrafficExtension) validates against our config schema,
-//!   loads natively, and runs in a real Envoy wrapped exactly as istiod wraps it, with a local
-//!   JWKS server standing in for `outbound|443||idp.example.com`;
+//! - each `pluginConfig` (WasmPlugin, TrafficExtension; the gateway's and the sidecar's)
+//!   validates against our config schema, loads natively, and runs in a real Envoy wrapped
+//!   exactly as istiod wraps it, with a local JWKS server standing in for
+//!   `outbound|443||idp.example.com`;
+//! - the sidecar forms select one workload's inbound traffic with the gateway's provider, and
+//!   chained behind the gateway's plugin in two Envoys they check what bypasses the gateway;
 //! - the plain Envoy bootstrap `manifests/envoy/envoy.yaml` starts as a user would start it
 //!   (only ports and the module path substituted) and answers 200 and 401;
 //! - the JSON Schema `manifests/schema/plugin-config.schema.json`, generated from the config
@@ -385,6 +388,34 @@ fn istio_wasm_filter(doc: &Value, wasm: &Value) -> Value {
     })
 }
 
+/// An Envoy whose listener `listener` runs `filter` (an Istio-wrapped plugin) and routes to
+/// `127.0.0.1:upstream_port`, with `idp` standing in for `outbound|443||idp.example.com`.
+fn istio_envoy(listener: &str, filter: Value, upstream_port: u16, idp: &Idp) -> Envoy {
+    // A listener from the shared bootstrap, its JWT filter replaced by Istio's wrapping.
+    let boot = bootstrap::bootstrap(
+        &[Listener::new(listener, Side::Native, &json!({}))],
+        upstream_port,
+    );
+    let mut boot: Value =
+        serde_json::from_str(&bootstrap::with_cluster(&boot, IDP_CLUSTER, idp.port())).unwrap();
+    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"][0] = filter;
+    Envoy::start(&boot.to_string())
+}
+
+/// A token the manifests' provider `idp` accepts, for alice with `scope`.
+fn idp_token(plugin_config: &Value, scope: &str) -> String {
+    let provider = &plugin_config["providers"]["idp"];
+    mint::token(
+        "RS256",
+        &json!({
+            "iss": provider["issuer"], "aud": provider["audiences"][0],
+            "sub": "alice@example.com", "client_id": "shop-frontend", "scope": scope,
+            "exp": common::now() + 600,
+        }),
+    )
+}
+
 /// Runs the manifest's plugin in Envoy as Istio would, and checks what its comments promise.
 fn check_plugin_in_envoy(relative: &str, wasm_of: fn(&Value) -> &Value) {
     let doc = docs_of(relative).remove(0);
@@ -397,30 +428,11 @@ fn check_plugin_in_envoy(relative: &str, wasm_of: fn(&Value) -> &Value) {
 
     let idp = Idp::serving(mint::JWKS);
     let upstream = Upstream::start();
-    // A listener from the shared bootstrap, its JWT filter replaced by Istio's wrapping.
-    let boot = bootstrap::bootstrap(
-        &[Listener::new("gateway", Side::Native, &json!({}))],
-        upstream.port(),
-    );
-    let mut boot: Value =
-        serde_json::from_str(&bootstrap::with_cluster(&boot, IDP_CLUSTER, idp.port())).unwrap();
-    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-        ["http_filters"][0] = filter;
-    let envoy = Envoy::start(&boot.to_string());
+    let envoy = istio_envoy("gateway", filter, upstream.port(), &idp);
     let port = envoy.port("gateway");
 
     let config = &wasm["pluginConfig"];
-    let provider = &config["providers"]["idp"];
-    let token = |scope: &str| {
-        mint::token(
-            "RS256",
-            &json!({
-                "iss": provider["issuer"], "aud": provider["audiences"][0],
-                "sub": "alice@example.com", "client_id": "shop-frontend", "scope": scope,
-                "exp": common::now() + 600,
-            }),
-        )
-    };
+    let token = |scope: &str| idp_token(config, scope);
     let reader = token("orders:read");
 
     let ok = Request::get("/orders/42").bearer(&reader).send(port);
@@ -501,6 +513,158 @@ fn traffic_extension_runs_in_envoy_as_istio_wraps_it() {
     check_plugin_in_envoy("manifests/istio/traffic-extension.yaml", |spec| {
         &spec["wasm"]
     });
+}
+
+#[test]
+fn sidecar_wasmplugin_runs_in_envoy_as_istio_wraps_it() {
+    check_plugin_in_envoy("manifests/istio/sidecar-wasmplugin.yaml", |spec| spec);
+}
+
+#[test]
+fn sidecar_traffic_extension_runs_in_envoy_as_istio_wraps_it() {
+    check_plugin_in_envoy("manifests/istio/sidecar-traffic-extension.yaml", |spec| {
+        &spec["wasm"]
+    });
+}
+
+/// The sidecar forms apply to one workload's inbound traffic, with the gateway's provider
+/// and the same egress entry, which every namespace can see.
+#[test]
+fn sidecar_manifests_select_inbound_traffic_of_a_workload() {
+    let gateway = docs_of("manifests/istio/wasmplugin.yaml").remove(0);
+    let gateway_namespace = gateway["metadata"]["namespace"].as_str().unwrap();
+    for (relative, wasm) in [
+        ("manifests/istio/sidecar-wasmplugin.yaml", "/spec"),
+        (
+            "manifests/istio/sidecar-traffic-extension.yaml",
+            "/spec/wasm",
+        ),
+    ] {
+        let doc = docs_of(relative).remove(0);
+        let spec = &doc["spec"];
+        assert_eq!(
+            spec["match"],
+            json!([{ "mode": "SERVER" }]),
+            "{relative}: inbound only"
+        );
+        let labels = spec["selector"]["matchLabels"].as_object();
+        assert!(
+            labels.is_some_and(|l| !l.is_empty()),
+            "{relative}: a workload selector"
+        );
+        assert_ne!(
+            doc["metadata"]["namespace"], gateway_namespace,
+            "{relative}: in the workload's namespace, not the gateway's"
+        );
+        let provider = &doc.pointer(wasm).unwrap()["pluginConfig"]["providers"]["idp"];
+        assert_eq!(
+            provider, &gateway["spec"]["pluginConfig"]["providers"]["idp"],
+            "{relative}: the gateway's provider, so a token that passed the gateway passes here"
+        );
+        assert_eq!(provider["remote_jwks"]["http_uri"]["cluster"], IDP_CLUSTER);
+    }
+    for egress in docs_of("manifests/istio/idp-egress.yaml") {
+        assert_eq!(
+            egress["spec"]["exportTo"],
+            json!(["*"]),
+            "{} must be visible to the sidecars' namespaces",
+            egress["kind"]
+        );
+    }
+}
+
+/// The two patterns chained as a cluster runs them: the gateway's plugin (with `forward:
+/// true`, as its comment says for this case) in front of a workload's sidecar plugin. Through
+/// the gateway a good token passes both; a call that bypasses the gateway is checked by the
+/// sidecar all the same, and the identity headers it forges never reach the workload.
+#[test]
+fn the_sidecar_checks_calls_that_bypass_the_gateway() {
+    let idp = Idp::serving(mint::JWKS);
+    let workload = Upstream::start();
+    let sidecar_doc = docs_of("manifests/istio/sidecar-wasmplugin.yaml").remove(0);
+    let sidecar = istio_envoy(
+        "sidecar",
+        istio_wasm_filter(&sidecar_doc, &sidecar_doc["spec"]),
+        workload.port(),
+        &idp,
+    );
+    let gateway_doc = docs_of("manifests/istio/wasmplugin.yaml").remove(0);
+    let mut forwarding = gateway_doc["spec"].clone();
+    forwarding["pluginConfig"]["providers"]["idp"]["forward"] = json!(true);
+    let gateway = istio_envoy(
+        "gateway",
+        istio_wasm_filter(&gateway_doc, &forwarding),
+        sidecar.port("sidecar"),
+        &idp,
+    );
+    let config = &sidecar_doc["spec"]["pluginConfig"];
+    let reader = idp_token(config, "orders:read");
+    let forged_identity = STANDARD.encode(br#"{"user_id":"admin@example.com"}"#);
+    let forge = |req: Request| {
+        req.header("x-jwt-sub", "admin@example.com")
+            .header("x-verified-identity", &forged_identity)
+    };
+
+    // Through the gateway: checked twice, identity set by the last check.
+    let ok = Request::get("/orders/42")
+        .bearer(&reader)
+        .send(gateway.port("gateway"));
+    assert_eq!(
+        ok.status,
+        200,
+        "{}
+{}",
+        ok.body_str(),
+        sidecar.log_tail(20)
+    );
+    let seen = ok.upstream();
+    assert_eq!(seen.header("x-jwt-sub"), Some("alice@example.com"));
+    assert!(!seen.has("authorization"), "the sidecar removes the token");
+
+    // Around the gateway, straight to the pod: no token, forged identity.
+    let bypass = forge(Request::get("/orders/42")).send(sidecar.port("sidecar"));
+    assert_eq!(
+        bypass.status, 401,
+        "a call around the gateway needs a token too"
+    );
+    assert!(bypass.echo().is_none(), "it never reached the workload");
+    // A good token with forged identity headers: the token's identity, not the forgery.
+    let mixed = forge(Request::get("/orders/42").bearer(&reader)).send(sidecar.port("sidecar"));
+    assert_eq!(mixed.status, 200);
+    assert_eq!(
+        mixed.upstream().header("x-jwt-sub"),
+        Some("alice@example.com")
+    );
+    let identity: Value = serde_json::from_slice(
+        &STANDARD
+            .decode(mixed.upstream().header("x-verified-identity").unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(identity["user_id"], "alice@example.com");
+    // The sidecar's own route rules: orders:read may not write, around the gateway or not.
+    let write = Request::new("POST", "/orders")
+        .bearer(&reader)
+        .send(sidecar.port("sidecar"));
+    assert_eq!(write.status, 403);
+    // The open route: the forged headers are removed there too.
+    let open = forge(Request::get("/healthz")).send(sidecar.port("sidecar"));
+    assert_eq!(open.status, 200);
+    open.assert_upstream_lacks(&["x-jwt-sub", "x-verified-identity"]);
+
+    // The gateway as shipped (no `forward`) removes the token, and the sidecar refuses what
+    // passed the gateway: why the comment in wasmplugin.yaml asks for `forward: true`.
+    let removing = istio_envoy(
+        "gateway",
+        istio_wasm_filter(&gateway_doc, &gateway_doc["spec"]),
+        sidecar.port("sidecar"),
+        &idp,
+    );
+    let lost = Request::get("/orders/42")
+        .bearer(&reader)
+        .send(removing.port("gateway"));
+    assert_eq!(lost.status, 401, "the sidecar saw no token");
+    assert_eq!(lost.body_str(), "Jwt is missing");
 }
 
 // ------------------------------------------------------------------------------------------

@@ -478,15 +478,17 @@ fn unusable_keys_are_skipped_with_a_reason() {
         ("P-256 point off the curve", off(&ec256), "not on P-256"),
         ("P-384 point off the curve", off(&ec384), "not on P-384"),
         ("P-521 point off the curve", off(&ec521), "not on P-521"),
-        ("P-256 x short", with(ec256.clone(), "x", json!(b64(&[7; 31]))), "32 bytes each"),
-        ("P-256 y long", with(ec256.clone(), "y", json!(b64(&[7; 33]))), "32 bytes each"),
-        ("P-521 x of 65 bytes", with(ec521.clone(), "x", json!(b64(&[1; 65]))), "66 bytes each"),
-        ("P-384 coordinates on P-256", with(ec384.clone(), "crv", json!("P-256")), "32 bytes each"),
-        ("P-256 coordinates on P-384", with(ec256.clone(), "crv", json!("P-384")), "48 bytes each"),
+        // A short coordinate is left-padded, and the point must still be on the curve.
+        ("P-256 x short, padded off the curve", with(ec256.clone(), "x", json!(b64(&[7; 31]))), "not on P-256"),
+        ("P-521 x of 65 bytes, padded off the curve", with(ec521.clone(), "x", json!(b64(&[1; 65]))), "not on P-521"),
+        ("P-256 coordinates on P-384", with(ec256.clone(), "crv", json!("P-384")), "not on P-384"),
+        ("P-256 y long", with(ec256.clone(), "y", json!(b64(&[7; 33]))), "`y` is 33 bytes, more than the 32 of P-256"),
+        ("P-384 coordinates on P-256", with(ec384.clone(), "crv", json!("P-256")), "`x` is 48 bytes, more than the 32 of P-256"),
+        ("P-521 y with a leading zero byte", with(ec521.clone(), "y", json!(b64(&[&[0u8][..], &unb64(ec521["y"].as_str().unwrap())].concat()))), "`y` is 67 bytes, more than the 66 of P-521"),
         ("EC no y", with(ec256.clone(), "y", Value::Null), "`y` is missing"),
         ("EC unknown curve", with(ec256.clone(), "crv", json!("P-192")), r#"EC curve "P-192" is not supported"#),
         ("EC secp256k1", with(ec256.clone(), "crv", json!("secp256k1")), "not supported"),
-        ("EC no curve", with(ec256.clone(), "crv", Value::Null), "`crv` is missing"),
+        ("EC no curve, alg RS256", with(with(ec256.clone(), "crv", Value::Null), "alg", json!("RS256")), "`crv` is missing"),
         ("EC curve a number", with(ec256.clone(), "crv", json!(256)), "`crv` is not a string"),
         ("ES384 on P-256", with(ec256.clone(), "alg", json!("ES384")), "`alg` ES384 does not fit `kty` EC"),
         // OKP
@@ -613,36 +615,115 @@ fn a_bad_key_does_not_hide_the_good_ones() {
     assert_eq!(check(&set, Alg::EdDSA, Some("ed"), &token), Ok(()));
 }
 
+/// `NotJson` at `line`, `column` with `reason`.
+fn not_json(line: usize, column: usize, reason: &str) -> JwksError {
+    JwksError::NotJson {
+        line,
+        column,
+        reason: reason.into(),
+    }
+}
+
 #[test]
 #[rustfmt::skip]
 fn documents_that_are_not_key_sets() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let cases: Vec<(String, JwksError, &str)> = vec![
-        ("".into(), JwksError::NotJson, "the JWKS is not a JSON object"),
-        ("nope".into(), JwksError::NotJson, "the JWKS is not a JSON object"),
-        ("null".into(), JwksError::NotJson, "the JWKS is not a JSON object"),
-        ("[]".into(), JwksError::NotJson, "the JWKS is not a JSON object"),
-        (r#""keys""#.into(), JwksError::NotJson, "the JWKS is not a JSON object"),
-        (format!("{} x", mint::JWKS), JwksError::NotJson, "the JWKS is not a JSON object"),
-        (r#"{"keys":[],"keys":[]}"#.into(), JwksError::NotJson, "the JWKS is not a JSON object"),
-        (r#"{"keys":[{"kty":"oct","k":"AQ","k":"Ag"}]}"#.into(), JwksError::NotJson, "the JWKS is not a JSON object"),
-        (format!(r#"{{"keys":{deep}}}"#), JwksError::NotJson, "the JWKS is not a JSON object"),
-        (r#"{"keys":[{"kty":"RSA","n":1e999}]}"#.into(), JwksError::NotJson, "the JWKS is not a JSON object"),
-        ("{}".into(), JwksError::NoKeysArray, "the JWKS has no `keys` array"),
-        (r#"{"Keys":[]}"#.into(), JwksError::NoKeysArray, "the JWKS has no `keys` array"),
-        (r#"{"keys":{}}"#.into(), JwksError::NoKeysArray, "the JWKS has no `keys` array"),
-        (r#"{"keys":null}"#.into(), JwksError::NoKeysArray, "the JWKS has no `keys` array"),
-        (r#"{"keys":"[]"}"#.into(), JwksError::NoKeysArray, "the JWKS has no `keys` array"),
-        (r#"{"keys":[]}"#.into(), JwksError::NoUsableKey { skipped: vec![] }, "the JWKS `keys` array is empty"),
+    let after = mint::JWKS.trim_end().lines().count();
+    let cases: Vec<(String, JwksError)> = vec![
+        ("".into(), not_json(1, 1, "EOF while parsing a value")),
+        ("nope".into(), not_json(1, 2, "expected ident")),
+        ("null".into(), not_json(1, 1, "the document is null")),
+        ("  []".into(), not_json(1, 3, "the document is an array")),
+        ("\n\n  7".into(), not_json(3, 3, "the document is a number")),
+        (r#""keys""#.into(), not_json(1, 1, "the document is a string")),
+        (format!("{} x", mint::JWKS.trim_end()), not_json(after, 3, "trailing characters")),
+        (r#"{"keys":[],"keys":[]}"#.into(), not_json(1, 17, "duplicate member `keys`")),
+        ("{\"keys\":[\n  {\"kty\":\"oct\",\"k\":\"AQ\",\"k\":\"Ag\"}]}".into(), not_json(2, 27, "duplicate member `k`")),
+        (format!(r#"{{"keys":{deep}}}"#), not_json(1, 135, "recursion limit exceeded")),
+        (r#"{"keys":[{"kty":"RSA","n":1e999}]}"#.into(), not_json(1, 31, "number out of range")),
+        ("{\"keys\":[\n{\"kty\":'RSA'}]}".into(), not_json(2, 8, "expected value")),
+        ("{keys:[]}".into(), not_json(1, 2, "key must be a string")),
+        // The one leniency is a comma after a value: not a comma alone, nor two.
+        (r#"{"keys":[,]}"#.into(), not_json(1, 10, "expected value")),
+        (r#"{"keys":[{},,]}"#.into(), not_json(1, 13, "expected value")),
+        (r#"{,"keys":[]}"#.into(), not_json(1, 2, "key must be a string")),
+        (r#"{"keys":,}"#.into(), not_json(1, 9, "expected value")),
+        ("{}".into(), JwksError::NoKeysArray),
+        (r#"{"Keys":[]}"#.into(), JwksError::NoKeysArray),
+        (r#"{"keys":{}}"#.into(), JwksError::NoKeysArray),
+        (r#"{"keys":null}"#.into(), JwksError::NoKeysArray),
+        (r#"{"keys":"[]"}"#.into(), JwksError::NoKeysArray),
+        (r#"{"keys":[]}"#.into(), JwksError::NoUsableKey { skipped: vec![] }),
         (r#"{"keys":[1,{}]}"#.into(), JwksError::NoUsableKey {
             skipped: vec!["key 0: not a JSON object".into(), "key 1: `kty` is missing".into()],
-        }, "the JWKS has no usable key: key 0: not a JSON object; key 1: `kty` is missing"),
+        }),
     ];
-    for (text, want, display) in cases {
+    for (text, want) in cases {
         let got = KeySet::from_json(&text).err();
-        assert_eq!(got.as_ref(), Some(&want), "{:.80}", text);
-        assert_eq!(want.to_string(), display);
+        assert_eq!(got.as_ref(), Some(&want), "{}", text.chars().take(80).collect::<String>());
     }
+    // Bytes that are not UTF-8, where they are.
+    assert_eq!(
+        KeySet::from_slice(b"{\"keys\":[{\"kid\":\"\xff\"}]}").err(),
+        Some(not_json(1, 18, "invalid unicode code point"))
+    );
+}
+
+#[test]
+fn errors_say_what_and_where() {
+    let displays = [
+        (
+            not_json(3, 7, "trailing comma"),
+            "the JWKS is not a JSON object: trailing comma at line 3, column 7",
+        ),
+        (
+            JwksError::NoKeysArray,
+            "the JWKS has no `keys` array, and is not an object of PEM certificates by kid",
+        ),
+        (
+            JwksError::NoUsableKey { skipped: vec![] },
+            "the JWKS `keys` array is empty",
+        ),
+        (
+            JwksError::NoUsableKey {
+                skipped: vec![
+                    "key 0: not a JSON object".into(),
+                    "key 1: `kty` is missing".into(),
+                ],
+            },
+            "the JWKS has no usable key: key 0: not a JSON object; key 1: `kty` is missing",
+        ),
+    ];
+    for (error, want) in displays {
+        assert_eq!(error.to_string(), want);
+    }
+}
+
+/// Native's one leniency: a comma after the last value of an array or object, in any place
+/// and with any whitespace around it. Commas inside strings are data, and stay.
+#[test]
+fn trailing_commas_before_a_closing_bracket_are_accepted() {
+    let rsa = fixture("rsa-a").to_string();
+    let body = rsa.strip_suffix('}').unwrap();
+    let docs = [
+        format!(r#"{{"keys":[{rsa},]}}"#),
+        format!("{{\"keys\": [\n  {rsa},\n  ]\n}}"),
+        format!(r#"{{"keys":[{rsa}],}}"#),
+        format!(r#"{{"keys":[{body},}}]}}"#),
+        format!("{{\"keys\":[{body},\t\r\n}},],}}"),
+    ];
+    for doc in docs {
+        let set = KeySet::from_json(&doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+        assert_eq!(set.len(), 1, "{doc}");
+    }
+    // A comma in a string before "]" is the string's: the kid keeps it.
+    let kid = with(fixture("rsa-a"), "kid", json!("a,]"));
+    let set = KeySet::from_json(&format!(r#"{{"keys":[{kid},]}}"#)).unwrap();
+    assert_eq!(set.keys()[0].kid.as_deref(), Some("a,]"));
+    // An escaped quote does not end the string.
+    let kid = with(fixture("rsa-a"), "kid", json!("q\",}"));
+    let set = KeySet::from_json(&format!(r#"{{"keys":[{kid}]}}"#)).unwrap();
+    assert_eq!(set.keys()[0].kid.as_deref(), Some("q\",}"));
 }
 
 /// Garbage of every JSON type in every member of every kind of key: the key loads or is
@@ -822,4 +903,293 @@ fn only_the_first_max_keys_entries_are_read() {
         Err(AuthError::NoMatchingKey)
     );
     assert_eq!(check(&set, Alg::HS256, Some("k99"), &token), Ok(()));
+}
+
+/// Other projects' test key sets and ours (`tests/common/vectors.rs`): each loads (or is
+/// refused) as the table says, and each token's signature verifies with it or finds no key.
+#[test]
+fn every_vector_loads_as_the_table_says() {
+    use vectors::{Load, VECTORS};
+    for vector in VECTORS {
+        let name = vector.name;
+        let set = KeySet::from_json(vector.jwks);
+        match (vector.load, &set) {
+            (
+                Load::Keys {
+                    keys,
+                    skipped,
+                    notes,
+                },
+                Ok(set),
+            ) => {
+                let got = (set.len(), set.skipped().len(), set.notes().len());
+                assert_eq!(
+                    got,
+                    (keys, skipped, notes),
+                    "{name}: (keys, skipped, notes); skipped {:?}, notes {:?}",
+                    set.skipped(),
+                    set.notes()
+                );
+            }
+            (Load::Refused(want), Err(error)) => {
+                assert!(error.to_string().contains(want), "{name}: {error}");
+            }
+            (want, got) => panic!("{name}: want {want:?}, got {got:?}"),
+        }
+        for check in vector.tokens {
+            let token = check.token.text();
+            for (how, backend) in backends() {
+                let verdict = crate::jwt::parse(&token).and_then(|jwt| match &set {
+                    Ok(set) => set.verify(
+                        jwt.alg,
+                        jwt.kid.as_deref(),
+                        jwt.signing_input().as_bytes(),
+                        &jwt.signature,
+                        backend,
+                    ),
+                    Err(_) => Err(AuthError::NoMatchingKey),
+                });
+                let head = token.get(..40).unwrap_or_default();
+                assert_eq!(
+                    verdict.is_ok(),
+                    check.verifies,
+                    "{name} {head}… ({how}): {verdict:?}"
+                );
+            }
+        }
+    }
+}
+
+#[path = "../../tests/common/vectors.rs"]
+mod vectors;
+
+/// The PEM certificate of `kid` in the `ours-x509-rsa` vector.
+fn rsa_certificate(kid: &str) -> String {
+    let doc: Value =
+        serde_json::from_str(vectors::VECTORS[vector_index("ours-x509-rsa")].jwks).unwrap();
+    doc[kid].as_str().unwrap().to_owned()
+}
+
+fn vector_index(name: &str) -> usize {
+    vectors::VECTORS
+        .iter()
+        .position(|v| v.name == name)
+        .unwrap()
+}
+
+/// Google's form: each certificate's key under its member name, with no `alg` of its own, so
+/// its type decides (RSA: RS* and PS*), as native does; a kid picks exactly its certificate.
+#[test]
+fn x509_keys_carry_their_kid_and_the_algorithms_of_their_type() {
+    let doc = json!({ "rsa-a": rsa_certificate("rsa-a"), "rsa-b": rsa_certificate("rsa-b") });
+    let set = KeySet::from_json(&doc.to_string()).unwrap();
+    let kids: Vec<_> = set
+        .keys()
+        .iter()
+        .map(|k| (k.kid.as_deref(), k.alg))
+        .collect();
+    assert_eq!(kids, [(Some("rsa-a"), None), (Some("rsa-b"), None)]);
+    for alg in [
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+    ] {
+        let token = mint::sign(
+            &json!({ "alg": alg.name(), "kid": "rsa-a" }),
+            &claims(),
+            alg.name(),
+            Key::RsaA,
+        );
+        assert_eq!(check(&set, alg, Some("rsa-a"), &token), Ok(()), "{alg}");
+        assert_eq!(
+            check(&set, alg, Some("rsa-b"), &token),
+            Err(AuthError::SignatureInvalid),
+            "{alg}"
+        );
+        assert_eq!(check(&set, alg, None, &token), Ok(()), "{alg} without kid");
+    }
+    let es256 = mint::token("ES256", &claims());
+    assert_eq!(
+        check(&set, Alg::ES256, Some("rsa-a"), &es256),
+        Err(AuthError::NoMatchingKey)
+    );
+    // EC certificates (ours; native refuses them): the curve's algorithm only.
+    let ec: Value =
+        serde_json::from_str(vectors::VECTORS[vector_index("ours-x509-ec")].jwks).unwrap();
+    let set = KeySet::from_json(&ec.to_string()).unwrap();
+    for (alg, kid) in [
+        (Alg::ES256, "ec256"),
+        (Alg::ES384, "ec384"),
+        (Alg::ES512, "ec521"),
+    ] {
+        let token = mint::token(alg.name(), &claims());
+        assert_eq!(check(&set, alg, Some(kid), &token), Ok(()), "{alg}");
+        assert_eq!(
+            set.keys().iter().filter(|k| k.fits(alg, None)).count(),
+            1,
+            "{alg}"
+        );
+    }
+}
+
+/// A certificate that cannot be read is skipped, the kid named, and the reason given; the
+/// others still load. Only a document whose every member is a certificate is in this form.
+#[test]
+#[rustfmt::skip]
+fn unreadable_certificates_are_skipped_with_their_kid() {
+    let good = rsa_certificate("rsa-b");
+    let pem = |body: &str| format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n");
+    let der = |text: &str| {
+        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    };
+    let reencode = |bytes: &[u8]| pem(&base64::engine::general_purpose::STANDARD.encode(bytes));
+    let a = der(&rsa_certificate("rsa-a"));
+    let truncated = reencode(&a[..a.len() - 1]);
+    let trailing = reencode(&[&a[..], &[0]].concat());
+    // The Ed25519 SubjectPublicKeyInfo algorithm (1.3.101.112) in place of rsaEncryption:
+    // the certificate's outline still holds, its key type is not one we read.
+    let rsa_oid = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    let at = a.windows(rsa_oid.len()).position(|w| w == rsa_oid).unwrap();
+    let mut other = a.clone();
+    other.splice(at..at + rsa_oid.len(), [0x06, 0x09, 0x2b, 0x65, 0x70, 0, 0, 0, 0, 0, 0]);
+    let cases = [
+        (pem("bm90IGEgY2VydGlmaWNhdGU="), "the certificate is not DER X.509"),
+        (pem("!!!!"), "the PEM body is not base64"),
+        (pem(""), "the certificate is not DER X.509"),
+        (truncated, "the certificate is not DER X.509"),
+        (trailing, "the certificate is not DER X.509"),
+        (reencode(&other), "the certificate's key is neither RSA nor EC"),
+        (format!("{}{good}", rsa_certificate("rsa-a")), "one certificate per kid"),
+    ];
+    for (bad, reason) in cases {
+        let set = KeySet::from_json(&json!({ "bad": bad, "good": good }).to_string()).unwrap();
+        assert_eq!(set.len(), 1, "{reason}");
+        assert_eq!(set.keys()[0].kid.as_deref(), Some("good"));
+        assert_eq!(set.skipped().len(), 1);
+        let line = &set.skipped()[0];
+        assert!(line.starts_with(r#"certificate (kid "bad"): "#) && line.contains(reason), "{line}");
+    }
+    // Not the X.509 form: a member that is not a certificate, an empty kid, nothing at all.
+    for doc in [
+        json!({ "kid1": "pubkey1", "kid2": good }),
+        json!({ "": good }),
+        json!({ "kid1": [good] }),
+        json!({ "kid1": good.replace("CERTIFICATE", "PUBLIC KEY") }),
+        json!({}),
+    ] {
+        assert_eq!(KeySet::from_json(&doc.to_string()).err(), Some(JwksError::NoKeysArray), "{doc}");
+    }
+    // `keys` wins: a JWKS with certificates beside it is read as a JWKS.
+    let both = json!({ "keys": [fixture("ed")], "rsa-a": good });
+    assert_eq!(KeySet::from_json(&both.to_string()).unwrap().len(), 1);
+}
+
+/// Byte edits of a certificate never panic the reader: the key loads or is skipped.
+#[test]
+fn mutated_certificates_never_panic() {
+    use base64::engine::general_purpose::STANDARD;
+    let pem = rsa_certificate("rsa-a");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = STANDARD.decode(body).unwrap();
+    let wrap = |bytes: &[u8]| {
+        let doc = json!({ "k": format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", STANDARD.encode(bytes)) });
+        KeySet::from_json(&doc.to_string())
+    };
+    let mut loaded = 0;
+    for len in 0..der.len() {
+        assert!(
+            wrap(&der[..len]).is_err(),
+            "a certificate cut at {len} loaded"
+        );
+    }
+    for i in 0..der.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut bytes = der.clone();
+            bytes[i] ^= flip;
+            loaded += usize::from(wrap(&bytes).is_ok());
+        }
+    }
+    // Most edits land in parts nobody reads (names, dates, the signature).
+    assert!(
+        loaded > der.len(),
+        "{loaded} of {} edits loaded",
+        3 * der.len()
+    );
+}
+
+/// A coordinate shorter than its curve's is left-padded and noted, once, with its key, and
+/// the point must still be on the curve; a longer one is refused.
+#[test]
+fn short_ec_coordinates_are_padded_noted_and_still_checked() {
+    let y = unb64(fixture("ec521")["y"].as_str().unwrap());
+    assert_eq!(
+        (y.len(), y[0]),
+        (66, 0),
+        "the fixture's y has a leading zero byte"
+    );
+    let short = with(fixture("ec521"), "y", json!(b64(&y[1..])));
+    let set = set_of(vec![fixture("ed"), short]).unwrap();
+    assert_eq!(set.len(), 2);
+    let note = r#"key 1 (kid "ec521"): `y` is 65 bytes, left-padded to the 66 of P-521 (RFC 7518 wants exactly 66)"#;
+    assert_eq!(set.notes(), [note]);
+    assert_eq!(
+        set.log_lines(),
+        [format!("JWKS {note}; loaded, but not RFC 7518 conformant")]
+    );
+    let token = mint::token("ES512", &claims());
+    assert_eq!(check(&set, Alg::ES512, Some("ec521"), &token), Ok(()));
+    // Padding never moves a point onto the curve: a y cut short of a real byte is off it.
+    let cut = with(fixture("ec521"), "y", json!(b64(&y[2..])));
+    assert!(skipped_reason(cut).contains("the point is not on P-521"));
+}
+
+/// An EC key without `crv` takes it from `alg`, or is P-256 without either, as native reads
+/// it; noted either way.
+#[test]
+fn ec_keys_without_crv_take_it_from_alg() {
+    let p256 = with(fixture("ec256"), "crv", Value::Null);
+    let p384 = with(
+        with(fixture("ec384"), "crv", Value::Null),
+        "alg",
+        json!("ES384"),
+    );
+    let set = set_of(vec![p256, p384]).unwrap();
+    assert_eq!(
+        set.notes(),
+        [
+            r#"key 0 (kid "ec256"): `crv` and `alg` are missing: P-256 (as native assumes)"#,
+            r#"key 1 (kid "ec384"): `crv` is missing: P-384, from `alg` ES384"#,
+        ]
+    );
+    for (alg, kid) in [(Alg::ES256, "ec256"), (Alg::ES384, "ec384")] {
+        assert_eq!(
+            check(&set, alg, Some(kid), &mint::token(alg.name(), &claims())),
+            Ok(())
+        );
+    }
+    // A P-384 key without `crv` or `alg` is not a P-256 point.
+    let guessed = with(fixture("ec384"), "crv", Value::Null);
+    assert!(skipped_reason(guessed).contains("`x` is 48 bytes, more than the 32 of P-256"));
+}
+
+/// The log lines of a load: skipped keys first, then notes, each saying which.
+#[test]
+fn log_lines_say_skipped_or_not_conformant() {
+    let short = with(
+        fixture("ec521"),
+        "y",
+        json!(b64(&unb64(fixture("ec521")["y"].as_str().unwrap())[1..])),
+    );
+    let set = set_of(vec![json!(7), short]).unwrap();
+    assert_eq!(
+        set.log_lines(),
+        [
+            "JWKS key 0: not a JSON object; key skipped".to_owned(),
+            r#"JWKS key 1 (kid "ec521"): `y` is 65 bytes, left-padded to the 66 of P-521 (RFC 7518 wants exactly 66); loaded, but not RFC 7518 conformant"#.to_owned(),
+        ]
+    );
 }

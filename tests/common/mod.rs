@@ -4,18 +4,23 @@
 //! - [`envoy`]: a real Envoy process (ports chosen by Envoy, log, admin stats).
 //! - [`upstream`]: the echo server that reports what reached the upstream.
 //! - [`http`]: a raw HTTP/1.1 client.
+//! - [`authserver`]: a real OAuth 2.0 authorization server (oidc-provider, npm) on loopback:
+//!   client credentials, introspection, revocation, token exchange, per-endpoint counts.
 //! - [`bootstrap`]: Envoy bootstraps running one `jwt_authn` JSON in our wasm filter, in native
 //!   `jwt_authn`, or both side by side.
+//! - [`vectors`]: other projects' test key sets and ours, with the answers each filter gives.
 //!
 //! Each test binary compiles this whole module and uses part of it.
 #![allow(dead_code)]
 
+pub mod authserver;
 pub mod bootstrap;
 pub mod envoy;
 pub mod http;
 pub mod idp;
 pub mod mint;
 pub mod upstream;
+pub mod vectors;
 
 use bootstrap::{Listener, Side};
 use envoy::Envoy;

@@ -1,4 +1,4 @@
-//! JWKS parsing: any text, and key selection on what parsed.
+//! Key set parsing (JWKS and Google's X.509 form): any bytes, and key selection on what parsed.
 #![no_main]
 
 use jwt_authn_wasm::jwks::KeySet;
@@ -7,10 +7,7 @@ use jwt_authn_wasm::signature::PureRust;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(keys) = KeySet::from_json(text) {
+    if let Ok(keys) = KeySet::from_slice(data) {
         for alg in [
             "RS256", "PS384", "ES256", "ES384", "ES512", "EdDSA", "HS256",
         ] {
