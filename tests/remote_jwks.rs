@@ -1,9 +1,11 @@
 //! Remote JWKS, end to end: the filter fetches keys itself through an Envoy cluster from a
 //! real local JWKS server (`common::idp`) that counts requests and can rotate keys,
-//! fail, send garbage or a huge body, answer slowly, or not at all.
+//! fail, send garbage or a huge body, answer slowly, not at all, or break a response after its
+//! headers (over HTTP/1.1 or h2c).
 //!
 //! Each test runs its own Envoy (`--concurrency 1`) and JWKS server, so modes and counts do
-//! not leak between tests.
+//! not leak between tests. The callout-fault table is one test with one Envoy: each row has
+//! its own provider, cluster and JWKS server, so rows do not leak into each other either.
 
 // Tests fail by panicking, and index into responses they have just checked.
 #![allow(
@@ -22,7 +24,7 @@ use serde_json::{json, Value};
 use common::bootstrap::{self, Listener, Side};
 use common::envoy::Envoy;
 use common::http::Request;
-use common::idp::{jwks_only, Idp, Mode};
+use common::idp::{jwks_only, Break, Idp, Mode};
 use common::mint::{self, Key};
 use common::upstream::Upstream;
 
@@ -373,46 +375,335 @@ fn oidc_discovery_finds_the_jwks() {
     assert_eq!(setup.get(&good()).status, 200);
 }
 
-/// Regression: a JWKS response reset after its headers (the IdP closing mid-body) reached the
-/// filter with no response attached, and reading its `:status` through the SDK panicked: the
-/// VM aborted, the next VM took the lease and aborted too. Now it is a failed fetch (`reset`):
-/// a cold start answers 401, the last good keys keep serving, and no VM fails.
-#[test]
-fn a_response_reset_after_its_headers_is_a_failed_fetch() {
-    let jwks = Idp::serving(&jwks_only(&["rsa-a"]));
-    let cut = Mode::HeadersThenClose {
-        body: jwks_only(&["rsa-a"]),
-    };
-    jwks.set_mode(cut.clone());
-    let cfg = config(json!({
-        "cache_duration": "1s", "min_cache_duration": "1s",
-        "async_fetch": { "failed_refetch_duration": "0.1s" }, "max_backoff": "0.3s",
-        "http_uri": { "uri": "http://idp.example/jwks", "cluster": "jwks", "timeout": "1s" },
-    }));
-    let setup = start(&cfg, &jwks);
-    // Cold start: every fetch is cut, so there are no keys.
-    assert!(eventually(Duration::from_secs(5), || jwks.requests() >= 2));
-    let resp = setup.get(&good());
-    assert_eq!(resp.status, 401, "{resp}");
-    // The IdP recovers; the filter learns the keys.
-    jwks.rotate(&jwks_only(&["rsa-a"]));
-    assert!(eventually(Duration::from_secs(5), || setup
-        .get(&good())
-        .status
-        == 200));
-    // Refreshes are cut again: the last good keys keep serving.
-    let before = jwks.requests();
-    jwks.set_mode(cut);
-    assert!(eventually(Duration::from_secs(5), || jwks.requests() >= before + 2));
-    assert_eq!(setup.get(&good()).status, 200);
-    assert!(
-        setup
-            .envoy
-            .stat("wasmcustom.jwt_authn_wasm.idp.jwks_fetch_failed.reset")
+// ---- Callout faults: every way a response can break after it started ----------------------
+
+/// The protocol Envoy speaks to the identity provider of a fault row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Http1,
+    H2c,
+}
+
+/// One row of the fault table: a provider whose identity provider breaks its responses `how`,
+/// over `proto`, either the JWKS itself or (`discovery`) the OpenID configuration too.
+struct FaultRow {
+    /// Provider name, cluster name and path prefix: `[discovery_]<proto>_<break>`.
+    name: String,
+    how: Break,
+    proto: Proto,
+    discovery: bool,
+    idp: Idp,
+    token: String,
+}
+
+impl FaultRow {
+    fn issuer(&self) -> String {
+        format!("https://idp.example/{}", self.name)
+    }
+
+    /// Breaks every response (the JWKS and, for a discovery row, the OpenID configuration).
+    fn break_responses(&self) {
+        self.idp.set_mode(Mode::Broken(self.how));
+        if self.discovery {
+            self.idp.set_discovery_mode(Some(Mode::Broken(self.how)));
+        }
+    }
+
+    /// Answers again: the key set with rsa-a, and the OpenID configuration naming it.
+    fn recover(&self) {
+        self.idp.rotate(&jwks_only(&["rsa-a"]));
+        if self.discovery {
+            let document = json!({
+                "issuer": self.issuer(),
+                "jwks_uri": format!("http://idp.example/{}/jwks", self.name),
+            });
+            self.idp.set_discovery(Some(document.to_string()));
+        }
+    }
+
+    /// Fetches of the document that breaks first: the OpenID configuration for a discovery
+    /// row (the JWKS is never reached while it breaks), else the JWKS.
+    fn broken_fetches(&self) -> usize {
+        if self.discovery {
+            self.idp.discovery_requests()
+        } else {
+            self.idp.requests()
+        }
+    }
+
+    /// `jwks_fetch_failed.reset` of this provider (both listeners' plugins count there).
+    fn resets(&self, envoy: &Envoy) -> u64 {
+        envoy
+            .stat(&format!(
+                "wasmcustom.jwt_authn_wasm.{}.jwks_fetch_failed.reset",
+                self.name
+            ))
             .unwrap_or(0)
-            >= 2,
-        "resets not counted"
+    }
+
+    fn get(&self, envoy: &Envoy, listener: &str) -> common::http::Response {
+        Request::get(format!("/{}/api", self.name))
+            .bearer(&self.token)
+            .send(envoy.port(listener))
+    }
+}
+
+/// Every break over both protocols, for the JWKS and for the OpenID configuration.
+fn fault_rows() -> Vec<FaultRow> {
+    let mut rows = Vec::new();
+    for discovery in [false, true] {
+        for proto in [Proto::Http1, Proto::H2c] {
+            for how in Break::ALL {
+                let name = format!(
+                    "{}{}_{}",
+                    if discovery { "discovery_" } else { "" },
+                    match proto {
+                        Proto::Http1 => "http1",
+                        Proto::H2c => "h2c",
+                    },
+                    how.name()
+                );
+                let claims = json!({
+                    "iss": format!("https://idp.example/{name}"),
+                    "sub": "alice",
+                    "exp": common::now() + 3600,
+                });
+                let token = mint::sign(
+                    &json!({ "alg": "RS256", "kid": "rsa-a" }),
+                    &claims,
+                    "RS256",
+                    Key::RsaA,
+                );
+                rows.push(FaultRow {
+                    idp: Idp::serving(&jwks_only(&["rsa-a"])),
+                    name,
+                    how,
+                    proto,
+                    discovery,
+                    token,
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// One provider and one rule (`/<name>/`) per row; refresh every 0.8 s, retry after 0.1 s,
+/// back off at most 0.3 s, give up on a response after 1 s. `keys_unavailable` as given.
+fn fault_config(rows: &[FaultRow], keys_unavailable: &str) -> Value {
+    let mut providers = serde_json::Map::new();
+    let mut rules = Vec::new();
+    for row in rows {
+        let mut http_uri = json!({ "cluster": row.name, "timeout": "1s" });
+        if !row.discovery {
+            http_uri["uri"] = json!(format!("http://idp.example/{}/jwks", row.name));
+        }
+        providers.insert(
+            row.name.clone(),
+            json!({
+                "issuer": row.issuer(),
+                "remote_jwks": {
+                    "http_uri": http_uri,
+                    "oidc_discovery": row.discovery,
+                    "cache_duration": "1s", "min_cache_duration": "1s",
+                    "async_fetch": { "failed_refetch_duration": "0.1s" }, "max_backoff": "0.3s",
+                },
+                "claim_to_headers": [{ "header_name": "x-jwt-sub", "claim_name": "sub" }],
+            }),
+        );
+        rules.push(json!({
+            "match": { "prefix": format!("/{}/", row.name) },
+            "requires": { "provider_name": row.name },
+        }));
+    }
+    json!({
+        "providers": providers,
+        "rules": rules,
+        "failure_policy": { "keys_unavailable": keys_unavailable },
+    })
+}
+
+/// Sends each row's token on both listeners at once; returns a line per answer that `expect`
+/// (listener, response) refuses.
+fn check_rows(
+    rows: &[FaultRow],
+    envoy: &Envoy,
+    expect: impl Fn(&str, &common::http::Response) -> bool + Sync,
+) -> Vec<String> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = rows
+            .iter()
+            .flat_map(|row| ["wasm", "wasm503"].map(|listener| (row, listener)))
+            .map(|(row, listener)| {
+                let expect = &expect;
+                s.spawn(move || {
+                    let resp = row.get(envoy, listener);
+                    (!expect(listener, &resp)).then(|| {
+                        format!(
+                            "{} on {listener}: {} {:?}",
+                            row.name,
+                            resp.status,
+                            resp.body_str()
+                        )
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+/// Regression, then the class: a JWKS response reset after its headers (the IdP closing
+/// mid-body) reached the filter with no response attached, and reading its `:status` through
+/// the SDK panicked: the VM aborted, the next VM took the lease and aborted too. Now every way
+/// a JWKS or OpenID configuration response can break after it started ([`Break`]: headers
+/// then close, headers then a stall past `http_uri.timeout`, a truncated `content-length`
+/// body, a chunked body cut mid-chunk, a reset), over HTTP/1.1 and HTTP/2 (h2c: `RST_STREAM`,
+/// a connection dying under a stream), is a failed fetch counted as `reset`:
+/// - cold start: no keys, so 401 (503 with `keys_unavailable: deny_503`), and the keys once
+///   the identity provider answers again;
+/// - refresh: the last good keys keep serving;
+/// - no VM ever fails.
+///
+/// One Envoy for all rows: a provider, a cluster and an identity provider per row, and two
+/// listeners with the same providers (`wasm`: default policy; `wasm503`: `deny_503`).
+#[test]
+fn every_broken_response_is_a_failed_fetch_at_cold_start_and_at_refresh() {
+    let rows = fault_rows();
+    for row in &rows {
+        row.break_responses();
+    }
+    let upstream = Upstream::start();
+    let boot = bootstrap::bootstrap(
+        &[
+            Listener::new("wasm", Side::Wasm, &fault_config(&rows, "deny_401")),
+            Listener::new("wasm503", Side::Wasm, &fault_config(&rows, "deny_503")),
+        ],
+        upstream.port(),
     );
-    assert_eq!(setup.envoy.wasm_failures(), Vec::<String>::new());
-    assert_eq!(setup.envoy.wasm_failure_stats(), vec![]);
+    let boot = rows.iter().fold(boot, |boot, row| match row.proto {
+        Proto::Http1 => bootstrap::with_cluster(&boot, &row.name, row.idp.port()),
+        Proto::H2c => bootstrap::with_h2c_cluster(&boot, &row.name, row.idp.port()),
+    });
+    let envoy = Envoy::start(&boot);
+
+    // Cold start: every fetch breaks, so there are no keys; the filter keeps retrying.
+    let retried = eventually(Duration::from_secs(15), || {
+        rows.iter().all(|row| row.resets(&envoy) >= 2)
+    });
+    assert_no_vm_failure(&envoy, "at cold start");
+    let counts: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {} fetches, {} resets",
+                r.name,
+                r.broken_fetches(),
+                r.resets(&envoy)
+            )
+        })
+        .collect();
+    assert!(
+        retried,
+        "cold start, not two resets each:\n{}",
+        counts.join("\n")
+    );
+    // 401 with a `WWW-Authenticate` challenge; `deny_503`: 503 without one.
+    let wrong = check_rows(&rows, &envoy, |listener, resp| {
+        let (status, challenge) = if listener == "wasm" {
+            (401, true)
+        } else {
+            (503, false)
+        };
+        resp.status == status
+            && resp.body_str() == "Jwks remote fetch is failed"
+            && resp.header("www-authenticate").is_some() == challenge
+    });
+    assert_eq!(wrong, Vec::<String>::new(), "cold start without keys");
+    for row in &rows {
+        if row.discovery {
+            assert_eq!(
+                row.idp.requests(),
+                0,
+                "{}: JWKS fetched without discovery",
+                row.name
+            );
+        }
+    }
+
+    // The identity providers answer again: every provider learns its keys.
+    for row in &rows {
+        row.recover();
+    }
+    let mut wrong = Vec::new();
+    let recovered = eventually(Duration::from_secs(15), || {
+        wrong = check_rows(&rows, &envoy, |_, resp| {
+            resp.status == 200
+                && resp
+                    .echo()
+                    .and_then(|e| e.header("x-jwt-sub").map(str::to_owned))
+                    == Some("alice".to_owned())
+        });
+        wrong.is_empty()
+    });
+    assert_no_vm_failure(&envoy, "while recovering");
+    assert!(recovered, "no recovery after the cold start: {wrong:#?}");
+
+    // Refreshes break again: the last good keys keep serving, all along.
+    let before: Vec<(usize, u64)> = rows
+        .iter()
+        .map(|r| (r.broken_fetches(), r.resets(&envoy)))
+        .collect();
+    for row in &rows {
+        row.break_responses();
+    }
+    let mut denied = Vec::new();
+    let refreshes_failed = eventually(Duration::from_secs(15), || {
+        denied.extend(check_rows(&rows, &envoy, |_, resp| resp.status == 200));
+        rows.iter().zip(&before).all(|(row, (fetches, resets))| {
+            row.broken_fetches() > *fetches && row.resets(&envoy) >= resets + 2
+        })
+    });
+    assert_no_vm_failure(&envoy, "at refresh");
+    assert!(refreshes_failed, "refresh: not every row broke twice");
+    denied.extend(check_rows(&rows, &envoy, |_, resp| resp.status == 200));
+    assert_eq!(
+        denied,
+        Vec::<String>::new(),
+        "refresh faults: the last good keys must serve"
+    );
+
+    for row in &rows {
+        let h2 = row.idp.h2_connections();
+        match row.proto {
+            Proto::H2c => assert!(h2 > 0, "{}: Envoy never spoke h2c", row.name),
+            Proto::Http1 => assert_eq!(h2, 0, "{}: Envoy spoke h2c", row.name),
+        }
+    }
+    assert_no_vm_failure(&envoy, "at the end");
+    let resets: u64 = rows.iter().map(|r| r.resets(&envoy)).sum();
+    eprintln!(
+        "faults: {} rows (5 breaks x HTTP/1.1, h2c x JWKS, discovery), {resets} resets counted, \
+         every cold start 401/503 then 200, every refresh on the last good keys",
+        rows.len()
+    );
+}
+
+/// No panic, trap or failed callback in the log, and no `wasm.*` failure stat.
+fn assert_no_vm_failure(envoy: &Envoy, when: &str) {
+    let mut lines = envoy.wasm_failures();
+    lines.extend(
+        envoy
+            .wasm_failure_stats()
+            .into_iter()
+            .map(|(k, v)| format!("{k}: {v}")),
+    );
+    assert!(
+        lines.is_empty(),
+        "the wasm VM failed {when}:\n{}",
+        lines.join("\n")
+    );
 }

@@ -1,6 +1,12 @@
 //! Soak under faults (`make soak`): many requests through a real Envoy (`--concurrency 2`, so
 //! two worker VMs share one fetch through the lease) while the stand-in identity provider
-//! rotates keys, fails in every way it can, and recovers.
+//! rotates keys, fails in every way it can (every mode of `common::idp`, every [`Break`] of a
+//! response after its headers), and recovers.
+//!
+//! Two providers fetch from that one identity provider: `idp` over HTTP/1.1 (cluster `jwks`)
+//! and `idp_h2` over h2c (cluster `jwks_h2`), each with its issuer; the rule accepts either
+//! (`requires_any`), and tokens of both issuers are sent, so every fault is met over both
+//! protocols.
 //!
 //! Requests mix valid tokens (rsa-a, in every key set the IdP ever serves), rotation tokens
 //! (rsa-b / ec256, only in some sets), invalid tokens (tampered, expired, wrong issuer,
@@ -37,11 +43,13 @@ use serde_json::{json, Value};
 
 use common::bootstrap::{self, Listener, Side};
 use common::envoy::Envoy;
-use common::idp::{jwks_only, Idp, Mode};
+use common::idp::{jwks_only, Break, Idp, Mode};
 use common::mint::{self, Key};
 use common::upstream::Upstream;
 
 const ISS: &str = "https://soak.example";
+/// The issuer of `idp_h2`, the provider whose keys come over h2c.
+const ISS_H2: &str = "https://h2.soak.example";
 const VM_GAUGE: &str = "wasm.envoy.wasm.runtime.v8.active";
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -54,11 +62,11 @@ fn env_u64(name: &str, default: u64) -> u64 {
 /// Short lifetimes and retries, so a soak of minutes sees many refreshes, failures and
 /// recoveries.
 fn config() -> Value {
-    json!({
-        "providers": { "idp": {
-            "issuer": ISS,
+    let provider = |issuer: &str, cluster: &str| {
+        json!({
+            "issuer": issuer,
             "remote_jwks": {
-                "http_uri": { "uri": "http://soak.example/jwks", "cluster": "jwks", "timeout": "1s" },
+                "http_uri": { "uri": "http://soak.example/jwks", "cluster": cluster, "timeout": "1s" },
                 "cache_duration": "1s",
                 "min_cache_duration": "1s",
                 "max_backoff": "2s",
@@ -66,8 +74,17 @@ fn config() -> Value {
                 "async_fetch": { "failed_refetch_duration": "1s" },
             },
             "claim_to_headers": [{ "header_name": "x-jwt-sub", "claim_name": "sub" }],
-        } },
-        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "idp" } }],
+        })
+    };
+    json!({
+        "providers": {
+            "idp": provider(ISS, "jwks"),
+            "idp_h2": provider(ISS_H2, "jwks_h2"),
+        },
+        "rules": [{ "match": { "prefix": "/" }, "requires": { "requires_any": { "requirements": [
+            { "provider_name": "idp" },
+            { "provider_name": "idp_h2" },
+        ] } } }],
     })
 }
 
@@ -77,12 +94,26 @@ fn schedule() -> Vec<(&'static str, Mode)> {
         body: jwks_only(kids),
         max_age: None,
     };
+    // Every break of a response after its headers comes within the first ten steps, so that a
+    // short soak (SOAK_REQUESTS=100000 runs about ten steps here) meets them all.
+    let broken = |how: Break| Mode::Broken(how);
     vec![
         ("serve rsa-a", serve(&["rsa-a"])),
+        (
+            "broken: headers then close",
+            broken(Break::HeadersThenClose),
+        ),
         ("rotate: + rsa-b", serve(&["rsa-a", "rsa-b"])),
+        ("broken: reset (RST_STREAM, TCP RST)", broken(Break::Reset)),
         ("500", Mode::Status(500)),
+        ("broken: truncated body", broken(Break::TruncatedBody)),
         ("rotate: + ec256", serve(&["rsa-a", "ec256"])),
+        ("broken: chunked body cut", broken(Break::ChunkedCut)),
         ("garbage", Mode::Garbage),
+        (
+            "broken: headers then stall",
+            broken(Break::HeadersThenStall),
+        ),
         ("serve all three", serve(&["rsa-a", "rsa-b", "ec256"])),
         ("hang up", Mode::Close),
         ("too large", Mode::Huge(2 * 1024 * 1024)),
@@ -117,27 +148,52 @@ struct Pools {
 }
 
 fn pools() -> Pools {
-    let claims = |sub: &str, exp: i64| json!({ "iss": ISS, "sub": sub, "exp": exp });
+    let claims_of = |iss: &str, sub: &str, exp: i64| json!({ "iss": iss, "sub": sub, "exp": exp });
+    let claims = |sub: &str, exp: i64| claims_of(ISS, sub, exp);
     let far = common::now() + 24 * 3600;
     let sign = |kid: &str, alg: &str, key: Key, c: &Value| {
         mint::sign(&json!({ "alg": alg, "kid": kid }), c, alg, key)
     };
+    // Half for each provider: even users from `idp` (HTTP/1.1), odd ones from `idp_h2` (h2c).
+    let issuer = |i: usize| if i % 2 == 0 { ISS } else { ISS_H2 };
     let valid: Vec<String> = (0..8)
         .map(|i| {
             sign(
                 "rsa-a",
                 "RS256",
                 Key::RsaA,
-                &claims(&format!("user{i}"), far),
+                &claims_of(issuer(i), &format!("user{i}"), far),
             )
         })
         .collect();
-    let rotation = vec![
-        sign("rsa-b", "RS256", Key::RsaB, &claims("rotated-b", far)),
-        sign("ec256", "ES256", Key::Ec256, &claims("rotated-ec", far)),
-    ];
+    let rotation = [ISS, ISS_H2]
+        .iter()
+        .flat_map(|iss| {
+            [
+                sign(
+                    "rsa-b",
+                    "RS256",
+                    Key::RsaB,
+                    &claims_of(iss, "rotated-b", far),
+                ),
+                sign(
+                    "ec256",
+                    "ES256",
+                    Key::Ec256,
+                    &claims_of(iss, "rotated-ec", far),
+                ),
+            ]
+        })
+        .collect();
     let mut invalid = vec![
         mint::tampered(&valid[0]),
+        mint::tampered(&valid[1]),
+        sign(
+            "rsa-a",
+            "RS256",
+            Key::RsaA,
+            &claims_of(ISS_H2, "expired", common::now() - 3600),
+        ),
         sign(
             "rsa-a",
             "RS256",
@@ -290,6 +346,24 @@ impl Conn {
     }
 }
 
+/// `reason n, ...`: failed fetches by reason, summed over the providers.
+fn failure_reasons(stats: &std::collections::BTreeMap<String, String>) -> String {
+    let mut by_reason = std::collections::BTreeMap::<&str, u64>::new();
+    for (name, value) in stats {
+        if let (Some((_, reason)), Ok(n)) =
+            (name.split_once(".jwks_fetch_failed."), value.parse::<u64>())
+        {
+            *by_reason.entry(reason).or_default() += n;
+        }
+    }
+    by_reason
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn rss_kb(envoy: &Envoy) -> u64 {
     let pid = std::fs::read_to_string(envoy.dir().join("envoy.pid")).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
@@ -314,8 +388,9 @@ fn soak_under_jwks_faults() {
         &[Listener::new("soak", Side::Wasm, &config())],
         upstream.port(),
     );
-    let envoy =
-        Envoy::start_with_concurrency(&bootstrap::with_cluster(&boot, "jwks", idp.port()), 2);
+    let boot = bootstrap::with_cluster(&boot, "jwks", idp.port());
+    let boot = bootstrap::with_h2c_cluster(&boot, "jwks_h2", idp.port());
+    let envoy = Envoy::start_with_concurrency(&boot, 2);
     let port = envoy.port("soak");
     let vms_at_start = envoy.stat(VM_GAUGE);
     let pools = Arc::new(pools());
@@ -370,7 +445,10 @@ fn soak_under_jwks_faults() {
                     }
                     let (kind, token) = match rng.below(100) {
                         0..=49 => (Kind::Valid, Some(&pools.valid[rng.below(8) as usize])),
-                        50..=59 => (Kind::Rotation, Some(&pools.rotation[rng.below(2) as usize])),
+                        50..=59 => {
+                            let i = rng.below(pools.rotation.len() as u64) as usize;
+                            (Kind::Rotation, Some(&pools.rotation[i]))
+                        }
                         60..=94 => {
                             let i = rng.below(pools.invalid.len() as u64) as usize;
                             (Kind::Invalid, Some(&pools.invalid[i]))
@@ -431,13 +509,14 @@ fn soak_under_jwks_faults() {
     };
     println!(
         "soak: {done} requests in {:.1}s ({:.0}/s), {threads} client threads, {steps} IdP steps, \
-         {} JWKS requests\n\
+         {} JWKS requests ({} h2c connections)\n\
          soak: valid {} ok / {} denied; rotation {} ok / {} denied; invalid {} denied / {} accepted; \
          no token {} denied / {} accepted; 5xx {}; connections {}\n\
-         soak: JWKS fetches ok {}, failed {}; Envoy RSS {} kB after warm-up, {} kB at the end ({:+} kB)",
+         soak: JWKS fetches ok {}, failed {} ({}); Envoy RSS {} kB after warm-up, {} kB at the end ({:+} kB)",
         elapsed.as_secs_f64(),
         done as f64 / elapsed.as_secs_f64(),
         idp.requests(),
+        idp.h2_connections(),
         get(&totals.valid_ok),
         get(&totals.valid_denied),
         get(&totals.rotation_ok),
@@ -454,6 +533,7 @@ fn soak_under_jwks_faults() {
             .filter(|(k, _)| k.contains(".jwks_fetch_failed."))
             .filter_map(|(_, v)| v.parse::<u64>().ok())
             .sum::<u64>(),
+        failure_reasons(&stats),
         rss_before,
         rss_after,
         rss_after as i64 - rss_before as i64,
@@ -482,6 +562,7 @@ fn soak_under_jwks_faults() {
         get(&totals.valid_ok) > 0 && steps > 1,
         "the soak did not run"
     );
+    assert!(idp.h2_connections() > 0, "Envoy never spoke h2c to the IdP");
     assert!(
         rss_after <= rss_before + max_growth_mb * 1024,
         "Envoy RSS grew from {rss_before} kB to {rss_after} kB"

@@ -200,8 +200,17 @@ pub fn side_by_side(config: &Value, upstream_port: u16) -> String {
 
 /// `bootstrap` with one more STATIC cluster, `name`, at `127.0.0.1:port` (a JWKS server).
 pub fn with_cluster(bootstrap: &str, name: &str, port: u16) -> String {
+    add_cluster(bootstrap, name, port, false)
+}
+
+/// `with_cluster`, speaking HTTP/2 with prior knowledge (h2c) to the server.
+pub fn with_h2c_cluster(bootstrap: &str, name: &str, port: u16) -> String {
+    add_cluster(bootstrap, name, port, true)
+}
+
+fn add_cluster(bootstrap: &str, name: &str, port: u16, h2c: bool) -> String {
     let mut boot: Value = serde_json::from_str(bootstrap).expect("bootstrap is JSON");
-    let cluster = json!({
+    let mut cluster = json!({
         "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -212,6 +221,14 @@ pub fn with_cluster(bootstrap: &str, name: &str, port: u16) -> String {
             } } }] }],
         },
     });
+    if h2c {
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        });
+    }
     if let Some(clusters) = boot["static_resources"]["clusters"].as_array_mut() {
         clusters.push(cluster);
     }

@@ -282,13 +282,15 @@ impl Envoy {
         }
     }
 
-    /// Log lines that show the wasm VM failed: a panic, a trap, a failed callback, a
-    /// fail-closed stream. A crash must never hide behind a plausible status.
+    /// Log lines that show the wasm VM failed: a panic (the SDK's hook says `panicked`, ours
+    /// `PANIC`), a trap, a failed callback, a fail-closed stream. A crash must never hide
+    /// behind a plausible status.
     pub fn wasm_failures(&self) -> Vec<String> {
         self.log()
             .lines()
             .filter(|l| {
                 l.contains("panicked")
+                    || l.contains("PANIC")
                     || l.contains("RuntimeError")
                     || l.contains("wasm_fail_stream")
                     || l.contains("Function: proxy_")
