@@ -28,10 +28,10 @@ use std::rc::Rc;
 
 use crate::claims::ClaimRule;
 use crate::config::{Config, Location, Provider, ProviderId, Requirement};
-use crate::engine::{Availability, KeyStore, Wait};
 use crate::error::AuthError;
 use crate::extract::extract;
 use crate::jwt::{self, UntrustedJwt};
+use crate::keys::{Availability, KeyStore, Wait};
 use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
 use crate::scopes::ScopeRule;

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::propagate::claim;
+use crate::claim_path::claim;
 
 /// One entry of `required_claims`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,43 +20,13 @@
 //! Every decision carries its `Verdict` (failure reason and provider) for the glue to count.
 
 use crate::authorize::Evaluation;
-use crate::config::{Config, JwksSource, OnFailure, ProviderId, OUTCOME_HEADER};
+use crate::config::{Config, OnFailure, ProviderId, OUTCOME_HEADER};
 use crate::error::{deny, AuthError, Denial, FailureClass};
-pub use crate::jwks_cache::Availability;
+pub use crate::keys::{Availability, KeyStore, Wait};
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
 use crate::signature::{PureRust, SignatureBackend};
 use crate::token_cache::TokenCache;
-
-/// What the core needs from a key store, as of the moment of the request.
-pub trait KeyStore {
-    /// The provider's keys: ready, on the way, or not to be had.
-    fn keys(&self, provider: ProviderId) -> Availability<'_>;
-
-    /// Whether waiting could make `kid` known for `provider`: a refetch is allowed now or one
-    /// is in flight, and this kid was not already looked for in vain. Local key sets: never.
-    fn may_learn_kid(&self, _provider: ProviderId, _kid: &str) -> bool {
-        false
-    }
-}
-
-/// Local (inline) key sets live in the configuration itself; a remote provider has none here
-/// (the glue's store holds those).
-impl KeyStore for Config {
-    fn keys(&self, provider: ProviderId) -> Availability<'_> {
-        match self.providers.get(provider).map(|p| &p.jwks) {
-            Some(JwksSource::Local(keys)) => Availability::Ready(keys),
-            _ => Availability::Unavailable,
-        }
-    }
-}
-
-/// Why a request waits: the provider whose keys are on the way, and the kid to learn, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wait {
-    pub provider: ProviderId,
-    pub kid: Option<String>,
-}
 
 /// What the requirement check concluded, whatever was then done with the request: the glue
 /// counts and logs it.

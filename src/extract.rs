@@ -14,9 +14,19 @@
 //! Everything is read from the bytes that arrived: a `:path` or `cookie` header with bytes that
 //! are not UTF-8 elsewhere (another parameter, another cookie) still yields its token.
 
-use crate::config::Location;
 use crate::error::AuthError;
 use crate::request::RequestHeaders;
+
+/// Where a provider looks for tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A request header (lower-cased name); the token follows `value_prefix` when one is set.
+    Header { name: String, value_prefix: String },
+    /// A query parameter.
+    Param(String),
+    /// A cookie.
+    Cookie(String),
+}
 
 /// A token found at a location. `token` is `Err` when the location held something that cannot
 /// be a single token.

@@ -50,6 +50,7 @@
 )]
 
 pub mod authorize;
+pub mod claim_path;
 pub mod claims;
 pub mod config;
 pub mod crash;
@@ -59,6 +60,7 @@ pub mod extract;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
+pub mod keys;
 pub mod matcher;
 pub mod metrics;
 pub mod pairs;

@@ -22,7 +22,6 @@
 
 use regex_lite::Regex;
 
-use crate::config::RawStringMatcher;
 use crate::error::ConfigError;
 use crate::request::{RequestHeaders, Unreadable};
 
@@ -65,34 +64,6 @@ impl StringMatcher {
             op,
             pattern,
             ignore_case,
-        }
-    }
-
-    pub(crate) fn compile(field: &str, raw: RawStringMatcher) -> Result<Self, ConfigError> {
-        let ic = raw.ignore_case;
-        let mut chosen = Vec::new();
-        for (op, pattern) in [
-            (TextOp::Exact, raw.exact),
-            (TextOp::Prefix, raw.prefix),
-            (TextOp::Suffix, raw.suffix),
-            (TextOp::Contains, raw.contains),
-        ] {
-            if let Some(pattern) = pattern {
-                chosen.push(StringMatcher::text(op, pattern, ic));
-            }
-        }
-        if let Some(r) = raw.safe_regex {
-            chosen.push(StringMatcher::Regex(compile_regex(
-                &format!("{field}.safe_regex.regex"),
-                &r.regex,
-            )?));
-        }
-        match (chosen.pop(), chosen.is_empty()) {
-            (Some(m), true) => Ok(m),
-            _ => Err(ConfigError::new(
-                field,
-                "set exactly one of exact, prefix, suffix, contains or safe_regex",
-            )),
         }
     }
 

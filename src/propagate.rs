@@ -18,8 +18,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::config::{IdentityHeader, Location, Provider};
+pub use crate::claim_path::claim;
+use crate::config::{IdentityHeader, Provider};
 use crate::extract::remove_query_param;
+use crate::extract::Location;
 use crate::jwt::UntrustedJwt;
 use crate::request::RequestHeaders;
 use crate::scopes::scope_values;
@@ -100,14 +102,6 @@ pub fn consume_token<'c>(
         // Cookies are left alone: the cookie header carries the client's other cookies too.
         Location::Cookie(_) => {}
     }
-}
-
-/// The value at a dotted claim path.
-pub fn claim<'p>(payload: &'p Map<String, Value>, path: &[String]) -> Option<&'p Value> {
-    let (first, rest) = path.split_first()?;
-    rest.iter().try_fold(payload.get(first)?, |value, key| {
-        value.as_object()?.get(key)
-    })
 }
 
 /// A claim as a header value; `None` for null, an empty string (as Envoy), text with control

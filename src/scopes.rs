@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::propagate::claim;
+use crate::claim_path::claim;
 
 /// `required_scopes` of a provider requirement (our extension to `requires`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use crate::config::Config;
 use crate::jwt::UntrustedJwt;
 
 /// Envoy's default `jwt_cache_size`.
@@ -97,12 +96,13 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub fn new(config: &Config) -> Self {
+    /// One cache per provider, in provider order: `Some(size)` for a provider with
+    /// `jwt_cache_config`, `None` for one without (`Config::token_cache` passes them).
+    pub fn new(sizes: impl IntoIterator<Item = Option<usize>>) -> Self {
         Self {
-            providers: config
-                .providers
-                .iter()
-                .map(|p| p.jwt_cache_size.map(ProviderCache::new))
+            providers: sizes
+                .into_iter()
+                .map(|size| size.map(ProviderCache::new))
                 .collect(),
         }
     }

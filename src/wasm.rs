@@ -192,7 +192,7 @@ impl Shared {
             .map(|p| DecisionStats::define(Some(&p.name)))
             .collect();
         let config_len = config.providers.len();
-        let cache = TokenCache::new(&config);
+        let cache = config.token_cache();
         let shared_keys = config
             .providers
             .iter()

@@ -1,4 +1,4 @@
-//! The JSON Schema of the plugin configuration, derived from the serde shapes in `config.rs`
+//! The JSON Schema of the plugin configuration, derived from the serde shapes in `config::raw`
 //! (feature `schema`, never in the wasm module). The checked-in copy is
 //! `manifests/schema/plugin-config.schema.json`; `make schema` rewrites it and
 //! `tests/manifests.rs` fails when it is stale.

@@ -807,7 +807,7 @@ fn decide_cached<'c>(
 #[test]
 fn a_cached_token_skips_the_signature_but_not_the_claims() {
     let cfg = cached_config(10);
-    let mut cache = TokenCache::new(&cfg);
+    let mut cache = cfg.token_cache();
     let sigs = Counting(std::cell::Cell::new(0));
     let token = good();
     let first = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/x", &token, NOW);
@@ -856,7 +856,7 @@ fn a_cached_token_skips_the_signature_but_not_the_claims() {
 #[test]
 fn without_jwt_cache_config_every_request_checks_the_signature() {
     let cfg = config();
-    let mut cache = TokenCache::new(&cfg);
+    let mut cache = cfg.token_cache();
     let sigs = Counting(std::cell::Cell::new(0));
     for _ in 0..3 {
         let d = decide_cached(&cfg, &cfg, &mut cache, &sigs, "/x", &good(), NOW);
@@ -877,7 +877,7 @@ impl KeyStore for Keys {
 #[test]
 fn new_keys_void_the_cache() {
     let cfg = cached_config(10);
-    let mut cache = TokenCache::new(&cfg);
+    let mut cache = cfg.token_cache();
     let sigs = Counting(std::cell::Cell::new(0));
     let old = Keys(Arc::new(KeySet::from_json(mint::JWKS).unwrap()));
     let token = good();
@@ -900,7 +900,7 @@ fn new_keys_void_the_cache() {
 #[test]
 fn the_cache_holds_at_most_its_size() {
     let cfg = cached_config(2);
-    let mut cache = TokenCache::new(&cfg);
+    let mut cache = cfg.token_cache();
     let sigs = Counting(std::cell::Cell::new(0));
     let tokens: Vec<String> = (0..3)
         .map(|n| mint::token("RS256", &with(good_claims(), "n", json!(n))))

@@ -94,7 +94,7 @@ fn parsed_tokens_are_found_in_any_provider_cache() {
         .as_bytes(),
     )
     .unwrap();
-    let mut caches = TokenCache::new(&cfg);
+    let mut caches = cfg.token_cache();
     assert!(caches.enabled());
     assert!(caches.provider(0).is_none(), "a has no jwt_cache_config");
     let (h, jwt) = token(1, Some(NOW + 100));

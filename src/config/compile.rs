@@ -1,641 +1,14 @@
-//! Plugin configuration: Envoy `jwt_authn` JSON → a validated, compiled, immutable `Config`.
-//!
-//! The JSON is `envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication` in proto JSON
-//! (snake_case names, durations as `"600s"`), so a native config moves over unchanged. Parsing
-//! is two steps, as in Envoy's `filter_config.cc`: serde structs that refuse unknown fields,
-//! then `compile`, which resolves provider names, compiles regexes and parses key sets. Any
-//! error refuses the whole configuration, with the JSON path of the offending value; nothing
-//! here runs per request.
-//!
-//! Fields of `jwt_authn` that a wasm filter cannot honour (`filename` data sources, metadata
-//! outputs, `requirement_map`) are refused by name rather than ignored.
+//! The compile step: raw serde shapes (`raw`) → the validated, immutable `Config`. Resolves
+//! provider names, compiles matchers and regexes, parses key sets and claim paths; every error
+//! names the JSON path of the offending field. Runs once per configuration, never per request.
 
-use serde::{Deserialize, Deserializer};
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use super::raw::*;
+use super::*;
+use crate::claims::{is_scalar, ClaimTest};
+use crate::matcher::{compile_regex, HeaderMatcher, HostMatcher, PathMatcher, TextOp};
+use crate::scopes::is_scope_token;
 
-use crate::claims::{is_scalar, ClaimRule, ClaimTest};
-use crate::error::ConfigError;
-use crate::jwks::KeySet;
-use crate::jwks_cache::{FetchPolicy, Target};
-use crate::matcher::{HeaderMatcher, HostMatcher, PathMatcher, RouteMatcher, StringMatcher};
-use crate::scopes::{is_scope_token, ScopeRule};
-
-/// Envoy's default `clock_skew_seconds`.
-pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 60;
-
-/// The header that tells the upstream what enforcement would have done, in `report_only`;
-/// removed from every incoming request, in enforcement too.
-pub const OUTCOME_HEADER: &str = "x-jwt-authn-outcome";
-
-/// The compiled configuration of one plugin instance.
-#[derive(Debug)]
-pub struct Config {
-    /// Providers sorted by name; a `ProviderId` indexes this list.
-    pub providers: Vec<Provider>,
-    /// First match wins; no match means no token is needed.
-    pub rules: Vec<Rule>,
-    pub bypass_cors_preflight: bool,
-    pub strip_failure_response: bool,
-    /// What a failed requirement leads to, per class (our `failure_policy`).
-    pub failure_policy: FailurePolicy,
-    /// Evaluate and count everything, tell the upstream the outcome, never deny (ours).
-    pub report_only: bool,
-    /// Every header the filter can emit (claim targets, payload and identity headers, the
-    /// outcome header), lower-cased and deduplicated: removed from every request before
-    /// anything else.
-    pub emitted_headers: Vec<String>,
-    /// Our extension `host_signatures` (default true): check RS* and ES* signatures with the
-    /// host's native crypto where it has it. False: always with the module's own code.
-    pub host_signatures: bool,
-}
-
-/// `failure_policy` (our extension): what each class of failure leads to. 403s (audience,
-/// scope, claim) are always 403: the token is good, the caller is not allowed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct FailurePolicy {
-    /// No token where the requirement needs one.
-    #[serde(default)]
-    pub token_missing: OnFailure,
-    /// A token that is malformed, badly signed, expired, not yet valid, of an unknown issuer...
-    #[serde(default)]
-    pub token_invalid: OnFailure,
-    /// The provider's remote key set could not be fetched (and no last good one is left).
-    #[serde(default)]
-    pub keys_unavailable: OnFailure,
-}
-
-/// One class's outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub enum OnFailure {
-    /// 401 with `WWW-Authenticate`, as `jwt_authn` answers.
-    #[default]
-    #[serde(rename = "deny_401")]
-    Deny401,
-    /// 503 with the reason as the body and no challenge: the client is not at fault.
-    #[serde(rename = "deny_503")]
-    Deny503,
-    /// Let the request through without identity: emitted headers are stripped, the token is
-    /// left where it was.
-    #[serde(rename = "allow")]
-    Allow,
-}
-
-/// Index of a provider in `Config::providers`.
-pub type ProviderId = usize;
-
-#[derive(Debug)]
-pub struct Provider {
-    pub name: String,
-    /// `iss` must equal this when set; an empty issuer accepts any `iss`.
-    pub issuer: Option<String>,
-    /// Empty: any audience (or none) is accepted.
-    pub audiences: Vec<String>,
-    pub subjects: Option<StringMatcher>,
-    pub require_expiration: bool,
-    pub max_lifetime: Option<Duration>,
-    pub jwks: JwksSource,
-    pub forward: bool,
-    pub locations: Vec<Location>,
-    pub forward_payload_header: Option<String>,
-    pub pad_forward_payload_header: bool,
-    pub claim_to_headers: Vec<ClaimToHeader>,
-    /// `identity_header` (ours): one header with base64 of a JSON object of chosen claims.
-    pub identity_header: Option<IdentityHeader>,
-    pub clock_skew_seconds: u64,
-    /// `jwt_cache_config.jwt_cache_size`: how many verified tokens this provider keeps per VM;
-    /// `None` without `jwt_cache_config` (no cache, as in Envoy).
-    pub jwt_cache_size: Option<usize>,
-}
-
-/// `identity_header`, compiled: the header and, in configuration order, each field's claim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityHeader {
-    /// Lower-cased header name.
-    pub header: String,
-    pub fields: Vec<IdentityField>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityField {
-    pub name: String,
-    pub claim_path: Vec<String>,
-    /// The claim is `scope` or `scp`: its value becomes an array of scopes.
-    pub scopes: bool,
-}
-
-/// Where a provider's keys come from. The engine only ever asks a `KeyStore` for the current
-/// key set of a provider; for `Remote`, the glue's store fetches and caches it.
-#[derive(Debug)]
-pub enum JwksSource {
-    Local(Arc<KeySet>),
-    Remote(Box<RemoteJwks>),
-}
-
-/// `remote_jwks`, resolved: where to fetch (through which Envoy cluster) and the timing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteJwks {
-    /// The Envoy cluster the callout goes to (in Istio, e.g. `outbound|443||idp.example.com`).
-    pub cluster: String,
-    /// What is fetched: the JWKS (`http_uri.uri`), or with `oidc_discovery` the issuer's
-    /// OpenID configuration, whose `jwks_uri` is fetched next through the same cluster.
-    pub target: Target,
-    pub oidc_discovery: bool,
-    pub timeout: Duration,
-    pub policy: FetchPolicy,
-}
-
-/// Where a provider looks for tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A request header (lower-cased name); the token follows `value_prefix` when one is set.
-    Header { name: String, value_prefix: String },
-    /// A query parameter.
-    Param(String),
-    /// A cookie.
-    Cookie(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimToHeader {
-    /// Lower-cased header name.
-    pub header: String,
-    /// The claim path, split at dots: `realm_access.roles` → `["realm_access", "roles"]`.
-    pub claim_path: Vec<String>,
-}
-
-#[derive(Debug)]
-pub struct Rule {
-    pub matcher: RouteMatcher,
-    /// `None`: the route needs no token.
-    pub requirement: Option<Requirement>,
-}
-
-/// `JwtRequirement`, with provider names resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requirement {
-    /// A token from this provider; `audiences` overrides the provider's own when set,
-    /// `scopes` (our `required_scopes`) must be granted by it and `claims` (our
-    /// `required_claims`) must all hold for it.
-    Provider {
-        provider: ProviderId,
-        audiences: Option<Vec<String>>,
-        scopes: Option<ScopeRule>,
-        claims: Vec<ClaimRule>,
-    },
-    /// Any one child is satisfied.
-    Any(Vec<Requirement>),
-    /// Every child is satisfied.
-    All(Vec<Requirement>),
-    /// No token is fine; a token that is present must verify.
-    AllowMissing,
-    /// Always satisfied; a token that verifies still sets identity headers.
-    AllowMissingOrFailed,
-}
-
-impl Config {
-    /// Parses and compiles plugin configuration bytes. Empty configuration (Istio sends none
-    /// when `pluginConfig` is empty) is refused: a JWT filter with no providers protects nothing
-    /// and is almost certainly a mistake.
-    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ConfigError::new(
-                "",
-                "the plugin configuration is empty; expected jwt_authn JSON with `providers`",
-            ));
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
-        deserializer
-            .end()
-            .map_err(|e| ConfigError::new("", e.to_string()))?;
-        compile(raw)
-    }
-
-    pub fn provider_id(&self, name: &str) -> Option<ProviderId> {
-        self.providers.iter().position(|p| p.name == name)
-    }
-
-    /// What loaded but deserves a log line: JWKS keys that were skipped, with the reason, and
-    /// keys that loaded although they are not RFC 7518 conformant (`KeySet::log_lines`).
-    pub fn warnings(&self) -> Vec<String> {
-        self.providers
-            .iter()
-            .flat_map(|p| {
-                let lines = match &p.jwks {
-                    JwksSource::Local(keys) => keys.log_lines(),
-                    JwksSource::Remote(_) => Vec::new(),
-                };
-                lines
-                    .into_iter()
-                    .map(move |line| format!("provider {:?}: {line}", p.name))
-            })
-            .collect()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw JSON shapes (serde). Field names are jwt_authn's.
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    providers: BTreeMap<String, RawProvider>,
-    #[serde(default)]
-    rules: Vec<RawRule>,
-    #[serde(default)]
-    bypass_cors_preflight: bool,
-    #[serde(default)]
-    strip_failure_response: bool,
-    // Extensions (documented in the README).
-    #[serde(default)]
-    failure_policy: FailurePolicy,
-    #[serde(default)]
-    report_only: bool,
-    /// Check RS* and ES* signatures with the host's native crypto (Envoy's `verify_signature`)
-    /// when it has it; `false`: every signature in wasm.
-    #[serde(default = "yes")]
-    host_signatures: bool,
-    /// Accepted for compatibility; our stats have fixed names.
-    #[serde(default)]
-    #[allow(dead_code)]
-    stat_prefix: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawProvider {
-    #[serde(default)]
-    issuer: String,
-    #[serde(default)]
-    audiences: Vec<String>,
-    #[serde(default)]
-    subjects: Option<RawStringMatcher>,
-    #[serde(default)]
-    require_expiration: bool,
-    #[serde(default, deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    max_lifetime: Option<Duration>,
-    #[serde(default)]
-    local_jwks: Option<RawDataSource>,
-    #[serde(default)]
-    remote_jwks: Option<RawRemoteJwks>,
-    #[serde(default)]
-    forward: bool,
-    #[serde(default)]
-    from_headers: Vec<RawJwtHeader>,
-    #[serde(default)]
-    from_params: Vec<String>,
-    #[serde(default)]
-    from_cookies: Vec<String>,
-    #[serde(default)]
-    forward_payload_header: String,
-    #[serde(default)]
-    pad_forward_payload_header: bool,
-    #[serde(default)]
-    claim_to_headers: Vec<RawClaimToHeader>,
-    #[serde(default)]
-    clock_skew_seconds: Option<u32>,
-    /// Our extension.
-    #[serde(default)]
-    identity_header: Option<RawIdentityHeader>,
-    /// Keep verified tokens (per VM) so a token seen again is neither parsed nor checked again;
-    /// the claim checks still run. As in Envoy: no cache without it.
-    #[serde(default)]
-    jwt_cache_config: Option<RawJwtCacheConfig>,
-    // Known jwt_authn fields a wasm filter cannot honour: refused by name in `compile`, and
-    // left out of the JSON Schema (`schemars(skip)`) so editors never offer them.
-    #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(skip))]
-    payload_in_metadata: Option<serde_json::Value>,
-    #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(skip))]
-    header_in_metadata: Option<serde_json::Value>,
-    #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(skip))]
-    failed_status_in_metadata: Option<serde_json::Value>,
-    #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(skip))]
-    normalize_payload_in_metadata: Option<serde_json::Value>,
-    #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(skip))]
-    clear_route_cache: Option<serde_json::Value>,
-}
-
-/// `JwtCacheConfig`. A size of 0 (proto3's unset) means Envoy's default, 100.
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawJwtCacheConfig {
-    /// How many verified tokens of this provider each VM keeps; 0 means 100.
-    #[serde(default)]
-    jwt_cache_size: u32,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawRemoteJwks {
-    http_uri: RawHttpUri,
-    #[serde(default, deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    cache_duration: Option<Duration>,
-    #[serde(default)]
-    async_fetch: Option<RawAsyncFetch>,
-    // Extensions (documented in the README).
-    #[serde(default, deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    min_cache_duration: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    max_cache_duration: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    max_staleness: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    max_backoff: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    unknown_kid_refetch_interval: Option<Duration>,
-    #[serde(default)]
-    oidc_discovery: bool,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawHttpUri {
-    #[serde(default)]
-    uri: String,
-    cluster: String,
-    #[serde(deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    timeout: Option<Duration>,
-}
-
-/// Envoy fetches at start-up when this is set; we always do. `fast_listener` is accepted and
-/// means nothing here (the listener never waits for us); `failed_refetch_duration` is the
-/// first retry delay.
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawAsyncFetch {
-    #[serde(default)]
-    #[allow(dead_code)]
-    fast_listener: bool,
-    #[serde(default, deserialize_with = "duration")]
-    #[cfg_attr(feature = "schema", schemars(with = "schema::ProtoDuration"))]
-    failed_refetch_duration: Option<Duration>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawDataSource {
-    #[serde(default)]
-    inline_string: Option<String>,
-    #[serde(default)]
-    inline_bytes: Option<String>,
-    #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(skip))]
-    filename: Option<String>,
-    #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(skip))]
-    environment_variable: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawJwtHeader {
-    name: String,
-    #[serde(default)]
-    value_prefix: String,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawClaimToHeader {
-    header_name: String,
-    claim_name: String,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawIdentityHeader {
-    header_name: String,
-    /// Output field → claim name or dotted path.
-    claims: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    #[serde(rename = "match")]
-    route_match: RawRouteMatch,
-    #[serde(default)]
-    requires: Option<RawRequirement>,
-    #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(skip))]
-    requirement_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawRouteMatch {
-    #[serde(default)]
-    prefix: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    safe_regex: Option<RawRegex>,
-    #[serde(default)]
-    path_separated_prefix: Option<String>,
-    #[serde(default)]
-    case_sensitive: Option<bool>,
-    #[serde(default)]
-    headers: Vec<RawHeaderMatcher>,
-    // Extensions: Envoy matches these through `headers` on `:method` / `:authority`.
-    #[serde(default)]
-    methods: Vec<String>,
-    #[serde(default)]
-    hosts: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawRegex {
-    pub(crate) regex: String,
-    /// Deprecated in Envoy and without meaning for us; accepted so configs move over.
-    #[serde(default)]
-    #[allow(dead_code)]
-    google_re2: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawHeaderMatcher {
-    name: String,
-    #[serde(default)]
-    exact_match: Option<String>,
-    #[serde(default)]
-    prefix_match: Option<String>,
-    #[serde(default)]
-    suffix_match: Option<String>,
-    #[serde(default)]
-    contains_match: Option<String>,
-    #[serde(default)]
-    safe_regex_match: Option<RawRegex>,
-    #[serde(default)]
-    present_match: Option<bool>,
-    #[serde(default)]
-    string_match: Option<RawStringMatcher>,
-    #[serde(default)]
-    invert_match: bool,
-    #[serde(default)]
-    treat_missing_header_as_empty: bool,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStringMatcher {
-    #[serde(default)]
-    pub(crate) exact: Option<String>,
-    #[serde(default)]
-    pub(crate) prefix: Option<String>,
-    #[serde(default)]
-    pub(crate) suffix: Option<String>,
-    #[serde(default)]
-    pub(crate) contains: Option<String>,
-    #[serde(default)]
-    pub(crate) safe_regex: Option<RawRegex>,
-    #[serde(default)]
-    pub(crate) ignore_case: bool,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawRequirement {
-    #[serde(default)]
-    provider_name: Option<String>,
-    #[serde(default)]
-    provider_and_audiences: Option<RawProviderAndAudiences>,
-    #[serde(default)]
-    requires_any: Option<RawRequirementList>,
-    #[serde(default)]
-    requires_all: Option<RawRequirementList>,
-    #[serde(default)]
-    allow_missing_or_failed: Option<RawEmpty>,
-    #[serde(default)]
-    allow_missing: Option<RawEmpty>,
-    /// Our extensions, with `provider_name` or `provider_and_audiences`.
-    #[serde(default)]
-    required_scopes: Option<RawScopes>,
-    #[serde(default)]
-    required_claims: Vec<RawClaimRule>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawClaimRule {
-    name: String,
-    #[serde(default)]
-    equals: Option<serde_json::Value>,
-    #[serde(default)]
-    one_of: Option<Vec<serde_json::Value>>,
-    #[serde(default)]
-    contains: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawScopes {
-    #[serde(default)]
-    all_of: Vec<String>,
-    #[serde(default)]
-    any_of: Vec<String>,
-    #[serde(default)]
-    claim: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawProviderAndAudiences {
-    provider_name: String,
-    #[serde(default)]
-    audiences: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawRequirementList {
-    #[serde(default)]
-    requirements: Vec<RawRequirement>,
-}
-
-/// `google.protobuf.Empty`: `{}`.
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-struct RawEmpty {}
-
-/// Proto JSON `google.protobuf.Duration`: decimal seconds with an `s` suffix, up to nine
-/// fractional digits (`"600s"`, `"1.5s"`). Negative durations mean nothing here and are refused.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let number = text.strip_suffix('s')?;
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if number.contains('.') && fraction.is_empty() {
-        return None;
-    }
-    let secs: u64 = whole.parse().ok()?;
-    let nanos: u32 = format!("{fraction:0<9}").parse().ok()?;
-    Some(Duration::new(secs, nanos))
-}
-
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_duration(&text).map(Some).ok_or_else(|| {
-        serde::de::Error::custom(format_args!(
-            "invalid duration {text:?}: expected seconds with an `s` suffix, e.g. \"600s\" or \"1.5s\""
-        ))
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Compile: resolve, validate, build.
-
-fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
+pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.providers.is_empty() {
         return Err(ConfigError::new(
             "providers",
@@ -796,7 +169,7 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         .transpose()?;
     let subjects = raw
         .subjects
-        .map(|m| StringMatcher::compile(&field("subjects"), m))
+        .map(|m| compile_string_matcher(&field("subjects"), m))
         .transpose()?;
     Ok(Provider {
         name: name.to_owned(),
@@ -1086,7 +459,7 @@ fn compile_header_matcher(
     }
     if let Some(m) = raw.string_match {
         chosen.push(
-            StringMatcher::compile(&format!("{field}.string_match"), m).map(ValueMatch::String),
+            compile_string_matcher(&format!("{field}.string_match"), m).map(ValueMatch::String),
         );
     }
     let value_match = match (chosen.pop(), chosen.is_empty()) {
@@ -1266,14 +639,12 @@ fn compile_claim_rule(field: &str, raw: RawClaimRule) -> Result<ClaimRule, Confi
 
 /// A claim name or dotted path into nested objects: `realm_access.roles` → both segments.
 fn claim_path(field: &str, name: &str) -> Result<Vec<String>, ConfigError> {
-    let path: Vec<String> = name.split('.').map(str::to_owned).collect();
-    if path.iter().any(String::is_empty) {
-        return Err(ConfigError::new(
+    crate::claim_path::parse(name).ok_or_else(|| {
+        ConfigError::new(
             field,
             format!("{name:?} is not a claim name or dotted path"),
-        ));
-    }
-    Ok(path)
+        )
+    })
 }
 
 /// Why a header the filter writes or removes was refused: not a token, or a pseudo-header,
@@ -1295,10 +666,34 @@ fn is_header_name(name: &str) -> bool {
         })
 }
 
-#[cfg(feature = "schema")]
-mod schema;
-#[cfg(feature = "schema")]
-pub use schema::{json_schema, SCHEMA_PATH};
-
-#[cfg(test)]
-mod tests;
+/// `envoy.type.matcher.v3.StringMatcher`: exactly one of its operations.
+fn compile_string_matcher(
+    field: &str,
+    raw: RawStringMatcher,
+) -> Result<StringMatcher, ConfigError> {
+    let ic = raw.ignore_case;
+    let mut chosen = Vec::new();
+    for (op, pattern) in [
+        (TextOp::Exact, raw.exact),
+        (TextOp::Prefix, raw.prefix),
+        (TextOp::Suffix, raw.suffix),
+        (TextOp::Contains, raw.contains),
+    ] {
+        if let Some(pattern) = pattern {
+            chosen.push(StringMatcher::text(op, pattern, ic));
+        }
+    }
+    if let Some(r) = raw.safe_regex {
+        chosen.push(StringMatcher::Regex(compile_regex(
+            &format!("{field}.safe_regex.regex"),
+            &r.regex,
+        )?));
+    }
+    match (chosen.pop(), chosen.is_empty()) {
+        (Some(m), true) => Ok(m),
+        _ => Err(ConfigError::new(
+            field,
+            "set exactly one of exact, prefix, suffix, contains or safe_regex",
+        )),
+    }
+}

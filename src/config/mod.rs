@@ -1,0 +1,256 @@
+//! Plugin configuration: Envoy `jwt_authn` JSON → a validated, compiled, immutable `Config`.
+//!
+//! The JSON is `envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication` in proto JSON
+//! (snake_case names, durations as `"600s"`), so a native config moves over unchanged. Parsing
+//! is two steps, as in Envoy's `filter_config.cc`: serde structs that refuse unknown fields,
+//! then `compile`, which resolves provider names, compiles regexes and parses key sets. Any
+//! error refuses the whole configuration, with the JSON path of the offending value; nothing
+//! here runs per request.
+//!
+//! Fields of `jwt_authn` that a wasm filter cannot honour (`filename` data sources, metadata
+//! outputs, `requirement_map`) are refused by name rather than ignored.
+
+//!
+//! Layout: `raw` (the serde shape, `jwt_authn`'s names) → `compile` (validated, immutable
+//! `Config`, the types below); `schema` (feature `schema`) derives the JSON Schema.
+
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::claims::ClaimRule;
+use crate::error::ConfigError;
+use crate::jwks::KeySet;
+use crate::jwks_cache::{FetchPolicy, Target};
+use crate::matcher::{RouteMatcher, StringMatcher};
+use crate::scopes::ScopeRule;
+
+mod compile;
+mod raw;
+
+use compile::compile;
+#[cfg(test)]
+use raw::parse_duration;
+use raw::RawConfig;
+
+/// Envoy's default `clock_skew_seconds`.
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 60;
+
+/// The header that tells the upstream what enforcement would have done, in `report_only`;
+/// removed from every incoming request, in enforcement too.
+pub const OUTCOME_HEADER: &str = "x-jwt-authn-outcome";
+
+/// The compiled configuration of one plugin instance.
+#[derive(Debug)]
+pub struct Config {
+    /// Providers sorted by name; a `ProviderId` indexes this list.
+    pub providers: Vec<Provider>,
+    /// First match wins; no match means no token is needed.
+    pub rules: Vec<Rule>,
+    pub bypass_cors_preflight: bool,
+    pub strip_failure_response: bool,
+    /// What a failed requirement leads to, per class (our `failure_policy`).
+    pub failure_policy: FailurePolicy,
+    /// Evaluate and count everything, tell the upstream the outcome, never deny (ours).
+    pub report_only: bool,
+    /// Every header the filter can emit (claim targets, payload and identity headers, the
+    /// outcome header), lower-cased and deduplicated: removed from every request before
+    /// anything else.
+    pub emitted_headers: Vec<String>,
+    /// Our extension `host_signatures` (default true): check RS* and ES* signatures with the
+    /// host's native crypto where it has it. False: always with the module's own code.
+    pub host_signatures: bool,
+}
+
+/// `failure_policy` (our extension): what each class of failure leads to. 403s (audience,
+/// scope, claim) are always 403: the token is good, the caller is not allowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FailurePolicy {
+    /// No token where the requirement needs one.
+    #[serde(default)]
+    pub token_missing: OnFailure,
+    /// A token that is malformed, badly signed, expired, not yet valid, of an unknown issuer...
+    #[serde(default)]
+    pub token_invalid: OnFailure,
+    /// The provider's remote key set could not be fetched (and no last good one is left).
+    #[serde(default)]
+    pub keys_unavailable: OnFailure,
+}
+
+/// One class's outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum OnFailure {
+    /// 401 with `WWW-Authenticate`, as `jwt_authn` answers.
+    #[default]
+    #[serde(rename = "deny_401")]
+    Deny401,
+    /// 503 with the reason as the body and no challenge: the client is not at fault.
+    #[serde(rename = "deny_503")]
+    Deny503,
+    /// Let the request through without identity: emitted headers are stripped, the token is
+    /// left where it was.
+    #[serde(rename = "allow")]
+    Allow,
+}
+
+/// Index of a provider in `Config::providers`.
+pub type ProviderId = usize;
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    /// `iss` must equal this when set; an empty issuer accepts any `iss`.
+    pub issuer: Option<String>,
+    /// Empty: any audience (or none) is accepted.
+    pub audiences: Vec<String>,
+    pub subjects: Option<StringMatcher>,
+    pub require_expiration: bool,
+    pub max_lifetime: Option<Duration>,
+    pub jwks: JwksSource,
+    pub forward: bool,
+    pub locations: Vec<Location>,
+    pub forward_payload_header: Option<String>,
+    pub pad_forward_payload_header: bool,
+    pub claim_to_headers: Vec<ClaimToHeader>,
+    /// `identity_header` (ours): one header with base64 of a JSON object of chosen claims.
+    pub identity_header: Option<IdentityHeader>,
+    pub clock_skew_seconds: u64,
+    /// `jwt_cache_config.jwt_cache_size`: how many verified tokens this provider keeps per VM;
+    /// `None` without `jwt_cache_config` (no cache, as in Envoy).
+    pub jwt_cache_size: Option<usize>,
+}
+
+/// `identity_header`, compiled: the header and, in configuration order, each field's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeader {
+    /// Lower-cased header name.
+    pub header: String,
+    pub fields: Vec<IdentityField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityField {
+    pub name: String,
+    pub claim_path: Vec<String>,
+    /// The claim is `scope` or `scp`: its value becomes an array of scopes.
+    pub scopes: bool,
+}
+
+/// Where a provider's keys come from. The engine only ever asks a `KeyStore` for the current
+/// key set of a provider; for `Remote`, the glue's store fetches and caches it.
+#[derive(Debug)]
+pub enum JwksSource {
+    Local(Arc<KeySet>),
+    Remote(Box<RemoteJwks>),
+}
+
+/// `remote_jwks`, resolved: where to fetch (through which Envoy cluster) and the timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteJwks {
+    /// The Envoy cluster the callout goes to (in Istio, e.g. `outbound|443||idp.example.com`).
+    pub cluster: String,
+    /// What is fetched: the JWKS (`http_uri.uri`), or with `oidc_discovery` the issuer's
+    /// OpenID configuration, whose `jwks_uri` is fetched next through the same cluster.
+    pub target: Target,
+    pub oidc_discovery: bool,
+    pub timeout: Duration,
+    pub policy: FetchPolicy,
+}
+
+/// Where a provider looks for tokens (defined beside the extraction that reads it).
+pub use crate::extract::Location;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToHeader {
+    /// Lower-cased header name.
+    pub header: String,
+    /// The claim path, split at dots: `realm_access.roles` → `["realm_access", "roles"]`.
+    pub claim_path: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub matcher: RouteMatcher,
+    /// `None`: the route needs no token.
+    pub requirement: Option<Requirement>,
+}
+
+/// `JwtRequirement`, with provider names resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// A token from this provider; `audiences` overrides the provider's own when set,
+    /// `scopes` (our `required_scopes`) must be granted by it and `claims` (our
+    /// `required_claims`) must all hold for it.
+    Provider {
+        provider: ProviderId,
+        audiences: Option<Vec<String>>,
+        scopes: Option<ScopeRule>,
+        claims: Vec<ClaimRule>,
+    },
+    /// Any one child is satisfied.
+    Any(Vec<Requirement>),
+    /// Every child is satisfied.
+    All(Vec<Requirement>),
+    /// No token is fine; a token that is present must verify.
+    AllowMissing,
+    /// Always satisfied; a token that verifies still sets identity headers.
+    AllowMissingOrFailed,
+}
+
+impl Config {
+    /// Parses and compiles plugin configuration bytes. Empty configuration (Istio sends none
+    /// when `pluginConfig` is empty) is refused: a JWT filter with no providers protects nothing
+    /// and is almost certainly a mistake.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ConfigError::new(
+                "",
+                "the plugin configuration is empty; expected jwt_authn JSON with `providers`",
+            ));
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
+        deserializer
+            .end()
+            .map_err(|e| ConfigError::new("", e.to_string()))?;
+        compile(raw)
+    }
+
+    /// The per-VM verified-token caches this configuration asks for (`jwt_cache_config`).
+    pub fn token_cache(&self) -> crate::token_cache::TokenCache {
+        crate::token_cache::TokenCache::new(self.providers.iter().map(|p| p.jwt_cache_size))
+    }
+
+    pub fn provider_id(&self, name: &str) -> Option<ProviderId> {
+        self.providers.iter().position(|p| p.name == name)
+    }
+
+    /// What loaded but deserves a log line: JWKS keys that were skipped, with the reason, and
+    /// keys that loaded although they are not RFC 7518 conformant (`KeySet::log_lines`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .flat_map(|p| {
+                let lines = match &p.jwks {
+                    JwksSource::Local(keys) => keys.log_lines(),
+                    JwksSource::Remote(_) => Vec::new(),
+                };
+                lines
+                    .into_iter()
+                    .map(move |line| format!("provider {:?}: {line}", p.name))
+            })
+            .collect()
+    }
+}
+
+#[cfg(feature = "schema")]
+mod schema;
+#[cfg(feature = "schema")]
+pub use schema::{json_schema, SCHEMA_PATH};
+
+#[cfg(test)]
+mod tests;
