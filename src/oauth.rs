@@ -70,6 +70,13 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// RFC 6749 Appendix A.1/A.2: a `client_id` or `client_secret` is `*VSCHAR` (printable ASCII
+/// and space). The configuration refuses others: servers refuse them (oidc-provider answers
+/// `invalid_request`), and every request would fail.
+pub fn is_vschar(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7E).contains(&b))
+}
+
 /// How the filter authenticates to the authorization server (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthMethod {

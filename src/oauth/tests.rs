@@ -441,3 +441,12 @@ fn auth_method_names_round_trip() {
     assert_eq!(AuthMethod::from_name("private_key_jwt"), None);
     assert_eq!(AuthMethod::default(), AuthMethod::ClientSecretBasic);
 }
+
+#[test]
+fn client_credentials_are_vschar() {
+    assert!(is_vschar(" ~azAZ09:%+&=\"\\"));
+    assert!(is_vschar(""));
+    for bad in ["é", "\t", "\n", "\u{7f}"] {
+        assert!(!is_vschar(bad), "{bad:?}");
+    }
+}
