@@ -202,7 +202,10 @@ pub fn parse(token: &str) -> Result<UntrustedJwt, AuthError> {
     })
 }
 
-fn registered_claims(payload: &Map<String, Value>) -> Option<Claims> {
+/// The registered claims of a JSON object (a JWT payload, or an RFC 7662 introspection answer,
+/// whose members are the same claims): `None` when one has the wrong type or a time is out of
+/// range.
+pub fn registered_claims(payload: &Map<String, Value>) -> Option<Claims> {
     let string = |name: &str| match payload.get(name) {
         None => Some(None),
         Some(Value::String(s)) => Some(Some(s.clone())),

@@ -57,19 +57,24 @@ pub mod crash;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod introspection;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
 pub mod matcher;
 pub mod metrics;
+pub mod oauth;
 pub mod pairs;
+pub mod peer;
 pub mod propagate;
 pub mod request;
+pub mod revocation;
 pub mod rsa_pkcs1;
 pub mod scopes;
 pub mod signature;
 pub mod token_cache;
+pub mod token_kind;
 pub mod verify;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,235 @@
+use super::*;
+use serde_json::json;
+
+#[test]
+fn principals_are_spiffe_ids_only() {
+    for (uri, want) in [
+        (
+            "spiffe://cluster.local/ns/shop/sa/frontend",
+            Some("cluster.local/ns/shop/sa/frontend"),
+        ),
+        ("spiffe://example.org", Some("example.org")),
+        ("spiffe://a-b_c.d/x.y-z_1", Some("a-b_c.d/x.y-z_1")),
+        ("https://evil.example/sa/frontend", None),
+        ("SPIFFE://cluster.local/ns/shop/sa/frontend", None),
+        ("spiffe://Cluster.local/ns/shop/sa/frontend", None),
+        ("spiffe://", None),
+        ("spiffe:///ns/x", None),
+        ("spiffe://cluster.local/", None),
+        ("spiffe://cluster.local/ns//sa/x", None),
+        ("spiffe://cluster.local/ns/../sa/x", None),
+        ("spiffe://cluster.local/ns/./sa/x", None),
+        ("spiffe://cluster.local/ns/x%2Fsa/y", None),
+        ("spiffe://cluster.local/ns/x?sa=y", None),
+        ("spiffe://cluster.local/ns/x#y", None),
+        ("spiffe://user@cluster.local/ns/x", None),
+        ("spiffe://cluster.local:443/ns/x", None),
+        ("cluster.local/ns/shop/sa/frontend", None),
+        ("", None),
+    ] {
+        assert_eq!(principal(uri.as_bytes()), want, "{uri}");
+    }
+    assert_eq!(principal(b"spiffe://a/\xff"), None);
+    let long = format!("spiffe://a/{}", "b".repeat(MAX_SPIFFE_ID_BYTES));
+    assert_eq!(principal(long.as_bytes()), None);
+}
+
+#[test]
+fn patterns_as_istio_writes_them() {
+    let p = |s: &str| PrincipalPattern::parse(s).unwrap();
+    let frontend = "cluster.local/ns/shop/sa/frontend";
+    for (pattern, principal, want) in [
+        ("cluster.local/ns/shop/sa/frontend", frontend, true),
+        ("spiffe://cluster.local/ns/shop/sa/frontend", frontend, true),
+        ("cluster.local/ns/shop/sa/frontend2", frontend, false),
+        ("cluster.local/ns/shop/sa/fronten", frontend, false),
+        ("*/sa/frontend", frontend, true),
+        ("*/sa/frontend", "cluster.local/ns/shop/sa/rogue", false),
+        ("*frontend", "cluster.local/ns/shop/sa/notfrontend", true),
+        ("cluster.local/ns/shop/*", frontend, true),
+        ("spiffe://cluster.local/ns/shop/*", frontend, true),
+        (
+            "cluster.local/ns/shop/*",
+            "cluster.local/ns/shopping/sa/x",
+            false,
+        ),
+        (
+            "cluster.local/ns/shop*",
+            "cluster.local/ns/shopping/sa/x",
+            true,
+        ),
+        ("*", frontend, true),
+    ] {
+        assert_eq!(
+            p(pattern).matches(principal),
+            want,
+            "{pattern} ~ {principal}"
+        );
+    }
+}
+
+#[test]
+fn bad_patterns_are_refused() {
+    for pattern in [
+        "",
+        "**",
+        "*a*",
+        "a*b",
+        "cluster.local/*/sa/x",
+        "spiffe://",
+        "spiffe://*",
+        "https://cluster.local/ns/x",
+        "cluster.local/ns//x",
+        "Cluster.local/ns/x",
+    ] {
+        assert!(PrincipalPattern::parse(pattern).is_err(), "{pattern:?}");
+    }
+}
+
+#[test]
+fn peer_allowed_needs_a_spiffe_principal() {
+    let patterns = vec![PrincipalPattern::parse("*/sa/frontend").unwrap()];
+    assert!(peer_allowed(
+        &patterns,
+        Some(b"spiffe://cluster.local/ns/shop/sa/frontend")
+    ));
+    assert!(!peer_allowed(
+        &patterns,
+        Some(b"https://evil.example/sa/frontend")
+    ));
+    assert!(!peer_allowed(&patterns, None));
+    assert!(!peer_allowed(&patterns, Some(b"")));
+    assert!(!peer_allowed(&[PrincipalPattern::Any], None));
+    assert!(!peer_allowed(
+        &[],
+        Some(b"spiffe://cluster.local/ns/shop/sa/frontend")
+    ));
+}
+
+/// RFC 8705 §3.1 example: `x5t#S256` of the certificate in §3.1.
+const RFC_8705_X5T: &str = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2";
+
+#[test]
+fn thumbprints_from_hex_der_and_pem() {
+    // SHA-256 of the empty string.
+    let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let t = Thumbprint::from_hex(empty.as_bytes()).unwrap();
+    assert_eq!(t, Thumbprint::of_der(b""));
+    assert_eq!(
+        Thumbprint::from_hex(empty.to_uppercase().as_bytes()),
+        Some(t)
+    );
+    assert_eq!(t.to_b64url(), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
+    for bad in [
+        &empty[1..],
+        &format!("{empty}0"),
+        &empty.replace('e', "g"),
+        "",
+    ] {
+        assert_eq!(Thumbprint::from_hex(bad.as_bytes()), None, "{bad}");
+    }
+    assert_eq!(Thumbprint::from_hex(&[b'+'; 64]), None);
+
+    let der = b"not really a certificate, but bytes";
+    let pem = format!(
+        "junk\n-----BEGIN CERTIFICATE-----\n{}\n{}\n-----END CERTIFICATE-----\n",
+        &STANDARD_ENGINE.encode(der)[..20],
+        &STANDARD_ENGINE.encode(der)[20..]
+    );
+    assert_eq!(
+        Thumbprint::of_pem(pem.as_bytes()),
+        Some(Thumbprint::of_der(der))
+    );
+    assert_eq!(
+        Thumbprint::of_pem(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"),
+        None
+    );
+    assert_eq!(
+        Thumbprint::of_pem(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----"),
+        None
+    );
+    assert_eq!(
+        Thumbprint::of_pem(b"-----BEGIN CERTIFICATE-----\nAAAA"),
+        None
+    );
+    assert_eq!(Thumbprint::of_pem(b""), None);
+}
+
+const STANDARD_ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn peer_of(x5t: &str) -> Thumbprint {
+    let bytes: [u8; 32] = B64URL.decode(x5t).unwrap().try_into().unwrap();
+    Thumbprint(bytes)
+}
+
+#[test]
+fn binding_table() {
+    let bound = json!({"cnf": {"x5t#S256": RFC_8705_X5T}});
+    let other = json!({"cnf": {"x5t#S256": "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}});
+    let unbound = json!({"sub": "a"});
+    let dpop = json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}});
+    let peer = Some(peer_of(RFC_8705_X5T));
+    let obj = |v: &Value| v.as_object().unwrap().clone();
+    use Binding::*;
+    use BindingError::*;
+    for (mode, token, peer, want) in [
+        (Off, &other, peer, Ok(())),
+        (Off, &json!({"cnf": 1}), None, Ok(())),
+        (IfPresent, &bound, peer, Ok(())),
+        (IfPresent, &other, peer, Err(Mismatch)),
+        (IfPresent, &bound, None, Err(NoPeerCertificate)),
+        (IfPresent, &unbound, None, Ok(())),
+        (IfPresent, &dpop, peer, Ok(())),
+        (Required, &bound, peer, Ok(())),
+        (Required, &other, peer, Err(Mismatch)),
+        (Required, &unbound, peer, Err(Unbound)),
+        (Required, &dpop, peer, Err(Unbound)),
+        (Required, &bound, None, Err(NoPeerCertificate)),
+        (IfPresent, &json!({"cnf": "x"}), peer, Err(Malformed)),
+        (
+            Required,
+            &json!({"cnf": {"x5t#S256": 1}}),
+            peer,
+            Err(Malformed),
+        ),
+        (
+            Required,
+            &json!({"cnf": {"x5t#S256": format!("{RFC_8705_X5T}=")}}),
+            peer,
+            Err(Malformed),
+        ),
+        (
+            Required,
+            &json!({"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg"}}),
+            peer,
+            Err(Malformed),
+        ),
+        (
+            Required,
+            &json!({"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5/lESsXE8o9ltc05O89jdN+dg2"}}),
+            peer,
+            Err(Malformed),
+        ),
+        (
+            Required,
+            &json!({"cnf": {"x5t#S256": ""}}),
+            peer,
+            Err(Malformed),
+        ),
+    ] {
+        assert_eq!(
+            check_binding(mode, &obj(token), peer),
+            want,
+            "{mode:?} {token}"
+        );
+    }
+}
+
+#[test]
+fn binding_names() {
+    assert_eq!(Binding::from_name("off"), Some(Binding::Off));
+    assert_eq!(Binding::from_name("if_present"), Some(Binding::IfPresent));
+    assert_eq!(Binding::from_name("required"), Some(Binding::Required));
+    assert_eq!(Binding::from_name("Required"), None);
+    assert_eq!(Binding::default(), Binding::Off);
+}
