@@ -13,7 +13,7 @@ ENVOY   := tests/ensure-envoy.sh
 AUTHSERVER := tests/authserver
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint run clean envoy authserver wasm-target schema oci fuzz fuzz-envoy soak bench bench-memory wrk
+.PHONY: help build test lint run clean envoy authserver wasm-target schema oci fuzz fuzz-envoy soak bench bench-ablation bench-memory wrk
 
 help: ## List the targets
 	@echo "Targets:"
@@ -40,6 +40,23 @@ run: build ## Envoy + the filter + an echo upstream on 127.0.0.1:10000; prints a
 bench: build wrk ## Ours vs native jwt_authn in one Envoy (~2 min); writes README's table
 	$(CARGO) build --locked --release --target $(TARGET) --manifest-path tests/bench/empty-filter/Cargo.toml --target-dir target/empty-filter
 	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(CARGO) test --locked --test bench
+
+# The module variants of `make bench-ablation` (cargo features `bench-stop-after-<stage>`), built
+# in a target dir of their own so the real module stays as it is.
+ABLATION_STAGES := headers match
+
+bench-ablation: build wrk ## Where the time goes: module variants that stop early, side by side (~2 min)
+	$(CARGO) build --locked --release --target $(TARGET) --manifest-path tests/bench/empty-filter/Cargo.toml --target-dir target/empty-filter
+	@mkdir -p target/ablation
+	for stage in $(ABLATION_STAGES); do \
+		$(CARGO) build --locked --release --target $(TARGET) --target-dir target/ablation/build \
+			--features bench-stop-after-$$stage && \
+		cp target/ablation/build/$(TARGET)/release/jwt_authn_wasm.wasm target/ablation/$$stage.wasm || exit 1; \
+	done
+	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && \
+		BENCH_ABLATION="$(foreach s,$(ABLATION_STAGES),$(s)=$(CURDIR)/target/ablation/$(s).wasm,)" \
+		BENCH_ONLY="no filter,empty,ablation,one repeated token" \
+		$(CARGO) test --locked --test bench
 
 bench-memory: build ## Envoy RSS over 1M distinct-token requests (~2 min); writes README's table
 	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(CARGO) test --locked --test bench -- --memory

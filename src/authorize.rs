@@ -24,6 +24,7 @@
 //! at it), not at all when a provider's verified-token cache holds it, and its signature is not
 //! checked again while the cache vouches for it under the same key set.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::claims::ClaimRule;
@@ -170,7 +171,7 @@ impl<'c> Evaluation<'c, '_> {
             return Err(AuthError::Missing);
         }
         for f in found {
-            let parsed = self.parse(f.token?)?;
+            let parsed = self.parse(&f.token?)?;
             if let Err(e) = self.token(id, provider, f.location, &parsed, needs) {
                 self.rejected.push(Rc::clone(&parsed.token));
                 return Err(e);
@@ -183,7 +184,7 @@ impl<'c> Evaluation<'c, '_> {
     /// from every provider's locations, each checked by the provider its issuer names.
     fn any_issuer(&mut self, tolerate_failure: bool) -> Result<(), AuthError> {
         let config = self.config;
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: Vec<Cow<'_, str>> = Vec::new();
         for provider in &config.providers {
             for f in extract(self.headers, &provider.locations) {
                 let outcome = f.token.and_then(|token| {
@@ -193,8 +194,9 @@ impl<'c> Evaluation<'c, '_> {
                     {
                         return Ok(());
                     }
-                    seen.push(token.clone());
-                    let parsed = self.parse(token)?;
+                    let parsed = self.parse(&token);
+                    seen.push(token);
+                    let parsed = parsed?;
                     let id = self
                         .provider_for_issuer(parsed.jwt.claims.iss.as_deref())
                         .ok_or(AuthError::UnknownIssuer)?;
@@ -226,19 +228,17 @@ impl<'c> Evaluation<'c, '_> {
             .or_else(|| providers.iter().position(|p| p.issuer.is_none()))
     }
 
-    /// `token` parsed: once per request, and not at all when a cache holds it.
-    fn parse(&mut self, token: String) -> Result<Parsed, AuthError> {
+    /// `token` parsed: once per request, and not at all when a cache holds it (then its text
+    /// is the cache's, not copied).
+    fn parse(&mut self, token: &str) -> Result<Parsed, AuthError> {
         if let Some(parsed) = self.parsed.iter().find(|p| *p.token == *token) {
             return Ok(parsed.clone());
         }
-        let jwt = match self.cache.parsed(&token) {
-            Some(jwt) => jwt,
-            None => Rc::new(jwt::parse(&token)?),
+        let (token, jwt) = match self.cache.parsed(token) {
+            Some(hit) => hit,
+            None => (Rc::from(token), Rc::new(jwt::parse(token)?)),
         };
-        let parsed = Parsed {
-            token: Rc::from(token),
-            jwt,
-        };
+        let parsed = Parsed { token, jwt };
         self.parsed.push(parsed.clone());
         Ok(parsed)
     }

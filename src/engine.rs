@@ -66,6 +66,26 @@ pub struct Vm<'a> {
     pub cache: &'a mut TokenCache,
 }
 
+/// Where a bench-only module variant stops (`make bench-ablation`, cargo features
+/// `bench-stop-after-*`, never in a shipped build): right after the glue read the headers, or
+/// after the rule was matched, it allows the request with no header operation, so the bench
+/// can tell what each stage costs. `Never` in every real build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchStop {
+    Headers,
+    Match,
+    Never,
+}
+
+/// This build's `BenchStop`.
+pub const BENCH_STOP: BenchStop = if cfg!(feature = "bench-stop-after-headers") {
+    BenchStop::Headers
+} else if cfg!(feature = "bench-stop-after-match") {
+    BenchStop::Match
+} else {
+    BenchStop::Never
+};
+
 /// Decides one request with our own crypto and no token cache. `now` is seconds since the
 /// epoch, from the host.
 pub fn decide<'c>(
@@ -89,6 +109,9 @@ pub fn decide_in<'c>(
     headers: &RequestHeaders,
     now: i64,
 ) -> Decision<'c> {
+    if BENCH_STOP == BenchStop::Headers {
+        return finish(config, Vec::new(), Verdict::default(), None);
+    }
     let mut ops: Vec<HeaderOp<'c>> = config
         .emitted_headers
         .iter()
@@ -115,6 +138,9 @@ pub fn decide_in<'c>(
     let Some(requirement) = rule.and_then(|rule| rule.requirement.as_ref()) else {
         return finish(config, ops, Verdict::default(), None);
     };
+    if BENCH_STOP == BenchStop::Match {
+        return finish(config, ops, Verdict::default(), None);
+    }
     let mut evaluation = Evaluation {
         config,
         keys: vm.keys,

@@ -14,6 +14,8 @@
 //! Everything is read from the bytes that arrived: a `:path` or `cookie` header with bytes that
 //! are not UTF-8 elsewhere (another parameter, another cookie) still yields its token.
 
+use std::borrow::Cow;
+
 use crate::error::AuthError;
 use crate::request::RequestHeaders;
 
@@ -29,19 +31,23 @@ pub enum Location {
 }
 
 /// A token found at a location. `token` is `Err` when the location held something that cannot
-/// be a single token.
+/// be a single token. A token in a header is borrowed from the request (nothing is copied);
+/// one that had to be decoded (a query parameter) is owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found<'c> {
+pub struct Found<'c, 'h> {
     pub location: &'c Location,
-    pub token: Result<String, AuthError>,
+    pub token: Result<Cow<'h, str>, AuthError>,
 }
 
 /// Every token at `locations`, in location order. Identical tokens found twice (at two
 /// different locations) are kept once.
-pub fn extract<'c>(headers: &RequestHeaders, locations: &'c [Location]) -> Vec<Found<'c>> {
-    let mut found: Vec<Found<'c>> = Vec::new();
+pub fn extract<'c, 'h>(
+    headers: &'h RequestHeaders,
+    locations: &'c [Location],
+) -> Vec<Found<'c, 'h>> {
+    let mut found: Vec<Found<'c, 'h>> = Vec::new();
     for location in locations {
-        let mut add = |token: Result<String, AuthError>| {
+        let mut add = |token: Result<Cow<'h, str>, AuthError>| {
             if !found.iter().any(|f| f.token == token) {
                 found.push(Found { location, token });
             }
@@ -54,12 +60,12 @@ pub fn extract<'c>(headers: &RequestHeaders, locations: &'c [Location]) -> Vec<F
                 .for_each(&mut add),
             Location::Param(name) => {
                 if let Some(token) = query_param(headers.path_bytes().unwrap_or_default(), name) {
-                    add(token);
+                    add(token.map(Cow::Owned));
                 }
             }
             Location::Cookie(name) => {
                 if let Some(token) = cookie(headers, name) {
-                    add(token);
+                    add(token.map(Cow::Borrowed));
                 }
             }
         }
@@ -68,7 +74,7 @@ pub fn extract<'c>(headers: &RequestHeaders, locations: &'c [Location]) -> Vec<F
 }
 
 /// The token in one header value, if the value has the prefix.
-fn from_header(raw: &[u8], value_prefix: &str) -> Option<Result<String, AuthError>> {
+fn from_header<'h>(raw: &'h [u8], value_prefix: &str) -> Option<Result<Cow<'h, str>, AuthError>> {
     let Ok(value) = std::str::from_utf8(raw) else {
         return Some(Err(AuthError::BadFormat));
     };
@@ -77,7 +83,7 @@ fn from_header(raw: &[u8], value_prefix: &str) -> Option<Result<String, AuthErro
         return Some(if value.contains(',') {
             Err(AuthError::MultipleTokensInHeader)
         } else {
-            Ok(value.to_owned())
+            Ok(Cow::Borrowed(value))
         });
     }
     // As Envoy: the token is everything after the prefix, spaces trimmed; trailing junk stays
@@ -90,7 +96,7 @@ fn from_header(raw: &[u8], value_prefix: &str) -> Option<Result<String, AuthErro
     if token.is_empty() {
         return Some(Err(AuthError::BadFormat));
     }
-    Some(Ok(token.to_owned()))
+    Some(Ok(Cow::Borrowed(token)))
 }
 
 /// Query parameter `name` in `path` (bytes as sent), percent-decoded: `None` when absent;
@@ -209,7 +215,7 @@ fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
 /// Cookie `name` across all `cookie` headers: `None` when absent; `RepeatedTokenLocation` when
 /// it occurs more than once; `UndecodableToken` when its value is not UTF-8. Other cookies'
 /// bytes do not matter.
-fn cookie(headers: &RequestHeaders, name: &str) -> Option<Result<String, AuthError>> {
+fn cookie<'h>(headers: &'h RequestHeaders, name: &str) -> Option<Result<&'h str, AuthError>> {
     let mut values = headers
         .get_all("cookie")
         .flat_map(|v| v.split(|&b| b == b';'))
@@ -228,11 +234,7 @@ fn cookie(headers: &RequestHeaders, name: &str) -> Option<Result<String, AuthErr
         .strip_prefix(b"\"")
         .and_then(|v| v.strip_suffix(b"\""))
         .unwrap_or(value);
-    Some(
-        std::str::from_utf8(value)
-            .map(str::to_owned)
-            .map_err(|_| AuthError::UndecodableToken),
-    )
+    Some(std::str::from_utf8(value).map_err(|_| AuthError::UndecodableToken))
 }
 
 #[cfg(test)]

@@ -382,6 +382,15 @@ impl PublicKey {
             (PublicKey::Rsa(_, Some(fast)), Alg::RS512) => {
                 fast.verify(Hash::Sha512, message, signature)
             }
+            (PublicKey::Rsa(_, Some(fast)), Alg::PS256) => {
+                fast.verify_pss(Hash::Sha256, message, signature)
+            }
+            (PublicKey::Rsa(_, Some(fast)), Alg::PS384) => {
+                fast.verify_pss(Hash::Sha384, message, signature)
+            }
+            (PublicKey::Rsa(_, Some(fast)), Alg::PS512) => {
+                fast.verify_pss(Hash::Sha512, message, signature)
+            }
             (PublicKey::Rsa(key, _), _) => {
                 let rsa = match alg {
                     Alg::RS256 => Rsa::rs256(),

@@ -6,23 +6,43 @@
 //! VM; this one returns `None` for a malformed map and keeps names that are not UTF-8 as lossy
 //! text (they then match no name the filter looks for).
 
+use std::ops::Range;
+
 /// Parses a serialized header map. `None` if the bytes do not hold exactly one well-formed map.
 pub fn parse(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    index(bytes)?
+        .into_iter()
+        .map(|(name, value)| {
+            Some((
+                String::from_utf8_lossy(bytes.get(name)?).into_owned(),
+                bytes.get(value)?.to_vec(),
+            ))
+        })
+        .collect()
+}
+
+/// Where each (name, value) of a serialized header map lies in `bytes`, in order, without
+/// copying any of them. `None` exactly when `parse` says `None`.
+pub fn index(bytes: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
     if bytes.is_empty() {
         return Some(Vec::new()); // the host's way of saying "no headers"
     }
     let mut sizes = Reader(bytes);
     let count = usize::try_from(sizes.u32()?).ok()?;
     let index_len = count.checked_mul(8)?;
-    let mut data = Reader(bytes.get(4usize.checked_add(index_len)?..)?);
+    let start = 4usize.checked_add(index_len)?;
+    let mut data = Reader(bytes.get(start..)?);
     // Each pair takes at least 10 bytes, so `count` cannot ask for more than the input holds.
     let mut out = Vec::with_capacity(count.min(bytes.len() / 10));
     for _ in 0..count {
         let name_len = usize::try_from(sizes.u32()?).ok()?;
         let value_len = usize::try_from(sizes.u32()?).ok()?;
-        let name = data.terminated(name_len)?;
-        let value = data.terminated(value_len)?;
-        out.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
+        let at = |rest: &Reader<'_>| bytes.len() - rest.0.len();
+        let name_at = at(&data);
+        data.terminated(name_len)?;
+        let value_at = at(&data);
+        data.terminated(value_len)?;
+        out.push((name_at..name_at + name_len, value_at..value_at + value_len));
     }
     data.0.is_empty().then_some(out)
 }

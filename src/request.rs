@@ -17,6 +17,9 @@
 //! Pseudo-headers (`:path`, `:authority`, …) are ordinary entries, as in the proxy-wasm map.
 
 use std::borrow::Cow;
+use std::ops::Range;
+
+use crate::pairs;
 
 /// Envoy's limit on the path in a `realm` (`buildOriginalUri`'s `max_path_length`).
 pub const MAX_REALM_PATH: usize = 256;
@@ -34,32 +37,84 @@ pub enum Unreadable {
     Authority,
 }
 
-/// Request headers in the order the host gave them. Names are lower-case (Envoy's maps are).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Request headers in the order the host gave them. Names are lower-case (Envoy's maps are)
+/// and compared as bytes: a name that is not UTF-8 matches no name the filter looks for.
+///
+/// One buffer holds every name and value (the host's serialized map, as it came), and `pairs`
+/// says where each lies: reading a request copies nothing per header.
+#[derive(Debug, Clone, Default)]
 pub struct RequestHeaders {
-    pairs: Vec<(String, Vec<u8>)>,
+    bytes: Vec<u8>,
+    /// (name, value) ranges in `bytes`, in the host's order.
+    pairs: Vec<(Range<usize>, Range<usize>)>,
     /// The host could not give the map (`from_host(None)`).
     unreadable: bool,
 }
 
+/// Equal when they hold the same pairs in the same order (wherever the bytes lie).
+impl PartialEq for RequestHeaders {
+    fn eq(&self, other: &Self) -> bool {
+        self.unreadable == other.unreadable && self.entries().eq(other.entries())
+    }
+}
+
+impl Eq for RequestHeaders {}
+
 impl RequestHeaders {
     pub fn new(pairs: Vec<(String, Vec<u8>)>) -> Self {
+        let mut bytes = Vec::new();
+        let mut ranges = Vec::with_capacity(pairs.len());
+        for (name, value) in &pairs {
+            let name_at = bytes.len();
+            bytes.extend_from_slice(name.as_bytes());
+            let value_at = bytes.len();
+            bytes.extend_from_slice(value);
+            ranges.push((name_at..value_at, value_at..bytes.len()));
+        }
         Self {
-            pairs,
+            bytes,
+            pairs: ranges,
             unreadable: false,
+        }
+    }
+
+    fn unreadable() -> Self {
+        Self {
+            unreadable: true,
+            ..Self::default()
         }
     }
 
     /// The map as the host gave it; `None` when it could not (a failed host call, pairs that
     /// do not parse). Such a request is refused, never decided on an empty map.
     pub fn from_host(pairs: Option<Vec<(String, Vec<u8>)>>) -> Self {
-        match pairs {
-            Some(pairs) => Self::new(pairs),
-            None => Self {
-                pairs: Vec::new(),
-                unreadable: true,
+        pairs.map_or_else(Self::unreadable, Self::new)
+    }
+
+    /// The host's serialized map (`pairs` wire format) as it came, kept whole; `None` when the
+    /// host could not give it. A map that does not parse is unreadable, as in `from_host`.
+    pub fn from_map(bytes: Option<Vec<u8>>) -> Self {
+        let Some(bytes) = bytes else {
+            return Self::unreadable();
+        };
+        match pairs::index(&bytes) {
+            Some(pairs) => Self {
+                bytes,
+                pairs,
+                unreadable: false,
             },
+            None => Self::unreadable(),
         }
+    }
+
+    /// Every (name, value), in order.
+    fn entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.pairs.iter().filter_map(|(name, value)| {
+            Some((
+                self.bytes.get(name.clone())?,
+                self.bytes.get(value.clone())?,
+            ))
+        })
     }
 
     /// `Ok` when the request can be decided on: the map was read, `:path` and `:method` are
@@ -79,18 +134,19 @@ impl RequestHeaders {
 
     /// The first value of `name` (lower-case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        self.entries()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
     }
 
-    /// Every value of `name`, in order.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+    /// Every value of `name`, in order (borrowed from the request, whatever `name` lives).
+    pub fn get_all<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.entries()
+            .filter(move |(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
     }
 
     /// The first value of `name` as text: invalid UTF-8 becomes U+FFFD, nothing is dropped.
@@ -170,6 +226,33 @@ mod tests {
         assert_eq!(
             headers(&[(":path", b"/")]).readable(),
             Err(Unreadable::NoMethod)
+        );
+    }
+
+    #[test]
+    fn the_host_map_reads_as_the_pairs_it_holds() {
+        let pairs: &[(&str, &str)] = &[(":path", "/a"), (":method", "GET"), ("x", "1"), ("x", "")];
+        let h = RequestHeaders::from_map(Some(pairs::serialize(pairs)));
+        assert_eq!(
+            h,
+            headers(&[
+                (":path", b"/a"),
+                (":method", b"GET"),
+                ("x", b"1"),
+                ("x", b"")
+            ])
+        );
+        assert_eq!(h.get_all("x").collect::<Vec<_>>(), [&b"1"[..], b""]);
+        assert_eq!(h.readable(), Ok(()));
+        let mut cut = pairs::serialize(pairs);
+        cut.pop();
+        assert_eq!(
+            RequestHeaders::from_map(Some(cut)).readable(),
+            Err(Unreadable::Headers)
+        );
+        assert_eq!(
+            RequestHeaders::from_map(None).readable(),
+            Err(Unreadable::Headers)
         );
     }
 

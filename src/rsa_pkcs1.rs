@@ -1,5 +1,6 @@
-//! RSA PKCS#1 v1.5 signature checks (RS256/384/512) for hosts without native crypto, made
-//! cheaper inside wasm.
+//! RSA signature checks, PKCS#1 v1.5 (RS256/384/512) and PSS (PS256/384/512), for hosts
+//! without native crypto (and PS* everywhere: Envoy's `verify_signature` pads v1.5 only),
+//! made cheaper inside wasm.
 //!
 //! The `rsa` crate (through `num-bigint-dig`) spends most of a verification on work that does
 //! not depend on the signature: on every call it computes `R² mod n` with a long division and
@@ -9,7 +10,9 @@
 //! Limbs are 32 bits: wasm multiplies 64-bit integers natively, 128-bit ones only in software.
 //!
 //! Verification recomputes `s^e mod n` and compares it, byte for byte, with the one encoding
-//! RFC 8017 §9.2 allows (`00 01 FF…FF 00 || DigestInfo || H`); nothing is parsed out of it. A
+//! RFC 8017 §9.2 allows (`00 01 FF…FF 00 || DigestInfo || H`); nothing is parsed out of it.
+//! PSS has no single encoding: EMSA-PSS-VERIFY (§9.1.2) unmasks it with MGF1 and checks the
+//! padding, the salt length (the digest's, as JWA requires) and the hash. A
 //! signature must be exactly as long as the modulus and below it. Public data only: no
 //! constant-time concerns.
 
@@ -74,12 +77,41 @@ impl RsaVerifier {
 
     /// Whether `signature` is a PKCS#1 v1.5 signature of `message` under this key with `hash`.
     pub fn verify(&self, hash: Hash, message: &[u8], signature: &[u8]) -> bool {
-        if signature.len() != self.size {
+        self.recover(signature)
+            .is_some_and(|em| em == encoded(hash, message, self.size))
+    }
+
+    /// Whether `signature` is an RSASSA-PSS signature (RFC 8017 §8.1.2) of `message` under
+    /// this key with `hash`, MGF1 with the same hash, and a salt as long as the digest (JWA,
+    /// RFC 7518 §3.5: PS256/384/512).
+    pub fn verify_pss(&self, hash: Hash, message: &[u8], signature: &[u8]) -> bool {
+        let Some(em) = self.recover(signature) else {
             return false;
+        };
+        // emBits = modBits - 1; EM is the last emLen bytes of the k-byte representative, and
+        // whatever precedes them must be zero (RFC 8017 §8.1.2 step 2c).
+        let em_bits = self.bits().saturating_sub(1);
+        let em_len = em_bits.div_ceil(8);
+        let (lead, em) = em.split_at(em.len().saturating_sub(em_len));
+        lead.iter().all(|b| *b == 0) && emsa_pss_verify(hash, message, em, em_bits)
+    }
+
+    /// The bit length of the modulus.
+    fn bits(&self) -> usize {
+        let top = self.n.iter().rposition(|l| *l != 0).unwrap_or(0);
+        let high = self.n.get(top).copied().unwrap_or(0);
+        top * 32 + (32 - high.leading_zeros() as usize)
+    }
+
+    /// `signature^e mod n` as `size` big-endian bytes; `None` when the signature is not exactly
+    /// as long as the modulus or not below it.
+    fn recover(&self, signature: &[u8]) -> Option<Vec<u8>> {
+        if signature.len() != self.size {
+            return None;
         }
         let s = limbs_be(signature, self.n.len());
         if !less_than(&s, &self.n) {
-            return false;
+            return None;
         }
         let m = self.public_op(&s);
         let mut em = vec![0u8; self.size];
@@ -90,7 +122,7 @@ impl RsaVerifier {
         {
             *byte = value;
         }
-        em == encoded(hash, message, self.size)
+        Some(em)
     }
 
     /// `s^e mod n`.
@@ -200,6 +232,70 @@ fn less_than(a: &[u32], b: &[u32]) -> bool {
         }
     }
     false
+}
+
+/// The digest of the concatenated `parts`.
+fn digest(hash: Hash, parts: &[&[u8]]) -> Vec<u8> {
+    fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+        let mut d = D::new();
+        for part in parts {
+            d.update(part);
+        }
+        d.finalize().to_vec()
+    }
+    match hash {
+        Hash::Sha256 => run::<sha2::Sha256>(parts),
+        Hash::Sha384 => run::<sha2::Sha384>(parts),
+        Hash::Sha512 => run::<sha2::Sha512>(parts),
+    }
+}
+
+/// EMSA-PSS-VERIFY (RFC 8017 §9.1.2) with MGF1 of the same hash and a salt of the digest's
+/// length; `em` is `emLen = ⌈em_bits / 8⌉` bytes.
+fn emsa_pss_verify(hash: Hash, message: &[u8], em: &[u8], em_bits: usize) -> bool {
+    let m_hash = digest(hash, &[message]);
+    let h_len = m_hash.len();
+    let s_len = h_len;
+    let em_len = em.len();
+    if em_len < h_len + s_len + 2 || em.last() != Some(&0xbc) {
+        return false;
+    }
+    let db_len = em_len - h_len - 1;
+    let (Some(masked_db), Some(h)) = (em.get(..db_len), em.get(db_len..em_len - 1)) else {
+        return false;
+    };
+    // The bits of the first byte above emBits must be zero, before and after unmasking.
+    let top_bits = 8 * em_len - em_bits;
+    let top_mask = 0xffu8.checked_shr(top_bits as u32).unwrap_or(0);
+    if masked_db.first().is_some_and(|b| b & !top_mask != 0) {
+        return false;
+    }
+    // DB = maskedDB xor MGF1(H, db_len).
+    let mut db = masked_db.to_vec();
+    let mut counter: u32 = 0;
+    let mut at = 0;
+    while at < db_len {
+        let block = digest(hash, &[h, &counter.to_be_bytes()]);
+        for (byte, mask) in db.iter_mut().skip(at).zip(&block) {
+            *byte ^= mask;
+        }
+        at += block.len();
+        counter += 1;
+    }
+    if let Some(first) = db.first_mut() {
+        *first &= top_mask;
+    }
+    // DB = PS (zeros) || 0x01 || salt.
+    let ps_len = db_len - s_len - 1;
+    let (Some(ps), Some(&one), Some(salt)) =
+        (db.get(..ps_len), db.get(ps_len), db.get(ps_len + 1..))
+    else {
+        return false;
+    };
+    if one != 0x01 || ps.iter().any(|b| *b != 0) {
+        return false;
+    }
+    digest(hash, &[&[0u8; 8], &m_hash, salt]) == h
 }
 
 /// EMSA-PKCS1-v1_5 (RFC 8017 §9.2) of `message` for a `size`-byte modulus.

@@ -2,9 +2,13 @@
 //! signature check: `jwt_authn`'s `jwt_cache_config`.
 //!
 //! - Bounded: at most `jwt_cache_size` tokens per provider; when full, the oldest entry goes.
-//! - Keyed by the token text: the standard library's SipHash finds the entry (about a
-//!   microsecond for a 1 KiB token in wasm, where SHA-256 costs several), and the text is
-//!   compared in full, so two tokens can never share an entry.
+//! - Keyed by the token text, found by a hash of its length and its last `HASHED_TAIL` bytes
+//!   (the end of the signature) under the standard library's randomly keyed SipHash, and
+//!   compared in full, so two tokens can never share an entry. Hashing the whole text cost
+//!   about a microsecond per lookup for a 1 KiB token in wasm; the tail, a tenth of that. Two
+//!   texts whose hashes collide take turns in one slot (the newer replaces the older): only
+//!   verified tokens are stored, whose signatures a client cannot choose, and the key is
+//!   random per VM, so that costs at most a signature check.
 //! - An entry counts only under the key set that verified it (`KeySet::version`): new keys,
 //!   and every entry is a miss until verified again.
 //! - An entry lives until the token's `exp`, and at most `MAX_TTL_SECONDS`.
@@ -13,7 +17,9 @@
 //!
 //! Sans-I/O: time comes in as an argument (seconds since the epoch).
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use crate::jwt::UntrustedJwt;
@@ -24,7 +30,21 @@ pub const DEFAULT_SIZE: usize = 100;
 /// The longest an entry lives, whatever the token's `exp` (tokens without one, far-future ones).
 pub const MAX_TTL_SECONDS: i64 = 600;
 
+/// How many bytes at the end of a token its cache hash covers (with its length).
+pub const HASHED_TAIL: usize = 64;
+
+/// The hash a token is found by: its length and its last `HASHED_TAIL` bytes.
+fn tail_hash(keys: &RandomState, token: &str) -> u64 {
+    let bytes = token.as_bytes();
+    let tail = bytes
+        .get(bytes.len().saturating_sub(HASHED_TAIL)..)
+        .unwrap_or(bytes);
+    keys.hash_one((bytes.len(), tail))
+}
+
 struct Entry {
+    /// The whole text: a slot answers only for the token it holds.
+    token: Rc<str>,
     jwt: Rc<UntrustedJwt>,
     key_set: u64,
     expires_at: i64,
@@ -33,8 +53,11 @@ struct Entry {
 /// One provider's verified tokens.
 pub struct ProviderCache {
     capacity: usize,
-    entries: HashMap<Rc<str>, Entry>,
-    /// Every key of `entries` once, oldest first (the same text, shared).
+    /// The random key of `tail_hash`.
+    keys: RandomState,
+    /// By `tail_hash` of the token.
+    entries: HashMap<u64, Entry>,
+    /// The token of every entry once, oldest first (the same text, shared).
     order: VecDeque<Rc<str>>,
 }
 
@@ -42,6 +65,7 @@ impl ProviderCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
+            keys: RandomState::new(),
             entries: HashMap::new(),
             order: VecDeque::new(),
         }
@@ -49,35 +73,49 @@ impl ProviderCache {
 
     /// The token `token`, if it verified under key set `key_set` and has not expired.
     pub fn get(&self, token: &str, key_set: u64, now: i64) -> Option<&Rc<UntrustedJwt>> {
-        self.entries
-            .get(token)
+        self.entry(token)
             .filter(|e| e.key_set == key_set && now < e.expires_at)
             .map(|e| &e.jwt)
+    }
+
+    /// The entry of `token` (whatever its key set and age).
+    fn entry(&self, token: &str) -> Option<&Entry> {
+        self.entries
+            .get(&tail_hash(&self.keys, token))
+            .filter(|e| *e.token == *token)
     }
 
     /// Records that `jwt` (parsed from `token`) verified under `key_set` at `now`.
     pub fn insert(&mut self, token: Rc<str>, jwt: Rc<UntrustedJwt>, key_set: u64, now: i64) {
         let ttl_end = now.saturating_add(MAX_TTL_SECONDS);
         let expires_at = jwt.claims.exp.map_or(ttl_end, |exp| exp.min(ttl_end));
+        let hash = tail_hash(&self.keys, &token);
         let entry = Entry {
+            token: Rc::clone(&token),
             jwt,
             key_set,
             expires_at,
         };
-        if let Some(old) = self.entries.get_mut(&token) {
-            *old = entry; // keeps its place in `order`
+        if let Some(old) = self.entries.get_mut(&hash) {
+            if *old.token != *token {
+                // Another text with the same hash: it leaves, and its place in `order` too.
+                let other = Rc::clone(&old.token);
+                self.order.retain(|t| !Rc::ptr_eq(t, &other));
+                self.order.push_back(token);
+            }
+            *old = entry; // the same text keeps its place in `order`
             return;
         }
         while self.entries.len() >= self.capacity {
             match self.order.pop_front() {
                 Some(oldest) => {
-                    self.entries.remove(&oldest);
+                    self.entries.remove(&tail_hash(&self.keys, &oldest));
                 }
                 None => break,
             }
         }
-        self.order.push_back(Rc::clone(&token));
-        self.entries.insert(token, entry);
+        self.order.push_back(token);
+        self.entries.insert(hash, entry);
     }
 
     pub fn len(&self) -> usize {
@@ -120,13 +158,13 @@ impl TokenCache {
     }
 
     /// `token` parsed, from any provider's cache, whatever its key set or age: a parse
-    /// depends on the text alone.
-    pub fn parsed(&self, token: &str) -> Option<Rc<UntrustedJwt>> {
+    /// depends on the text alone. With the cache's copy of the text, so a hit copies nothing.
+    pub fn parsed(&self, token: &str) -> Option<(Rc<str>, Rc<UntrustedJwt>)> {
         self.providers
             .iter()
             .flatten()
-            .find_map(|cache| cache.entries.get(token))
-            .map(|entry| Rc::clone(&entry.jwt))
+            .find_map(|cache| cache.entry(token))
+            .map(|entry| (Rc::clone(&entry.token), Rc::clone(&entry.jwt)))
     }
 
     pub fn provider(&self, id: usize) -> Option<&ProviderCache> {

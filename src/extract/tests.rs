@@ -17,7 +17,10 @@ fn default_locations() -> Vec<Location> {
 }
 
 fn tokens(r: &RequestHeaders, locations: &[Location]) -> Vec<Result<String, AuthError>> {
-    extract(r, locations).into_iter().map(|f| f.token).collect()
+    extract(r, locations)
+        .into_iter()
+        .map(|f| f.token.map(Cow::into_owned))
+        .collect()
 }
 
 #[test]

@@ -150,3 +150,91 @@ fn the_public_operation_matches_the_big_integer_one() {
         assert_eq!(rsa::BigUint::from_bytes_le(&got_le), want, "seed {seed}");
     }
 }
+
+/// A deterministic generator for PSS salts (tests only: nothing here needs randomness).
+struct Salts(u64);
+
+impl rsa::rand_core::RngCore for Salts {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            *b = self.next_u64() as u8;
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rsa::rand_core::CryptoRng for Salts {}
+
+fn pss(hash: Hash) -> rsa::Pss {
+    match hash {
+        Hash::Sha256 => rsa::Pss::new::<sha2::Sha256>(),
+        Hash::Sha384 => rsa::Pss::new::<sha2::Sha384>(),
+        Hash::Sha512 => rsa::Pss::new::<sha2::Sha512>(),
+    }
+}
+
+fn both_pss(key: &RsaPublicKey, hash: Hash, message: &[u8], sig: &[u8], what: &str) -> bool {
+    let ours = RsaVerifier::new(key)
+        .unwrap()
+        .verify_pss(hash, message, sig);
+    let theirs =
+        sig.len() == key.size() && key.verify(pss(hash), &digest(hash, message), sig).is_ok();
+    assert_eq!(ours, theirs, "{what}");
+    ours
+}
+
+#[test]
+fn pss_signatures_verify_as_the_rsa_crate_verifies_them() {
+    let mut salts = Salts(0x2545_f491_4f6c_dd1d);
+    for key in keys() {
+        let public = key.to_public_key();
+        for hash in HASHES {
+            let msg = b"eyJhbGciOiJQUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
+            let Ok(sig) = key.sign_with_rng(&mut salts, pss(hash), &digest(hash, msg)) else {
+                // RSA-1024 is too short for PS512 (two 64-byte values and two more bytes).
+                assert!(public.size() < 2 * digest(hash, msg).len() + 2);
+                continue;
+            };
+            assert!(both_pss(&public, hash, msg, &sig, "good"));
+            for at in [0, 1, sig.len() / 2, sig.len() - 1] {
+                for bit in [0x01, 0x80] {
+                    let mut bad = sig.clone();
+                    bad[at] ^= bit;
+                    assert!(!both_pss(&public, hash, msg, &bad, "bit flipped"));
+                }
+            }
+            assert!(!both_pss(&public, hash, b"other", &sig, "other message"));
+            let other = HASHES.into_iter().find(|h| *h != hash).unwrap();
+            assert!(!both_pss(&public, other, msg, &sig, "other hash"));
+            assert!(!both_pss(&public, hash, msg, &sig[1..], "short"));
+            let v15 = sign(&key, hash, msg);
+            assert!(!both_pss(
+                &public,
+                hash,
+                msg,
+                &v15,
+                "a PKCS#1 v1.5 signature"
+            ));
+            assert!(
+                !RsaVerifier::new(&public).unwrap().verify(hash, msg, &sig),
+                "PSS as v1.5"
+            );
+        }
+        let n = public.n().to_bytes_be();
+        for (what, sig) in [("zero", vec![0; public.size()]), ("n", n)] {
+            assert!(!both_pss(&public, Hash::Sha256, b"m", &sig, what));
+        }
+    }
+}

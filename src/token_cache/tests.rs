@@ -105,3 +105,20 @@ fn parsed_tokens_are_found_in_any_provider_cache() {
     assert!(caches.parsed(&h).is_some());
     assert!(!TokenCache::disabled().enabled());
 }
+
+#[test]
+fn tokens_sharing_a_tail_never_share_an_entry() {
+    // Same length, same last `HASHED_TAIL` bytes: the same hash, different texts.
+    let tail = "t".repeat(HASHED_TAIL);
+    let (a, b): (Rc<str>, Rc<str>) = (format!("a{tail}").into(), format!("b{tail}").into());
+    let (_, jwt) = token(1, Some(NOW + 100));
+    let mut cache = ProviderCache::new(10);
+    cache.insert(Rc::clone(&a), Rc::clone(&jwt), 1, NOW);
+    assert!(cache.get(&a, 1, NOW).is_some());
+    assert!(cache.get(&b, 1, NOW).is_none(), "another text is a miss");
+    cache.insert(Rc::clone(&b), jwt, 1, NOW);
+    assert!(cache.get(&b, 1, NOW).is_some());
+    assert!(cache.get(&a, 1, NOW).is_none(), "the newer took the slot");
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.order.len(), 1);
+}
