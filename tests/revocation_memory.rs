@@ -45,8 +45,12 @@ fn uuid(i: usize) -> String {
 
 fn document() -> String {
     let jti: Vec<String> = (0..70_000).map(uuid).collect();
-    let sub: Vec<String> = (0..10_000).map(|i| format!("user-{i}@example.com")).collect();
-    let sid: Vec<String> = (0..10_000).map(|i| format!("session-{}", uuid(i))).collect();
+    let sub: Vec<String> = (0..10_000)
+        .map(|i| format!("user-{i}@example.com"))
+        .collect();
+    let sid: Vec<String> = (0..10_000)
+        .map(|i| format!("session-{}", uuid(i)))
+        .collect();
     let client_id: Vec<String> = (0..4_999).map(|i| format!("service-{i}")).collect();
     let cutoffs: Map<String, Value> = (0..5_000)
         .map(|i| (format!("cutoff-user-{i}"), json!(1_764_600_000 + i)))
