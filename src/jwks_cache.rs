@@ -37,7 +37,8 @@ const MAX_UNKNOWN_KIDS: usize = 64;
 pub struct FetchPolicy {
     /// The key set's lifetime without `Cache-Control: max-age` (`cache_duration`).
     pub cache_duration: Duration,
-    /// Bounds applied to `max-age`.
+    /// Bounds applied to `max-age`. The upper one defaults to `cache_duration`, so `max-age`
+    /// only ever shortens a key set's lifetime unless the config raises it.
     pub min_cache_duration: Duration,
     pub max_cache_duration: Duration,
     /// How long past its lifetime a key set is still used while refreshes fail.
@@ -54,7 +55,7 @@ impl Default for FetchPolicy {
         Self {
             cache_duration: Duration::from_secs(600),
             min_cache_duration: Duration::from_secs(30),
-            max_cache_duration: Duration::from_secs(24 * 3600),
+            max_cache_duration: Duration::from_secs(600),
             max_staleness: Duration::from_secs(24 * 3600),
             retry_base: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),

@@ -270,14 +270,16 @@ fn compile_remote_jwks(
         ));
     }
     let defaults = FetchPolicy::default();
+    let cache_duration = raw.cache_duration.unwrap_or(defaults.cache_duration);
+    // `max-age` is honoured only downwards unless the config raises the bound: an identity
+    // provider's long `max-age` must not keep a key it removed verifying past `cache_duration`.
+    let max_cache_duration = raw.max_cache_duration.unwrap_or(cache_duration);
     let policy = FetchPolicy {
-        cache_duration: raw.cache_duration.unwrap_or(defaults.cache_duration),
+        cache_duration,
         min_cache_duration: raw
             .min_cache_duration
-            .unwrap_or(defaults.min_cache_duration),
-        max_cache_duration: raw
-            .max_cache_duration
-            .unwrap_or(defaults.max_cache_duration),
+            .unwrap_or(defaults.min_cache_duration.min(max_cache_duration)),
+        max_cache_duration,
         max_staleness: raw.max_staleness.unwrap_or(defaults.max_staleness),
         retry_base: raw
             .async_fetch

@@ -240,6 +240,43 @@ fn remote_jwks_is_resolved_with_defaults() {
     );
 }
 
+/// Issue 11 item 6: an identity provider's long `max-age` must not keep a key it removed (say,
+/// because it leaked) verifying for a day when the operator asked for `cache_duration: 300s`.
+#[test]
+fn max_age_shortens_but_never_extends_cache_duration_by_default() {
+    use crate::jwks_cache::read_response;
+    let jwks = crate::mint::JWKS.as_bytes();
+    let ttl = |remote_jwks: Value, cache_control: &str| {
+        let cfg = remote(remote_jwks).unwrap();
+        let JwksSource::Remote(r) = &cfg.providers[0].jwks else {
+            panic!("not remote")
+        };
+        read_response(
+            &r.policy,
+            Some("200"),
+            jwks.len(),
+            jwks,
+            Some(cache_control),
+        )
+        .unwrap()
+        .ttl
+        .as_secs()
+    };
+    let uri = json!({ "uri": "https://idp/", "cluster": "c", "timeout": "1s" });
+    let short = json!({ "http_uri": uri, "cache_duration": "300s" });
+    assert_eq!(ttl(short.clone(), "max-age=86400"), 300, "not extended");
+    assert_eq!(ttl(short, "max-age=60"), 60, "shortened");
+    let tiny = json!({ "http_uri": uri, "cache_duration": "10s" });
+    assert_eq!(
+        ttl(tiny, "max-age=5"),
+        10,
+        "min_cache_duration defaults to at most the max"
+    );
+    let raised =
+        json!({ "http_uri": uri, "cache_duration": "300s", "max_cache_duration": "3600s" });
+    assert_eq!(ttl(raised, "max-age=86400"), 3600, "raised on purpose");
+}
+
 #[test]
 #[rustfmt::skip]
 fn remote_jwks_refusals_name_the_field() {
