@@ -29,7 +29,7 @@ pub type Millis = u64;
 /// The largest JWKS body accepted (1 MiB).
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
-/// How many distinct unknown kids are remembered between two key sets.
+/// How many distinct unknown kids are remembered at once (each for `unknown_kid_interval`).
 const MAX_UNKNOWN_KIDS: usize = 64;
 
 /// Timing knobs of one remote key set (config: `remote_jwks` and our extensions).
@@ -46,7 +46,8 @@ pub struct FetchPolicy {
     /// First retry delay after a failure; doubles per failure up to `max_backoff`.
     pub retry_base: Duration,
     pub max_backoff: Duration,
-    /// At most one refetch for unknown kids per interval.
+    /// At most one refetch for unknown kids per interval; a kid looked for in vain is
+    /// remembered as unknown for this long (or until a new key set arrives).
     pub unknown_kid_interval: Duration,
 }
 
@@ -252,7 +253,10 @@ pub struct RemoteKeys {
     failures: u32,
     retry_at: Millis,
     last_kid_refetch: Option<Millis>,
-    unknown_kids: Vec<String>,
+    /// Kids looked for in vain, with when: forgotten after `unknown_kid_interval` or when a
+    /// new key set arrives, so one request naming the identity provider's next (predictable)
+    /// kid cannot block learning it until the scheduled refresh.
+    unknown_kids: Vec<(String, Millis)>,
 }
 
 impl RemoteKeys {
@@ -385,11 +389,19 @@ impl RemoteKeys {
         }
     }
 
-    /// Whether waiting could make `kid` known: it was not looked for in vain since the current
-    /// key set arrived, and a fetch is in flight or the refetch budget allows one now.
+    /// Whether waiting could make `kid` known: it was not looked for in vain in the last
+    /// `unknown_kid_interval` (nor since the current key set arrived), and a fetch is in flight
+    /// or the refetch budget allows one now.
     pub fn may_learn_kid(&self, kid: &str, now: Millis) -> bool {
-        !self.unknown_kids.iter().any(|k| k == kid)
-            && (self.in_flight || self.kid_refetch_allowed(now))
+        !self.known_unknown(kid, now) && (self.in_flight || self.kid_refetch_allowed(now))
+    }
+
+    /// `kid` was looked for in vain less than `unknown_kid_interval` ago.
+    fn known_unknown(&self, kid: &str, now: Millis) -> bool {
+        let interval = millis(self.policy.unknown_kid_interval);
+        self.unknown_kids
+            .iter()
+            .any(|(k, at)| k == kid && now < at.saturating_add(interval))
     }
 
     fn kid_refetch_allowed(&self, now: Millis) -> bool {
@@ -403,11 +415,14 @@ impl RemoteKeys {
     /// unknown, or the refetch budget of this interval is spent. While a fetch is in flight,
     /// the request should wait for it (see `is_fetching`).
     pub fn unknown_kid(&mut self, kid: &str, now: Millis) -> bool {
-        if self.unknown_kids.iter().any(|k| k == kid) {
+        if self.known_unknown(kid, now) {
             return false;
         }
+        let interval = millis(self.policy.unknown_kid_interval);
+        self.unknown_kids
+            .retain(|(k, at)| k != kid && now < at.saturating_add(interval));
         if self.unknown_kids.len() < MAX_UNKNOWN_KIDS {
-            self.unknown_kids.push(kid.to_owned());
+            self.unknown_kids.push((kid.to_owned(), now));
         }
         if self.kid_refetch_allowed(now) && !self.in_flight {
             self.last_kid_refetch = Some(now);

@@ -143,14 +143,49 @@ fn unknown_kids_refetch_at_most_once_per_interval() {
         !keys.unknown_kid("third", T0 + 10 * SEC),
         "budget spent for 30 s"
     );
-    assert!(!keys.unknown_kid("new", T0 + 40 * SEC), "known unknown");
     assert!(keys.unknown_kid("fourth", T0 + 40 * SEC), "next interval");
     keys.fetch_started();
-    keys.fetch_succeeded(T0 + 41 * SEC, fetched(600));
     assert!(
-        keys.unknown_kid("new", T0 + 80 * SEC),
+        !keys.may_learn_kid("fourth", T0 + 41 * SEC),
+        "known unknown, though a fetch is in flight"
+    );
+    keys.fetch_succeeded(T0 + 41 * SEC, fetched(600));
+    keys.fetch_started();
+    assert!(
+        keys.may_learn_kid("fourth", T0 + 42 * SEC),
         "a new key set forgets unknown kids"
     );
+}
+
+#[test]
+fn a_kid_looked_for_in_vain_is_forgotten_after_unknown_kid_refetch_interval() {
+    // Issue 11, item 7: one request naming the identity provider's next (predictable) kid
+    // while the refetch budget is spent must not block learning that kid until the
+    // scheduled refresh (8 minutes here).
+    let mut keys = RemoteKeys::new(policy()); // unknown_kid_interval: 30 s
+    keys.fetch_started();
+    keys.fetch_succeeded(T0, fetched(600));
+    assert!(keys.unknown_kid("typo", T0), "spends the budget");
+    keys.fetch_started();
+    keys.fetch_succeeded(T0 + 50, fetched(600));
+    assert!(
+        !keys.unknown_kid("next", T0 + SEC),
+        "budget spent: remembered"
+    );
+    assert!(
+        !keys.may_learn_kid("next", T0 + 30 * SEC),
+        "still known unknown"
+    );
+    assert!(
+        keys.may_learn_kid("next", T0 + 31 * SEC),
+        "forgotten after 30 s"
+    );
+    assert!(keys.unknown_kid("next", T0 + 31 * SEC), "and refetched");
+    // A refetch that fails remembers the kid again, from the new lookup, for 30 s.
+    keys.fetch_started();
+    keys.fetch_failed(T0 + 32 * SEC, 500);
+    assert!(!keys.unknown_kid("next", T0 + 60 * SEC), "remembered again");
+    assert!(keys.unknown_kid("next", T0 + 61 * SEC), "forgotten again");
 }
 
 #[test]
