@@ -17,8 +17,16 @@
 //! its siblings failed, a token one of them refused (its scope, claim or audience check failed)
 //! sets no identity, even if it would verify on its own.
 //!
-//! A verified token must then grant the requirement's `required_scopes` (403
-//! `InsufficientScope`) and satisfy its `required_claims` (403 `ClaimMismatch`).
+//! A verified token must then carry a `typ` its provider's `allowed_typ` lists (401
+//! `TypNotAllowed`) and be bound to the client certificate as its `certificate_bound` says
+//! (401 `CertificateBinding`); then grant the requirement's `required_scopes` (403
+//! `InsufficientScope`), be of its `token_kind` (403 `TokenKindNotAllowed`) and satisfy its
+//! `required_claims` (403 `ClaimMismatch`).
+//!
+//! A `peer` requirement (issue 17) looks at the connection, not at a token: the peer's
+//! SPIFFE ID must fit one of its principals (403 `PeerNotAllowed`). A connection fact the
+//! host could not give is `PeerUnreadable` (503), wherever it is needed (a `peer`
+//! requirement, `certificate_bound`, an identity header's `peer_field`), never "no peer".
 //!
 //! Work is done once: a token is parsed at most once per request (however many providers look
 //! at it), not at all when a provider's verified-token cache holds it, and its signature is not
@@ -33,11 +41,13 @@ use crate::error::AuthError;
 use crate::extract::extract;
 use crate::jwt::{self, UntrustedJwt};
 use crate::keys::{Availability, KeyStore, Wait};
+use crate::peer::{self, Binding, BindingError, PrincipalPattern};
 use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
 use crate::scopes::ScopeRule;
 use crate::signature::SignatureBackend;
 use crate::token_cache::TokenCache;
+use crate::token_kind::TokenKind;
 use crate::verify;
 
 /// Everything one evaluation needs; `ops` collects the header mutations of verified tokens,
@@ -80,6 +90,7 @@ struct Needs<'r> {
     audiences: Option<&'r [String]>,
     scopes: Option<&'r ScopeRule>,
     claims: &'r [ClaimRule],
+    token_kind: Option<TokenKind>,
 }
 
 impl<'c> Evaluation<'c, '_> {
@@ -92,15 +103,24 @@ impl<'c> Evaluation<'c, '_> {
                 audiences,
                 scopes,
                 claims,
+                token_kind,
             } => {
                 let needs = Needs {
                     audiences: audiences.as_deref(),
                     scopes: scopes.as_ref(),
                     claims,
+                    token_kind: *token_kind,
                 };
                 let result = self.provider(*provider, needs);
                 if result.is_err() {
                     self.failed = Some(*provider);
+                }
+                result
+            }
+            Requirement::Peer(principals) => {
+                let result = self.peer(principals);
+                if result.is_err() {
+                    self.failed = None;
                 }
                 result
             }
@@ -161,6 +181,35 @@ impl<'c> Evaluation<'c, '_> {
             return Ok(());
         }
         Err(last)
+    }
+
+    /// `peer`: the connection's SPIFFE ID fits one of `principals`.
+    fn peer(&self, principals: &[PrincipalPattern]) -> Result<(), AuthError> {
+        let uri_san = self
+            .headers
+            .peer()
+            .uri_san
+            .as_ref()
+            .map_err(|_| AuthError::PeerUnreadable)?;
+        if peer::peer_allowed(principals, uri_san.as_deref()) {
+            Ok(())
+        } else {
+            Err(AuthError::PeerNotAllowed)
+        }
+    }
+
+    /// `certificate_bound`: the token's `cnf["x5t#S256"]` against the client certificate. The
+    /// digest is only needed (and only refused when unreadable) for a bound token.
+    fn binding(&self, mode: Binding, jwt: &UntrustedJwt) -> Result<(), AuthError> {
+        let thumbprint = self.headers.peer().thumbprint();
+        let peer = thumbprint.ok().flatten();
+        match peer::check_binding(mode, &jwt.payload, peer) {
+            Ok(()) => Ok(()),
+            Err(BindingError::NoPeerCertificate) if thumbprint.is_err() => {
+                Err(AuthError::PeerUnreadable)
+            }
+            Err(_) => Err(AuthError::CertificateBinding),
+        }
     }
 
     fn provider(&mut self, id: ProviderId, needs: Needs<'_>) -> Result<(), AuthError> {
@@ -296,15 +345,38 @@ impl<'c> Evaluation<'c, '_> {
             let (token, jwt) = (Rc::clone(&parsed.token), Rc::clone(&parsed.jwt));
             cache.insert(token, jwt, keys.version(), self.now);
         }
+        if let Some(allowed) = &provider.allowed_typ {
+            allowed
+                .check(jwt.typ.as_ref())
+                .map_err(|_| AuthError::TypNotAllowed)?;
+        }
+        self.binding(provider.certificate_bound, jwt)?;
         if let Some(Err(needed)) = needs.scopes.map(|rule| rule.check(&jwt.payload)) {
             self.insufficient_scope = Some(needed);
             return Err(AuthError::InsufficientScope);
         }
+        if let Some(kind) = needs.token_kind {
+            if provider.service_test.kind(&jwt.payload) != kind {
+                return Err(AuthError::TokenKindNotAllowed);
+            }
+        }
         if !needs.claims.iter().all(|rule| rule.matches(&jwt.payload)) {
             return Err(AuthError::ClaimMismatch);
         }
+        let peer_id = match provider
+            .identity_header
+            .as_ref()
+            .and_then(|i| i.peer_field.as_ref())
+        {
+            Some(_) => self
+                .headers
+                .peer()
+                .spiffe_id()
+                .map_err(|_| AuthError::PeerUnreadable)?,
+            None => None,
+        };
         propagate::consume_token(provider, location, self.headers, &mut self.ops);
-        propagate::identity(provider, jwt, &mut self.ops);
+        propagate::identity(provider, jwt, peer_id, &mut self.ops);
         self.verified.get_or_insert(id);
         Ok(())
     }

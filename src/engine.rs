@@ -253,4 +253,6 @@ fn is_cors_preflight(headers: &RequestHeaders) -> bool {
 }
 
 #[cfg(test)]
+mod service_tests;
+#[cfg(test)]
 mod tests;

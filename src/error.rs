@@ -72,6 +72,23 @@ pub enum AuthError {
     InsufficientScope,
     /// The token is good but a claim fails the requirement's `required_claims` (403).
     ClaimMismatch,
+    /// The token's JOSE `typ` is absent or not one of the provider's `allowed_typ` (RFC 8725
+    /// §3.11, RFC 9068 §4; `token_kind`).
+    TypNotAllowed,
+    /// The provider's `certificate_bound` check failed (RFC 8705 §3): the token is bound to
+    /// another certificate, is bound but the connection has no client certificate, carries a
+    /// malformed `cnf`, or is unbound where binding is `required` (`peer::check_binding`).
+    CertificateBinding,
+    /// The token is good but of the wrong kind for the requirement's `token_kind` (a user's
+    /// token where only services may call, or the reverse): 403 `insufficient_scope`.
+    TokenKindNotAllowed,
+    /// The `peer` requirement failed: no client certificate, a plain-text connection, a URI
+    /// SAN that is not a SPIFFE ID, or another principal (403, no challenge: no token would
+    /// help).
+    PeerNotAllowed,
+    /// The host could not give a connection property the configuration needs (the peer's URI
+    /// SAN or certificate digest): refused with 503, never taken as "no peer".
+    PeerUnreadable,
     /// The provider has no key set to verify with.
     KeysUnavailable,
     /// The request itself cannot be read (`request::Unreadable`: headers the host could not
@@ -90,7 +107,8 @@ pub enum FailureClass {
     Invalid,
     /// The provider's key set could not be had.
     KeysUnavailable,
-    /// A good token that does not grant access here (audience, scope, claim): always 403.
+    /// A good token that does not grant access here (audience, scope, claim, token kind), or
+    /// a peer that may not call: always 403 (503 when the peer cannot be read).
     Forbidden,
 }
 
@@ -130,6 +148,11 @@ impl AuthError {
             Self::AudienceNotAllowed => "Audiences in Jwt are not allowed",
             Self::InsufficientScope => "Jwt lacks a required scope",
             Self::ClaimMismatch => "Jwt claims are not allowed",
+            Self::TypNotAllowed => "Jwt type [typ] is not allowed",
+            Self::CertificateBinding => "Jwt is not bound to the client certificate",
+            Self::TokenKindNotAllowed => "Jwt is not of the kind of token this route accepts",
+            Self::PeerNotAllowed => "Peer is not allowed",
+            Self::PeerUnreadable => "Peer certificate cannot be read",
             Self::KeysUnavailable => "Jwks remote fetch is failed",
             Self::UnreadableRequest => "Bad request",
         }
@@ -165,6 +188,10 @@ impl AuthError {
             Self::AudienceNotAllowed => "audience",
             Self::InsufficientScope => "scope",
             Self::ClaimMismatch => "claim",
+            Self::TypNotAllowed => "typ",
+            Self::CertificateBinding => "binding",
+            Self::TokenKindNotAllowed => "token_kind",
+            Self::PeerNotAllowed | Self::PeerUnreadable => "peer",
             Self::KeysUnavailable => "keys_unavailable",
         }
     }
@@ -174,9 +201,12 @@ impl AuthError {
         match self {
             Self::Missing => FailureClass::Missing,
             Self::KeysUnavailable => FailureClass::KeysUnavailable,
-            Self::AudienceNotAllowed | Self::InsufficientScope | Self::ClaimMismatch => {
-                FailureClass::Forbidden
-            }
+            Self::AudienceNotAllowed
+            | Self::InsufficientScope
+            | Self::ClaimMismatch
+            | Self::TokenKindNotAllowed
+            | Self::PeerNotAllowed
+            | Self::PeerUnreadable => FailureClass::Forbidden,
             _ => FailureClass::Invalid,
         }
     }
@@ -200,12 +230,15 @@ pub struct Denial {
 /// The one mapping from failure to HTTP, as `jwt_authn` does it (RFC 6750 §3): 403 when the
 /// token is good but not for this audience (or, ours, lacks a required scope or claim), else
 /// 401; `error="invalid_token"` unless the token is simply missing, `error="insufficient_scope"`
-/// with `scope="…"` (the scopes needed) for scopes, and without `scope` for claims (the token
+/// with `scope="…"` (the scopes needed) for scopes, and without `scope` for claims and token
+/// kinds (the token
 /// needs higher privileges, RFC 6750 §3.1, but no scope would grant them; the rule's values are
 /// not told). `realm` is the request URL. `strip` (`strip_failure_response`) leaves out the
 /// body and the `WWW-Authenticate` header. `unavailable` (a `deny_503` failure policy) answers
 /// 503 with the reason and no challenge: the client is not at fault. A request that cannot be
-/// read (`UnreadableRequest`) gets 400 without a challenge.
+/// read (`UnreadableRequest`) gets 400 without a challenge. A peer that may not call
+/// (`PeerNotAllowed`) gets 403 without a challenge (no token would help), and a peer the host
+/// could not describe (`PeerUnreadable`) 503 without one, whatever the failure policy.
 pub fn deny(
     error: AuthError,
     realm: &str,
@@ -213,20 +246,28 @@ pub fn deny(
     scope: Option<&str>,
     unavailable: bool,
 ) -> Denial {
-    if error == AuthError::UnreadableRequest {
+    let unchallenged = match error {
         // Not an authentication challenge: no credential would make the request readable.
+        AuthError::UnreadableRequest => Some(400),
+        // Who is on the other end of the connection: no token changes it.
+        AuthError::PeerNotAllowed => Some(403),
+        AuthError::PeerUnreadable => Some(503),
+        _ => None,
+    };
+    if let Some(status) = unchallenged {
         let body = if strip { "" } else { error.message() };
         return Denial {
-            status: 400,
+            status,
             www_authenticate: None,
             body,
         };
     }
     let status = match error {
         _ if unavailable => 503,
-        AuthError::AudienceNotAllowed | AuthError::InsufficientScope | AuthError::ClaimMismatch => {
-            403
-        }
+        AuthError::AudienceNotAllowed
+        | AuthError::InsufficientScope
+        | AuthError::ClaimMismatch
+        | AuthError::TokenKindNotAllowed => 403,
         _ => 401,
     };
     if strip || unavailable {
@@ -244,7 +285,7 @@ pub fn deny(
             "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
             quoted_string_content(scope.unwrap_or(""))
         ),
-        AuthError::ClaimMismatch => {
+        AuthError::ClaimMismatch | AuthError::TokenKindNotAllowed => {
             format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\"")
         }
         _ => format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),

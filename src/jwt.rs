@@ -113,6 +113,9 @@ pub struct Claims {
 pub struct UntrustedJwt {
     pub alg: Alg,
     pub kid: Option<String>,
+    /// The JOSE header's `typ` member as sent (`None`: absent), for a provider's
+    /// `allowed_typ` (`token_kind::AllowedTyp`).
+    pub typ: Option<Value>,
     pub claims: Claims,
     /// Every payload member, for `claim_to_headers` and claim rules.
     pub payload: Map<String, Value>,
@@ -170,6 +173,7 @@ pub fn parse(token: &str) -> Result<UntrustedJwt, AuthError> {
         Some(Value::String(kid)) => Some(kid.clone()),
         Some(_) => return Err(AuthError::HeaderBadKid),
     };
+    let typ = header.get("typ").cloned();
     if header.contains_key("crit")
         || header
             .get("b64")
@@ -194,6 +198,7 @@ pub fn parse(token: &str) -> Result<UntrustedJwt, AuthError> {
     Ok(UntrustedJwt {
         alg,
         kid,
+        typ,
         claims,
         payload,
         signing_input: signing_input.to_owned(),

@@ -20,7 +20,7 @@ pub const FETCH_FAILURE_REASONS: [&str; 7] = [
 ];
 
 /// Every `AuthError::reason`, so each denial counter exists (at 0) from the start.
-pub const DENY_REASONS: [&str; 12] = [
+pub const DENY_REASONS: [&str; 16] = [
     "missing",
     "malformed",
     "signature",
@@ -32,6 +32,10 @@ pub const DENY_REASONS: [&str; 12] = [
     "audience",
     "scope",
     "claim",
+    "typ",
+    "binding",
+    "token_kind",
+    "peer",
     "keys_unavailable",
 ];
 

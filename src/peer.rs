@@ -15,6 +15,10 @@
 //!   DER certificate (RFC 8705 §3.1); compared in constant time with the peer's digest, which
 //!   comes as Envoy's lower-case hex ([`Thumbprint::from_hex`]), or from the certificate's
 //!   DER or PEM.
+//! - The connection facts ([`PeerFacts`]) are an input of every decision: what the host said
+//!   about the peer's URI SAN and certificate digest, where "absent" (no certificate, plain
+//!   text) and "could not be read" stay apart. Unread is unreadable: a configuration that
+//!   needs a fact the glue did not read refuses the request, it never sees "no peer".
 
 use base64::alphabet::{STANDARD, URL_SAFE};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -57,6 +61,66 @@ fn valid_spiffe_rest(rest: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
         })
+}
+
+/// The host could not give a connection property (a failed host call, or it was not read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable;
+
+/// One connection property as the host gave it: `Ok(None)` when the connection has none (no
+/// client certificate, plain text), `Err` when it could not be read.
+pub type Fact = Result<Option<Vec<u8>>, Unreadable>;
+
+/// What the host says about the downstream peer of one request. Both facts default to
+/// `Err(Unreadable)`: the glue reads those the configuration needs (`Config::peer_reads`),
+/// and a fact that was needed but not read refuses the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerFacts {
+    /// `connection.uri_san_peer_certificate`: the first URI SAN of the verified client
+    /// certificate.
+    pub uri_san: Fact,
+    /// `connection.sha256_peer_certificate_digest`: lower-case hex of the SHA-256 of the
+    /// client certificate's DER.
+    pub digest: Fact,
+}
+
+impl Default for PeerFacts {
+    fn default() -> Self {
+        PeerFacts {
+            uri_san: Err(Unreadable),
+            digest: Err(Unreadable),
+        }
+    }
+}
+
+impl PeerFacts {
+    /// A connection without a client certificate (or in plain text): both facts absent.
+    pub fn none() -> PeerFacts {
+        PeerFacts {
+            uri_san: Ok(None),
+            digest: Ok(None),
+        }
+    }
+
+    /// The peer's SPIFFE ID as sent (`spiffe://cluster.local/ns/shop/sa/frontend`): `Ok(None)`
+    /// when there is no URI SAN or it is not a SPIFFE ID.
+    pub fn spiffe_id(&self) -> Result<Option<&str>, Unreadable> {
+        let uri = self.uri_san.as_ref().map_err(|e| *e)?;
+        Ok(uri
+            .as_deref()
+            .filter(|u| principal(u).is_some())
+            .and_then(|u| std::str::from_utf8(u).ok()))
+    }
+
+    /// The certificate's thumbprint: `Ok(None)` without a certificate; a digest that is not
+    /// 64 hex digits is unreadable, never "no certificate".
+    pub fn thumbprint(&self) -> Result<Option<Thumbprint>, Unreadable> {
+        match &self.digest {
+            Err(e) => Err(*e),
+            Ok(None) => Ok(None),
+            Ok(Some(hex)) => Thumbprint::from_hex(hex).map(Some).ok_or(Unreadable),
+        }
+    }
 }
 
 /// One entry of a `peer.principals` list.

@@ -12,7 +12,8 @@
 //!
 //! The `identity_header` (ours) carries standard base64 (padded) of a compact JSON object:
 //! each configured field with its claim's JSON value as in the token (missing and null claims
-//! left out), except that `scope` / `scp` become arrays of scopes.
+//! left out), except that `scope` / `scp` become arrays of scopes, plus, under its
+//! `peer_field`, the downstream peer's SPIFFE ID when the connection has one.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -34,8 +35,14 @@ pub enum HeaderOp<'c> {
     Set(&'c str, String),
 }
 
-/// The identity headers `provider` emits for a verified `jwt`.
-pub fn identity<'c>(provider: &'c Provider, jwt: &UntrustedJwt, ops: &mut Vec<HeaderOp<'c>>) {
+/// The identity headers `provider` emits for a verified `jwt`; `peer` is the connection's
+/// SPIFFE ID, for the identity header's `peer_field`.
+pub fn identity<'c>(
+    provider: &'c Provider,
+    jwt: &UntrustedJwt,
+    peer: Option<&str>,
+    ops: &mut Vec<HeaderOp<'c>>,
+) {
     if let Some(header) = &provider.forward_payload_header {
         let value = if provider.pad_forward_payload_header {
             // Re-encode with padding; the payload decoded once already, so this cannot fail
@@ -59,13 +66,18 @@ pub fn identity<'c>(provider: &'c Provider, jwt: &UntrustedJwt, ops: &mut Vec<He
     if let Some(identity) = &provider.identity_header {
         ops.push(HeaderOp::Set(
             &identity.header,
-            identity_value(identity, &jwt.payload),
+            identity_value(identity, &jwt.payload, peer),
         ));
     }
 }
 
-/// The identity header's value: base64 of the JSON object of the configured fields.
-pub fn identity_value(identity: &IdentityHeader, payload: &Map<String, Value>) -> String {
+/// The identity header's value: base64 of the JSON object of the configured fields (and of
+/// `peer_field` when there is a `peer`).
+pub fn identity_value(
+    identity: &IdentityHeader,
+    payload: &Map<String, Value>,
+    peer: Option<&str>,
+) -> String {
     let mut object = Map::with_capacity(identity.fields.len());
     for field in &identity.fields {
         let value = match claim(payload, &field.claim_path) {
@@ -76,6 +88,9 @@ pub fn identity_value(identity: &IdentityHeader, payload: &Map<String, Value>) -
             Some(v) => v.clone(),
         };
         object.insert(field.name.clone(), value);
+    }
+    if let (Some(field), Some(peer)) = (&identity.peer_field, peer) {
+        object.insert(field.clone(), Value::from(peer));
     }
     STANDARD.encode(Value::Object(object).to_string())
 }

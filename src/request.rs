@@ -15,11 +15,15 @@
 //!   `Unreadable` (`readable`), and the engine refuses it (400) before any rule is looked at.
 //!
 //! Pseudo-headers (`:path`, `:authority`, …) are ordinary entries, as in the proxy-wasm map.
+//!
+//! The request also carries what the host says about its connection's peer (`peer`,
+//! `peer::PeerFacts`): unread (so unreadable) unless the glue read it with `with_peer`.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::pairs;
+use crate::peer::PeerFacts;
 
 /// Envoy's limit on the path in a `realm` (`buildOriginalUri`'s `max_path_length`).
 pub const MAX_REALM_PATH: usize = 256;
@@ -49,12 +53,16 @@ pub struct RequestHeaders {
     pairs: Vec<(Range<usize>, Range<usize>)>,
     /// The host could not give the map (`from_host(None)`).
     unreadable: bool,
+    /// The downstream connection's peer; unread (unreadable) unless `with_peer` set it.
+    peer: PeerFacts,
 }
 
 /// Equal when they hold the same pairs in the same order (wherever the bytes lie).
 impl PartialEq for RequestHeaders {
     fn eq(&self, other: &Self) -> bool {
-        self.unreadable == other.unreadable && self.entries().eq(other.entries())
+        self.unreadable == other.unreadable
+            && self.peer == other.peer
+            && self.entries().eq(other.entries())
     }
 }
 
@@ -75,6 +83,7 @@ impl RequestHeaders {
             bytes,
             pairs: ranges,
             unreadable: false,
+            peer: PeerFacts::default(),
         }
     }
 
@@ -102,9 +111,21 @@ impl RequestHeaders {
                 bytes,
                 pairs,
                 unreadable: false,
+                peer: PeerFacts::default(),
             },
             None => Self::unreadable(),
         }
+    }
+
+    /// The same request, with what the host said about its connection's peer.
+    pub fn with_peer(mut self, peer: PeerFacts) -> Self {
+        self.peer = peer;
+        self
+    }
+
+    /// What the host said about the connection's peer (unreadable when never read).
+    pub fn peer(&self) -> &PeerFacts {
+        &self.peer
     }
 
     /// Every (name, value), in order.

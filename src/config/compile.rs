@@ -6,7 +6,9 @@ use super::raw::*;
 use super::*;
 use crate::claims::{is_scalar, ClaimTest};
 use crate::matcher::{compile_regex, HeaderMatcher, HostMatcher, PathMatcher, TextOp};
+use crate::peer::{Binding, PrincipalPattern};
 use crate::scopes::is_scope_token;
+use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 
 pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.providers.is_empty() {
@@ -55,6 +57,20 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .collect();
     emitted_headers.sort();
     emitted_headers.dedup();
+    let peer_reads = PeerReads {
+        uri_san: rules
+            .iter()
+            .filter_map(|r| r.requirement.as_ref())
+            .any(needs_peer)
+            || providers.iter().any(|p| {
+                p.identity_header
+                    .as_ref()
+                    .is_some_and(|i| i.peer_field.is_some())
+            }),
+        digest: providers
+            .iter()
+            .any(|p| p.certificate_bound != Binding::Off),
+    };
     Ok(Config {
         providers,
         rules,
@@ -64,7 +80,17 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         report_only: raw.report_only,
         emitted_headers,
         host_signatures: raw.host_signatures,
+        peer_reads,
     })
+}
+
+/// Whether `requirement` has a `peer` requirement anywhere in it.
+fn needs_peer(requirement: &Requirement) -> bool {
+    match requirement {
+        Requirement::Peer(_) => true,
+        Requirement::Any(children) | Requirement::All(children) => children.iter().any(needs_peer),
+        _ => false,
+    }
 }
 
 fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigError> {
@@ -171,6 +197,54 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         .subjects
         .map(|m| compile_string_matcher(&field("subjects"), m))
         .transpose()?;
+    let allowed_typ = raw
+        .allowed_typ
+        .map(|types| {
+            AllowedTyp::new(&types).map_err(|reason| ConfigError::new(field("allowed_typ"), reason))
+        })
+        .transpose()?;
+    let service_test = match (raw.service_token, raw.resource_owner_claims.is_empty()) {
+        (Some(_), false) => {
+            return Err(ConfigError::new(
+                field("service_token"),
+                "set only one of `service_token` and `resource_owner_claims`",
+            ))
+        }
+        (Some(rules), true) => {
+            if rules.is_empty() {
+                return Err(ConfigError::new(
+                    field("service_token"),
+                    "must list at least one rule (leave it out for the default test)",
+                ));
+            }
+            ServiceTest::Rules(
+                rules
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        compile_claim_rule(&format!("{}[{i}]", field("service_token")), r)
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        (None, true) => ServiceTest::Default,
+        (None, false) => {
+            for (i, name) in raw.resource_owner_claims.iter().enumerate() {
+                if name.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("{}[{i}]", field("resource_owner_claims")),
+                        "must be a claim name",
+                    ));
+                }
+            }
+            ServiceTest::ResourceOwnerClaims(raw.resource_owner_claims)
+        }
+    };
+    let certificate_bound = match raw.certificate_bound {
+        RawBinding::Off => Binding::Off,
+        RawBinding::IfPresent => Binding::IfPresent,
+        RawBinding::Required => Binding::Required,
+    };
     Ok(Provider {
         name: name.to_owned(),
         issuer: Some(raw.issuer).filter(|i| !i.is_empty()),
@@ -194,6 +268,9 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
             0 => crate::token_cache::DEFAULT_SIZE,
             size => usize::try_from(size).unwrap_or(usize::MAX),
         }),
+        allowed_typ,
+        service_test,
+        certificate_bound,
     })
 }
 
@@ -228,7 +305,27 @@ fn compile_identity_header(
             scopes,
         });
     }
-    Ok(IdentityHeader { header, fields })
+    let peer_field = match raw.peer_field {
+        None => None,
+        Some(name) if name.is_empty() => {
+            return Err(ConfigError::new(
+                format!("{field}.peer_field"),
+                "must name a field",
+            ))
+        }
+        Some(name) if fields.iter().any(|f| f.name == name) => {
+            return Err(ConfigError::new(
+                format!("{field}.peer_field"),
+                format!("{name:?} is already a field of `claims`"),
+            ))
+        }
+        Some(name) => Some(name),
+    };
+    Ok(IdentityHeader {
+        header,
+        fields,
+        peer_field,
+    })
 }
 
 fn compile_remote_jwks(
@@ -522,6 +619,7 @@ fn compile_requirement(
         raw.requires_all.is_some(),
         raw.allow_missing_or_failed.is_some(),
         raw.allow_missing.is_some(),
+        raw.peer.is_some(),
     ]
     .iter()
     .filter(|s| **s)
@@ -529,7 +627,7 @@ fn compile_requirement(
     if set > 1 {
         return Err(ConfigError::new(
             field,
-            "set only one of provider_name, provider_and_audiences, requires_any, requires_all, allow_missing, allow_missing_or_failed",
+            "set only one of provider_name, provider_and_audiences, requires_any, requires_all, allow_missing, allow_missing_or_failed, peer",
         ));
     }
     let scopes = raw
@@ -543,9 +641,14 @@ fn compile_requirement(
         .map(|(i, c)| compile_claim_rule(&format!("{field}.required_claims[{i}]"), c))
         .collect::<Result<Vec<_>, _>>()?;
     let with_provider = raw.provider_name.is_some() || raw.provider_and_audiences.is_some();
+    let token_kind = raw.token_kind.map(|kind| match kind {
+        RawTokenKind::Service => TokenKind::Service,
+        RawTokenKind::User => TokenKind::User,
+    });
     for (set, name) in [
         (scopes.is_some(), "required_scopes"),
         (!claims.is_empty(), "required_claims"),
+        (token_kind.is_some(), "token_kind"),
     ] {
         if set && !with_provider {
             return Err(ConfigError::new(
@@ -560,6 +663,7 @@ fn compile_requirement(
             audiences: None,
             scopes,
             claims,
+            token_kind,
         }
     } else if let Some(pa) = raw.provider_and_audiences {
         Requirement::Provider {
@@ -570,11 +674,14 @@ fn compile_requirement(
             audiences: Some(pa.audiences),
             scopes,
             claims,
+            token_kind,
         }
     } else if let Some(any) = raw.requires_any {
         Requirement::Any(list(format!("{field}.requires_any"), any)?)
     } else if let Some(all) = raw.requires_all {
         Requirement::All(list(format!("{field}.requires_all"), all)?)
+    } else if let Some(peer) = raw.peer {
+        Requirement::Peer(compile_peer(&format!("{field}.peer"), peer)?)
     } else if raw.allow_missing_or_failed.is_some() {
         Requirement::AllowMissingOrFailed
     } else if raw.allow_missing.is_some() {
@@ -583,6 +690,23 @@ fn compile_requirement(
         // `requires: {}`: no requirement, as in Envoy.
         return Ok(None);
     }))
+}
+
+fn compile_peer(field: &str, raw: RawPeer) -> Result<Vec<PrincipalPattern>, ConfigError> {
+    if raw.principals.is_empty() {
+        return Err(ConfigError::new(
+            format!("{field}.principals"),
+            "must list at least one principal (`*` for any peer with one)",
+        ));
+    }
+    raw.principals
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            PrincipalPattern::parse(p)
+                .map_err(|reason| ConfigError::new(format!("{field}.principals[{i}]"), reason))
+        })
+        .collect()
 }
 
 fn compile_scopes(field: &str, raw: RawScopes) -> Result<ScopeRule, ConfigError> {

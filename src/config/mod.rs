@@ -23,7 +23,9 @@ use crate::error::ConfigError;
 use crate::jwks::KeySet;
 use crate::jwks_cache::{FetchPolicy, Target};
 use crate::matcher::{RouteMatcher, StringMatcher};
+use crate::peer::{Binding, PrincipalPattern};
 use crate::scopes::ScopeRule;
+use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 
 mod compile;
 mod raw;
@@ -60,6 +62,19 @@ pub struct Config {
     /// Our extension `host_signatures` (default true): check RS* and ES* signatures with the
     /// host's native crypto where it has it. False: always with the module's own code.
     pub host_signatures: bool,
+    /// Which connection properties the glue must read for each request (issue 17).
+    pub peer_reads: PeerReads,
+}
+
+/// The connection properties a configuration needs; the glue reads only these, and a needed
+/// one it cannot read refuses the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerReads {
+    /// `connection.uri_san_peer_certificate`: a `peer` requirement or an identity header's
+    /// `peer_field`.
+    pub uri_san: bool,
+    /// `connection.sha256_peer_certificate_digest`: a provider's `certificate_bound`.
+    pub digest: bool,
 }
 
 /// `failure_policy` (our extension): what each class of failure leads to. 403s (audience,
@@ -121,6 +136,12 @@ pub struct Provider {
     /// `jwt_cache_config.jwt_cache_size`: how many verified tokens this provider keeps per VM;
     /// `None` without `jwt_cache_config` (no cache, as in Envoy).
     pub jwt_cache_size: Option<usize>,
+    /// `allowed_typ` (ours): the JOSE `typ` values accepted; `None`: no check.
+    pub allowed_typ: Option<AllowedTyp>,
+    /// `service_token` / `resource_owner_claims` (ours): what makes a token a service's.
+    pub service_test: ServiceTest,
+    /// `certificate_bound` (ours, RFC 8705).
+    pub certificate_bound: Binding,
 }
 
 /// `identity_header`, compiled: the header and, in configuration order, each field's claim.
@@ -129,6 +150,8 @@ pub struct IdentityHeader {
     /// Lower-cased header name.
     pub header: String,
     pub fields: Vec<IdentityField>,
+    /// `peer_field`: the field that carries the peer's SPIFFE ID.
+    pub peer_field: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,13 +206,17 @@ pub struct Rule {
 pub enum Requirement {
     /// A token from this provider; `audiences` overrides the provider's own when set,
     /// `scopes` (our `required_scopes`) must be granted by it and `claims` (our
-    /// `required_claims`) must all hold for it.
+    /// `required_claims`) must all hold for it; `token_kind` (ours) says whether a service's
+    /// own token or a user's is wanted.
     Provider {
         provider: ProviderId,
         audiences: Option<Vec<String>>,
         scopes: Option<ScopeRule>,
         claims: Vec<ClaimRule>,
+        token_kind: Option<TokenKind>,
     },
+    /// `peer` (ours): the connection's client certificate names one of these principals.
+    Peer(Vec<PrincipalPattern>),
     /// Any one child is satisfied.
     Any(Vec<Requirement>),
     /// Every child is satisfied.
@@ -252,5 +279,7 @@ mod schema;
 #[cfg(feature = "schema")]
 pub use schema::{json_schema, SCHEMA_PATH};
 
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod tests;

@@ -78,6 +78,23 @@ pub(crate) struct RawProvider {
     /// the claim checks still run. As in Envoy: no cache without it.
     #[serde(default)]
     pub(crate) jwt_cache_config: Option<RawJwtCacheConfig>,
+    /// Ours (issue 17): the JOSE `typ` values a token must carry (RFC 8725 §3.11), e.g.
+    /// `["at+jwt"]`; compared case-insensitively, with or without `application/`. Absent: no
+    /// check.
+    #[serde(default)]
+    pub(crate) allowed_typ: Option<Vec<String>>,
+    /// Ours: the test that tells a service's own token (`token_kind: service`) from a user's,
+    /// as `required_claims`-style rules that must all hold. Absent: `sub == client_id`, or
+    /// none of `resource_owner_claims` present.
+    #[serde(default)]
+    pub(crate) service_token: Option<Vec<RawClaimRule>>,
+    /// Ours: claims only a user's token carries (`username`, `email`, ...): a token with none
+    /// of them is a service's (besides `sub == client_id`).
+    #[serde(default)]
+    pub(crate) resource_owner_claims: Vec<String>,
+    /// Ours: RFC 8705 certificate-bound tokens (`cnf["x5t#S256"]`). Default `off`.
+    #[serde(default)]
+    pub(crate) certificate_bound: RawBinding,
     // Known jwt_authn fields a wasm filter cannot honour: refused by name in `compile`, and
     // left out of the JSON Schema (`schemars(skip)`) so editors never offer them.
     #[serde(default)]
@@ -105,6 +122,31 @@ pub(crate) struct RawJwtCacheConfig {
     /// How many verified tokens of this provider each VM keeps; 0 means 100.
     #[serde(default)]
     pub(crate) jwt_cache_size: u32,
+}
+
+/// `certificate_bound`.
+#[derive(Deserialize, Default, Clone, Copy)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawBinding {
+    /// No check.
+    #[default]
+    Off,
+    /// A token with `cnf["x5t#S256"]` must be bound to the client certificate.
+    IfPresent,
+    /// Every token must be bound to the client certificate.
+    Required,
+}
+
+/// `token_kind`.
+#[derive(Deserialize, Clone, Copy)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawTokenKind {
+    /// A service acting for itself (client credentials).
+    Service,
+    /// A user, or a service acting for one.
+    User,
 }
 
 pub(crate) fn yes() -> bool {
@@ -208,6 +250,10 @@ pub(crate) struct RawIdentityHeader {
     pub(crate) header_name: String,
     /// Output field → claim name or dotted path.
     pub(crate) claims: serde_json::Map<String, serde_json::Value>,
+    /// The field that carries the downstream peer's SPIFFE ID (its client certificate's URI
+    /// SAN), left out when the connection has none.
+    #[serde(default)]
+    pub(crate) peer_field: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -316,11 +362,26 @@ pub(crate) struct RawRequirement {
     pub(crate) allow_missing_or_failed: Option<RawEmpty>,
     #[serde(default)]
     pub(crate) allow_missing: Option<RawEmpty>,
+    /// Ours: who is on the other end of the mTLS connection.
+    #[serde(default)]
+    pub(crate) peer: Option<RawPeer>,
     /// Our extensions, with `provider_name` or `provider_and_audiences`.
     #[serde(default)]
     pub(crate) required_scopes: Option<RawScopes>,
     #[serde(default)]
     pub(crate) required_claims: Vec<RawClaimRule>,
+    #[serde(default)]
+    pub(crate) token_kind: Option<RawTokenKind>,
+}
+
+/// `peer`: the client certificate's URI SAN must be a SPIFFE ID matching one of these
+/// (Istio's `principals`: exact, or one `*` at the start or end; with or without
+/// `spiffe://`).
+#[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPeer {
+    pub(crate) principals: Vec<String>,
 }
 
 #[derive(Deserialize)]

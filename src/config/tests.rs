@@ -36,6 +36,7 @@ fn a_native_config_loads_with_defaults() {
             provider: 0,
             audiences: None,
             claims: vec![],
+            token_kind: None,
         })
     );
 }

@@ -233,3 +233,31 @@ fn binding_names() {
     assert_eq!(Binding::from_name("Required"), None);
     assert_eq!(Binding::default(), Binding::Off);
 }
+
+#[test]
+fn peer_facts_keep_absent_and_unreadable_apart() {
+    let hex = "ab".repeat(32);
+    let facts = PeerFacts {
+        uri_san: Ok(Some(b"spiffe://cluster.local/ns/shop/sa/frontend".to_vec())),
+        digest: Ok(Some(hex.clone().into_bytes())),
+    };
+    assert_eq!(
+        facts.spiffe_id(),
+        Ok(Some("spiffe://cluster.local/ns/shop/sa/frontend"))
+    );
+    assert_eq!(facts.thumbprint(), Ok(Thumbprint::from_hex(hex.as_bytes())));
+    assert!(facts.thumbprint().unwrap().is_some());
+    assert_eq!(PeerFacts::none().spiffe_id(), Ok(None));
+    assert_eq!(PeerFacts::none().thumbprint(), Ok(None));
+    // Never read: unreadable, not "no peer".
+    assert_eq!(PeerFacts::default().spiffe_id(), Err(Unreadable));
+    assert_eq!(PeerFacts::default().thumbprint(), Err(Unreadable));
+    let odd = PeerFacts {
+        uri_san: Ok(Some(b"https://evil.example/sa/frontend".to_vec())),
+        digest: Ok(Some(b"not hex".to_vec())),
+    };
+    // A URI SAN that is not a SPIFFE ID is no principal; a digest that does not decode is
+    // unreadable.
+    assert_eq!(odd.spiffe_id(), Ok(None));
+    assert_eq!(odd.thumbprint(), Err(Unreadable));
+}
