@@ -48,11 +48,13 @@ use crate::scopes::ScopeRule;
 use crate::signature::SignatureBackend;
 use crate::token_cache::TokenCache;
 use crate::token_kind::TokenKind;
+use crate::trace::{self, Off, Sink, Step};
 use crate::verify;
 
 /// Everything one evaluation needs; `ops` collects the header mutations of verified tokens,
 /// whose names borrow from the configuration (`'c`), which outlives the evaluation (`'e`).
-pub struct Evaluation<'c, 'e> {
+/// `trace` hears every step (`trace::Off` in the filter: nothing is built).
+pub struct Evaluation<'c, 'e, S: Sink = Off> {
     pub config: &'c Config,
     pub keys: &'e dyn KeyStore,
     pub signatures: &'e dyn SignatureBackend,
@@ -74,6 +76,8 @@ pub struct Evaluation<'c, 'e> {
     /// evaluation: `allow_missing_or_failed` lets the request through, but never with their
     /// identity.
     pub rejected: Vec<Rc<str>>,
+    /// Where the steps go (`jwt-authn-explain`); `Off` records nothing.
+    pub trace: &'e mut S,
 }
 
 /// A token of this request, as text (the cache key) and parsed. Cheap to clone.
@@ -93,9 +97,13 @@ struct Needs<'r> {
     token_kind: Option<TokenKind>,
 }
 
-impl<'c> Evaluation<'c, '_> {
+impl<'c, S: Sink> Evaluation<'c, '_, S> {
     /// Evaluates `requirement`; on failure, `ops` holds no mutation from the failed part.
     pub fn check(&mut self, requirement: &Requirement) -> Result<(), AuthError> {
+        let config = self.config;
+        self.trace.record(|| Step::Entered {
+            what: trace::describe(config, requirement),
+        });
         let (mark, verified) = (self.ops.len(), self.verified);
         let result = match requirement {
             Requirement::Provider {
@@ -133,6 +141,10 @@ impl<'c> Evaluation<'c, '_> {
             self.ops.truncate(mark);
             self.verified = verified;
         }
+        self.trace.record(|| Step::Left {
+            what: trace::describe(config, requirement),
+            result,
+        });
         result
     }
 
@@ -217,9 +229,22 @@ impl<'c> Evaluation<'c, '_> {
         let provider = config.providers.get(id).ok_or(AuthError::KeysUnavailable)?;
         let found = extract(self.headers, &provider.locations);
         if found.is_empty() {
+            self.trace.record(|| Step::NoToken {
+                provider: provider.name.clone(),
+                locations: provider
+                    .locations
+                    .iter()
+                    .map(trace::describe_location)
+                    .collect(),
+            });
             return Err(AuthError::Missing);
         }
         for f in found {
+            self.trace.record(|| Step::Token {
+                provider: provider.name.clone(),
+                location: trace::describe_location(f.location),
+                token: f.token.as_deref().map(trace::token_hint).map_err(|e| *e),
+            });
             let parsed = self.parse(&f.token?)?;
             if let Err(e) = self.token(id, provider, f.location, &parsed, needs) {
                 self.rejected.push(Rc::clone(&parsed.token));
@@ -236,6 +261,11 @@ impl<'c> Evaluation<'c, '_> {
         let mut seen: Vec<Cow<'_, str>> = Vec::new();
         for provider in &config.providers {
             for f in extract(self.headers, &provider.locations) {
+                self.trace.record(|| Step::Token {
+                    provider: provider.name.clone(),
+                    location: trace::describe_location(f.location),
+                    token: f.token.as_deref().map(trace::token_hint).map_err(|e| *e),
+                });
                 let outcome = f.token.and_then(|token| {
                     self.failed = None;
                     if seen.contains(&token)
@@ -246,9 +276,13 @@ impl<'c> Evaluation<'c, '_> {
                     let parsed = self.parse(&token);
                     seen.push(token);
                     let parsed = parsed?;
-                    let id = self
-                        .provider_for_issuer(parsed.jwt.claims.iss.as_deref())
-                        .ok_or(AuthError::UnknownIssuer)?;
+                    let iss = parsed.jwt.claims.iss.as_deref();
+                    let Some(id) = self.provider_for_issuer(iss) else {
+                        self.trace.record(|| Step::NoProviderForIssuer {
+                            issuer: iss.map(str::to_owned),
+                        });
+                        return Err(AuthError::UnknownIssuer);
+                    };
                     let owner = config.providers.get(id).ok_or(AuthError::UnknownIssuer)?;
                     self.failed = Some(id);
                     self.token(id, owner, f.location, &parsed, Needs::default())
@@ -285,7 +319,13 @@ impl<'c> Evaluation<'c, '_> {
         }
         let (token, jwt) = match self.cache.parsed(token) {
             Some(hit) => hit,
-            None => (Rc::from(token), Rc::new(jwt::parse(token)?)),
+            None => {
+                let parsed = jwt::parse(token);
+                self.trace.record(|| Step::Parsed {
+                    result: parsed.as_ref().map(trace::describe_jwt).map_err(|e| *e),
+                });
+                (Rc::from(token), Rc::new(parsed?))
+            }
         };
         let parsed = Parsed { token, jwt };
         self.parsed.push(parsed.clone());
@@ -304,7 +344,10 @@ impl<'c> Evaluation<'c, '_> {
         let jwt = &*parsed.jwt;
         // The issuer first: a token of another issuer never waits for this provider's keys.
         // (`verify` checks it again; a string compare.)
-        verify::check_issuer(jwt, provider)?;
+        let issuer = verify::check_issuer(jwt, provider);
+        self.trace
+            .record(|| trace::issuer_step(provider, jwt, issuer));
+        issuer?;
         let store = self.keys;
         let keys = match store.keys(id) {
             Availability::Ready(keys) => Some(keys),
@@ -333,6 +376,10 @@ impl<'c> Evaluation<'c, '_> {
                 self.signatures,
             )
         };
+        let now = self.now;
+        self.trace.record_all(|| {
+            trace::verify_steps(provider, jwt, keys, needs.audiences, now, cached, result)
+        });
         if result == Err(AuthError::NoMatchingKey) {
             if let Some(kid) = &jwt.kid {
                 if self.keys.may_learn_kid(id, kid) {
@@ -351,17 +398,27 @@ impl<'c> Evaluation<'c, '_> {
                 .map_err(|_| AuthError::TypNotAllowed)?;
         }
         self.binding(provider.certificate_bound, jwt)?;
-        if let Some(Err(needed)) = needs.scopes.map(|rule| rule.check(&jwt.payload)) {
-            self.insufficient_scope = Some(needed);
-            return Err(AuthError::InsufficientScope);
+        if let Some(scopes) = needs.scopes {
+            let checked = scopes.check(&jwt.payload);
+            self.trace
+                .record(|| trace::scopes_step(provider, scopes, &jwt.payload, &checked));
+            if let Err(needed) = checked {
+                self.insufficient_scope = Some(needed);
+                return Err(AuthError::InsufficientScope);
+            }
         }
         if let Some(kind) = needs.token_kind {
             if provider.service_test.kind(&jwt.payload) != kind {
                 return Err(AuthError::TokenKindNotAllowed);
             }
         }
-        if !needs.claims.iter().all(|rule| rule.matches(&jwt.payload)) {
-            return Err(AuthError::ClaimMismatch);
+        if !needs.claims.is_empty() {
+            let holds = needs.claims.iter().all(|rule| rule.matches(&jwt.payload));
+            self.trace
+                .record(|| trace::claims_step(provider, needs.claims, &jwt.payload, holds));
+            if !holds {
+                return Err(AuthError::ClaimMismatch);
+            }
         }
         let peer_id = match provider
             .identity_header
@@ -375,8 +432,11 @@ impl<'c> Evaluation<'c, '_> {
                 .map_err(|_| AuthError::PeerUnreadable)?,
             None => None,
         };
+        let mark = self.ops.len();
         propagate::consume_token(provider, location, self.headers, &mut self.ops);
         propagate::identity(provider, jwt, peer_id, &mut self.ops);
+        let ops = self.ops.get(mark..).unwrap_or_default();
+        self.trace.record(|| trace::identity_step(provider, ops));
         self.verified.get_or_insert(id);
         Ok(())
     }

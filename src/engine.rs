@@ -27,6 +27,7 @@ use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
 use crate::signature::{PureRust, SignatureBackend};
 use crate::token_cache::TokenCache;
+use crate::trace::{Off, Sink, Step};
 
 /// What the requirement check concluded, whatever was then done with the request: the glue
 /// counts and logs it.
@@ -109,6 +110,18 @@ pub fn decide_in<'c>(
     headers: &RequestHeaders,
     now: i64,
 ) -> Decision<'c> {
+    decide_traced(config, vm, headers, now, &mut Off)
+}
+
+/// `decide_in`, telling `trace` every step (`jwt-authn-explain`): the same code, so the steps
+/// explain the decision the filter makes. With `trace::Off` nothing is built.
+pub fn decide_traced<'c, S: Sink>(
+    config: &'c Config,
+    vm: Vm<'_>,
+    headers: &RequestHeaders,
+    now: i64,
+    trace: &mut S,
+) -> Decision<'c> {
     if BENCH_STOP == BenchStop::Headers {
         return finish(config, Vec::new(), Verdict::default(), None);
     }
@@ -118,22 +131,42 @@ pub fn decide_in<'c>(
         .filter(|h| headers.get(h).is_some())
         .map(|h| HeaderOp::Remove(h))
         .collect();
+    trace.record_all(|| {
+        let stripped: Vec<String> = ops.iter().map(crate::trace::describe_op).collect();
+        if stripped.is_empty() {
+            Vec::new()
+        } else {
+            vec![Step::Stripped(stripped)]
+        }
+    });
     if headers.readable().is_err() {
+        trace.record(|| Step::Unreadable);
         return refuse(config);
     }
     if config.bypass_cors_preflight && is_cors_preflight(headers) {
+        trace.record(|| Step::CorsPreflight);
         return finish(config, ops, Verdict::default(), None);
     }
     let mut rule = None;
-    for candidate in &config.rules {
+    for (index, candidate) in config.rules.iter().enumerate() {
         match candidate.matcher.matches(headers) {
             Ok(true) => {
+                trace.record(|| Step::Rule {
+                    index,
+                    requires: candidate.requirement.is_some(),
+                });
                 rule = Some(candidate);
                 break;
             }
             Ok(false) => {}
-            Err(_) => return refuse(config),
+            Err(_) => {
+                trace.record(|| Step::Unreadable);
+                return refuse(config);
+            }
         }
+    }
+    if rule.is_none() {
+        trace.record(|| Step::NoRule);
     }
     let Some(requirement) = rule.and_then(|rule| rule.requirement.as_ref()) else {
         return finish(config, ops, Verdict::default(), None);
@@ -155,6 +188,7 @@ pub fn decide_in<'c>(
         verified: None,
         failed: None,
         rejected: Vec::new(),
+        trace: &mut *trace,
     };
     match (evaluation.check(requirement), evaluation.wait) {
         (Ok(()), _) => {
@@ -165,18 +199,39 @@ pub fn decide_in<'c>(
             };
             finish(config, ops, verdict, None)
         }
-        (Err(_), Some(wait)) => Decision::Wait(wait),
+        (Err(_), Some(wait)) => {
+            evaluation.trace.record(|| Step::Wait {
+                provider: config
+                    .providers
+                    .get(wait.provider)
+                    .map_or_else(String::new, |p| p.name.clone()),
+                kid: wait.kid.clone(),
+            });
+            Decision::Wait(wait)
+        }
         (Err(reason), None) => {
             let verdict = Verdict {
                 failure: Some(reason),
                 provider: evaluation.failed,
             };
-            let policy = match reason.class() {
-                FailureClass::Missing => config.failure_policy.token_missing,
-                FailureClass::Invalid => config.failure_policy.token_invalid,
-                FailureClass::KeysUnavailable => config.failure_policy.keys_unavailable,
-                FailureClass::Forbidden => OnFailure::Deny401, // `deny` makes it a 403
+            let (class, policy) = match reason.class() {
+                FailureClass::Missing => ("token_missing", config.failure_policy.token_missing),
+                FailureClass::Invalid => ("token_invalid", config.failure_policy.token_invalid),
+                FailureClass::KeysUnavailable => {
+                    ("keys_unavailable", config.failure_policy.keys_unavailable)
+                }
+                // `deny` makes it a 403.
+                FailureClass::Forbidden => ("forbidden (always 403)", OnFailure::Deny401),
             };
+            evaluation.trace.record(|| Step::Policy {
+                failure: reason,
+                class,
+                policy: match policy {
+                    OnFailure::Deny401 => "deny_401",
+                    OnFailure::Deny503 => "deny_503",
+                    OnFailure::Allow => "allow",
+                },
+            });
             let denial = (policy != OnFailure::Allow).then(|| {
                 deny(
                     reason,

@@ -75,6 +75,7 @@ pub mod scopes;
 pub mod signature;
 pub mod token_cache;
 pub mod token_kind;
+pub mod trace;
 pub mod verify;
 
 #[cfg(target_arch = "wasm32")]
