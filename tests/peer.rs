@@ -9,7 +9,10 @@
 //!   through the handshake);
 //! - `optional`: TLS, a client certificate verified when sent, not required (the filter sees
 //!   "no certificate");
-//! - `plain`: plain text (Envoy has no certificate properties at all).
+//! - `plain`: plain text (Envoy has no certificate properties at all);
+//! - `manifest`: as `mtls`, running the `pluginConfig` of
+//!   `manifests/istio/sidecar-service-identity.yaml` as shipped, but with the fixture key set
+//!   inline instead of the identity provider's remote one.
 //!
 //! Requests go through `curl` (the tests' own HTTP client has no TLS). Differential rows with
 //! native `jwt_authn`: none, it has no peer, token type, binding or token kind checks.
@@ -32,6 +35,7 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -90,6 +94,34 @@ fn config(as_issuer: &str, as_jwks: &str) -> Value {
                 "token_kind": "service" } },
         ],
     })
+}
+
+/// The manifest this suite runs: its `WasmPlugin`'s `pluginConfig`.
+const MANIFEST: &str = "manifests/istio/sidecar-service-identity.yaml";
+/// The issuer and audience of the manifest's provider `idp`.
+const MANIFEST_ISS: &str = "https://idp.example.com/";
+const MANIFEST_AUD: &str = "api.example.com";
+
+/// `MANIFEST`'s `pluginConfig`, its provider's keys inline (the fixture set) instead of fetched
+/// from the identity provider: everything else as shipped.
+fn manifest_config() -> Result<Value, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    let mut plugin = None;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let value = Value::deserialize(doc).map_err(|e| format!("{MANIFEST}: {e}"))?;
+        if value["kind"] == "WasmPlugin" {
+            plugin = Some(value["spec"]["pluginConfig"].clone());
+        }
+    }
+    let mut config = plugin.ok_or(format!("{MANIFEST}: no WasmPlugin"))?;
+    let idp = config["providers"]["idp"]
+        .as_object_mut()
+        .ok_or(format!("{MANIFEST}: no provider idp"))?;
+    idp.remove("remote_jwks")
+        .ok_or(format!("{MANIFEST}: idp has no remote_jwks"))?;
+    idp.insert("local_jwks".into(), json!({ "inline_string": mint::JWKS }));
+    Ok(config)
 }
 
 /// Certificates made for this run, in one directory.
@@ -244,13 +276,14 @@ fn fixture() -> &'static Fixture {
                 Listener::new("mtls", Side::Wasm, &cfg),
                 Listener::new("optional", Side::Wasm, &cfg),
                 Listener::new("plain", Side::Wasm, &cfg),
+                Listener::new("manifest", Side::Wasm, &manifest_config()?),
             ],
             upstream.port(),
         );
         let mut boot: Value = serde_json::from_str(&boot).unwrap();
         for listener in boot["static_resources"]["listeners"].as_array_mut().unwrap() {
             let require = match listener["name"].as_str() {
-                Some("mtls") => true,
+                Some("mtls" | "manifest") => true,
                 Some("optional") => false,
                 _ => continue,
             };
@@ -548,4 +581,98 @@ fn a_service_token_from_the_authorization_server_passes_a_service_route_and_a_us
         "Jwt is not of the kind of token this route accepts"
     );
     assert_healthy(&[&resp, &denied]);
+}
+
+/// A token of the manifest's provider: `typ` at+jwt, `claims` over iss / aud / exp.
+fn manifest_token(claims: Value) -> String {
+    let mut payload = json!({ "iss": MANIFEST_ISS, "aud": MANIFEST_AUD, "exp": FAR });
+    for (k, v) in claims.as_object().unwrap() {
+        payload[k] = v.clone();
+    }
+    mint::sign(
+        &json!({ "alg": "RS256", "typ": "at+jwt", "kid": "rsa-a" }),
+        &payload,
+        "RS256",
+        mint::Key::RsaA,
+    )
+}
+
+#[test]
+fn the_service_identity_manifest_does_what_its_comments_say() {
+    let alice = manifest_token(json!({ "sub": "alice", "scope": "orders:read" }));
+    let frontend_own = manifest_token(json!({ "sub": "frontend", "client_id": "frontend",
+                                               "scope": "orders:read" }));
+    let batch = manifest_token(json!({ "sub": "batch", "client_id": "batch" }));
+    let id_token = mint::sign(
+        &json!({ "alg": "RS256", "typ": "JWT", "kid": "rsa-a" }),
+        &json!({ "iss": MANIFEST_ISS, "aud": MANIFEST_AUD, "exp": FAR, "sub": "alice",
+                 "scope": "orders:read" }),
+        "RS256",
+        mint::Key::RsaA,
+    );
+    let mut resps = Vec::new();
+    for (what, client, path, token, want) in [
+        (
+            "frontend for alice",
+            Client::Frontend,
+            "/internal/x",
+            Some(&alice),
+            200,
+        ),
+        (
+            "rogue for alice",
+            Client::Rogue,
+            "/internal/x",
+            Some(&alice),
+            403,
+        ),
+        (
+            "frontend's own token",
+            Client::Frontend,
+            "/internal/x",
+            Some(&frontend_own),
+            403,
+        ),
+        (
+            "an ID token (typ JWT)",
+            Client::Frontend,
+            "/internal/x",
+            Some(&id_token),
+            401,
+        ),
+        (
+            "the batch job's token",
+            Client::Rogue,
+            "/jobs/nightly",
+            Some(&batch),
+            200,
+        ),
+        (
+            "alice on /jobs",
+            Client::Frontend,
+            "/jobs/nightly",
+            Some(&alice),
+            403,
+        ),
+        (
+            "another service's token on /jobs",
+            Client::Frontend,
+            "/jobs/nightly",
+            Some(&frontend_own),
+            403,
+        ),
+        ("health check", Client::Rogue, "/healthz", None, 200),
+    ] {
+        let auth = token.map(|t| bearer(t));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let resp = get("manifest", client, path, &headers);
+        assert_eq!(resp.status, want, "{what}: {resp}");
+        resps.push(resp);
+    }
+    assert_eq!(
+        identity(&resps[0], "x-verified-identity"),
+        json!({ "user_id": "alice", "scopes": ["orders:read"], "peer": FRONTEND })
+    );
+    assert_healthy(&resps.iter().collect::<Vec<_>>());
 }
