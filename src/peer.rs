@@ -93,7 +93,38 @@ impl Default for PeerFacts {
     }
 }
 
+/// Envoy's property for [`PeerFacts::uri_san`]: a string, the first URI SAN of the peer
+/// certificate; NotFound on a plain-text connection, without a client certificate, or when the
+/// certificate has no URI SAN (Envoy 1.40, `filters/common/expr/context.cc`).
+pub const URI_SAN_PROPERTY: [&str; 2] = ["connection", "uri_san_peer_certificate"];
+
+/// Envoy's property for [`PeerFacts::digest`]: a string, the lower-case hex SHA-256 of the
+/// peer certificate's DER; NotFound when there is no client certificate.
+pub const DIGEST_PROPERTY: [&str; 2] = ["connection", "sha256_peer_certificate_digest"];
+
 impl PeerFacts {
+    /// Reads the facts a configuration needs (`uri_san`, `digest`: `Config::peer_reads`)
+    /// through `get`, one host property read: `Ok(Some(value))`, `Ok(None)` when the host
+    /// says the property is absent (NotFound), `Err` for any other host status. Absent is "no
+    /// certificate"; a failed read is unreadable, and so is a fact not needed (never read).
+    pub fn read<E>(
+        uri_san: bool,
+        digest: bool,
+        mut get: impl FnMut(&[&str]) -> Result<Option<Vec<u8>>, E>,
+    ) -> PeerFacts {
+        let mut fact = |needed: bool, path: &[&str]| -> Fact {
+            if needed {
+                get(path).map_err(|_| Unreadable)
+            } else {
+                Err(Unreadable)
+            }
+        };
+        PeerFacts {
+            uri_san: fact(uri_san, &URI_SAN_PROPERTY),
+            digest: fact(digest, &DIGEST_PROPERTY),
+        }
+    }
+
     /// A connection without a client certificate (or in plain text): both facts absent.
     pub fn none() -> PeerFacts {
         PeerFacts {

@@ -13,6 +13,9 @@
 //! - a paused stream is resumed from the root through `proxy_set_effective_context`, which
 //!   fails (and we skip the stream) when the stream no longer exists;
 //! - callout failures arrive as synthetic 503/504 responses, so only `:status` 200 counts;
+//! - the peer's `connection.uri_san_peer_certificate` and
+//!   `connection.sha256_peer_certificate_digest` are strings, NotFound on plain text or without
+//!   a client certificate; they are read per request only when the configuration needs them;
 //! - Envoy's foreign function `verify_signature` (BoringSSL) checks RS* and ES* signatures; it
 //!   is probed once per VM at configure time and used only if it answers the probe correctly.
 
@@ -23,7 +26,7 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
-use crate::config::{Config, JwksSource, ProviderId};
+use crate::config::{Config, JwksSource, PeerReads, ProviderId};
 use crate::engine::{decide_in, Availability, Decision, KeyStore, Verdict, Vm, Wait};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{
@@ -32,6 +35,7 @@ use crate::jwks_cache::{
 };
 use crate::metrics;
 use crate::pairs;
+use crate::peer::PeerFacts;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
 use crate::signature::{self, PureRust, SignatureBackend};
@@ -876,8 +880,8 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
         if raw::set_effective_context(id).is_err() {
             continue;
         }
-        let headers = request_headers();
         let config = Rc::clone(&shared.borrow().config);
+        let headers = request_headers(config.peer_reads);
         let decision = shared.borrow_mut().decide(&config, id, &headers, now);
         if let Some(decision) = decision {
             if apply(&decision, &headers) == Action::Continue {
@@ -890,13 +894,18 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
 /// The current stream's request headers, read with our own pairs parser: the SDK's
 /// `get_map_bytes` traps on a header name that is not UTF-8. A map the host cannot give, or
 /// one that does not parse, is unreadable: the engine refuses the request (400).
-fn request_headers() -> RequestHeaders {
+///
+/// With them, the connection properties the configuration needs (`reads`), each read raw with
+/// its status: NotFound (plain text, no client certificate) is "none", any other failure
+/// unreadable (`PeerFacts::read`). A configuration without peer rules reads none.
+fn request_headers(reads: PeerReads) -> RequestHeaders {
     RequestHeaders::from_host(
         raw::header_pairs(raw::REQUEST_HEADERS)
             .ok()
             .flatten()
             .and_then(|bytes| pairs::parse(&bytes)),
     )
+    .with_peer(PeerFacts::read(reads.uri_san, reads.digest, raw::property))
 }
 
 /// Carries out a final decision on the current (effective) stream.
@@ -962,8 +971,8 @@ impl HttpContext for Stream {
             let _ = raw::send_local_response(500, &[], b"");
             return Action::Pause;
         };
-        let headers = request_headers();
         let config = Rc::clone(&shared.borrow().config);
+        let headers = request_headers(config.peer_reads);
         let decision = shared
             .borrow_mut()
             .decide(&config, self.id, &headers, now_millis());

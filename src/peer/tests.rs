@@ -261,3 +261,45 @@ fn peer_facts_keep_absent_and_unreadable_apart() {
     assert_eq!(odd.spiffe_id(), Ok(None));
     assert_eq!(odd.thumbprint(), Err(Unreadable));
 }
+
+#[test]
+fn the_glue_reads_only_the_facts_needed_and_keeps_host_errors_apart() {
+    use std::cell::RefCell;
+    const BAD_ARGUMENT: u32 = 2;
+    let asked = RefCell::new(Vec::new());
+    let host = |path: &[&str]| -> Result<Option<Vec<u8>>, u32> {
+        asked.borrow_mut().push(path.join("."));
+        match path {
+            ["connection", "uri_san_peer_certificate"] => {
+                Ok(Some(b"spiffe://cluster.local/ns/shop/sa/frontend".to_vec()))
+            }
+            ["connection", "sha256_peer_certificate_digest"] => Ok(None),
+            _ => Err(BAD_ARGUMENT),
+        }
+    };
+    let facts = PeerFacts::read(true, true, host);
+    assert_eq!(
+        facts,
+        PeerFacts {
+            uri_san: Ok(Some(b"spiffe://cluster.local/ns/shop/sa/frontend".to_vec())),
+            digest: Ok(None),
+        }
+    );
+    assert_eq!(
+        *asked.borrow(),
+        [
+            "connection.uri_san_peer_certificate",
+            "connection.sha256_peer_certificate_digest"
+        ]
+    );
+    // Not needed: never asked, and unreadable if anything looked.
+    asked.borrow_mut().clear();
+    assert_eq!(PeerFacts::read(false, false, host), PeerFacts::default());
+    assert!(asked.borrow().is_empty());
+    let only_digest = PeerFacts::read(false, true, host);
+    assert_eq!(only_digest.uri_san, Err(Unreadable));
+    assert_eq!(only_digest.digest, Ok(None));
+    // A host error is unreadable, never "no certificate".
+    let failing = |_: &[&str]| -> Result<Option<Vec<u8>>, u32> { Err(BAD_ARGUMENT) };
+    assert_eq!(PeerFacts::read(true, true, failing), PeerFacts::default());
+}
