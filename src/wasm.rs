@@ -25,10 +25,9 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::config::{Config, JwksSource, ProviderId};
 use crate::engine::{decide_in, Availability, Decision, KeyStore, Verdict, Vm, Wait};
-use crate::jwks::KeySet;
 use crate::jwks_cache::{
-    encode_version, parse_version, read_discovery, read_response, FetchFailure, Fetched, Lease,
-    Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
+    encode_version, lease_until, read_discovery, read_response, read_shared_key_set, read_version,
+    FetchFailure, Fetched, Lease, Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
 };
 use crate::metrics;
 use crate::pairs;
@@ -160,7 +159,8 @@ struct Shared {
     /// This VM in leases (every worker of an Envoy has its own VM).
     me: u64,
     /// Indexed by provider id; for remote providers, the shared-data key prefix that VMs of
-    /// this plugin and this JWKS URL share.
+    /// this plugin and this JWKS URL share. All `None` with `share_key_sets: false`: this VM
+    /// then fetches for itself and never touches shared data.
     shared_keys: Vec<Option<String>>,
     /// Verified tokens of the providers with `jwt_cache_config`.
     cache: TokenCache,
@@ -197,6 +197,7 @@ impl Shared {
             .providers
             .iter()
             .map(|p| match &p.jwks {
+                JwksSource::Remote(_) if !config.share_key_sets => None,
                 JwksSource::Remote(r) => Some(format!(
                     "{}/{plugin}/{}/{:016x}",
                     metrics::PREFIX,
@@ -293,20 +294,26 @@ impl Shared {
         let requested = std::mem::take(&mut self.requested);
         let (mut due, mut changed) = (Vec::new(), Vec::new());
         let mut polling = false;
+        let config = Rc::clone(&self.config);
         for id in 0..self.remote.len() {
-            let Some(base) = self.shared_keys.get(id).cloned().flatten() else {
+            let Some(JwksSource::Remote(remote)) = config.providers.get(id).map(|p| &p.jwks) else {
                 continue;
             };
-            let timeout = match self.config.providers.get(id).map(|p| &p.jwks) {
-                Some(JwksSource::Remote(r)) => r.timeout,
-                _ => continue,
-            };
+            // None: key sets are not shared (`share_key_sets: false`); this VM fetches alone.
+            let base = self.shared_keys.get(id).cloned().flatten();
             let own = self.callouts.iter().any(|(_, p, _)| *p == id);
             let me = self.me;
             // The lease first: its holder publishes the key set before releasing it, so a
-            // released lease means a fetch it made is visible below.
-            let (lease, cas) = read_lease(&base);
-            let adopted = self.adopt_from_peers(id, &base);
+            // released lease means a fetch it made is visible below. What shared data says is
+            // bounded by this VM's own policy (anyone in the namespace can write it).
+            let (lease, cas) = match &base {
+                Some(base) => read_lease(base),
+                None => (Lease::default(), None),
+            };
+            let lease = lease.bounded(now, remote.timeout, &remote.policy);
+            let adopted = base
+                .as_deref()
+                .is_some_and(|base| self.adopt_from_peers(id, base, now));
             let Some(keys) = self.remote_mut(id) else {
                 continue;
             };
@@ -334,17 +341,20 @@ impl Shared {
             }
             let mine = Lease {
                 owner: me,
-                until: now.saturating_add(millis(timeout)).saturating_add(1000),
+                until: lease_until(now, remote.timeout),
                 ..lease
             };
             keys.fetch_started();
-            if raw::shared_set(
-                &format!("{base}/lease"),
-                mine.encode().as_bytes(),
-                cas.unwrap_or(0),
-            )
-            .is_ok()
-            {
+            let taken = match &base {
+                Some(base) => raw::shared_set(
+                    &format!("{base}/lease"),
+                    mine.encode().as_bytes(),
+                    cas.unwrap_or(0),
+                )
+                .is_ok(),
+                None => true,
+            };
+            if taken {
                 due.push(id);
             } else {
                 polling = true; // another VM won the lease just now
@@ -354,25 +364,26 @@ impl Shared {
         (due, changed)
     }
 
-    /// Takes a newer key set another VM published for provider `id`.
-    fn adopt_from_peers(&mut self, id: ProviderId, base: &str) -> bool {
-        let Some((fetched_at, ttl)) = shared_get(&format!("{base}/version"))
-            .as_deref()
-            .and_then(parse_version)
-        else {
+    /// Takes a newer key set another VM published for provider `id`, as far as this VM may
+    /// believe it: a `version` from the future or past use is ignored, its lifetime is clamped
+    /// to the provider's policy, and a body over 1 MiB is ignored (`jwks_cache`).
+    fn adopt_from_peers(&mut self, id: ProviderId, base: &str, now: Millis) -> bool {
+        let Some(keys) = self.remote_mut(id) else {
             return false;
         };
-        let Some(keys) = self.remote_mut(id) else {
+        let Some((fetched_at, ttl)) = shared_get(&format!("{base}/version"))
+            .as_deref()
+            .and_then(|record| read_version(record, keys.policy(), now))
+        else {
             return false;
         };
         if keys.fetched_at().is_some_and(|at| at >= fetched_at) {
             return false;
         }
-        let parsed = shared_get(&format!("{base}/jwks"))
+        match shared_get(&format!("{base}/jwks"))
             .as_deref()
-            .and_then(|body| std::str::from_utf8(body).ok())
-            .and_then(|text| KeySet::from_json(text).ok());
-        match parsed {
+            .and_then(read_shared_key_set)
+        {
             Some(parsed) => keys.adopt(fetched_at, Fetched { keys: parsed, ttl }),
             None => false,
         }
@@ -523,10 +534,6 @@ fn read_lease(base: &str) -> (Lease, Option<u32>) {
         }
     }
     (Lease::default(), None)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// FNV-1a over the parts (separated), for short stable shared-data keys.

@@ -337,6 +337,34 @@ fn one_fetch_per_envoy_with_four_workers() {
     assert_eq!(setup.get(&good()).status, 200);
 }
 
+/// `share_key_sets: false`: no VM reads or writes shared data, so each fetches for itself
+/// (four workers and the main thread) and every worker still serves.
+#[test]
+fn without_shared_key_sets_every_vm_fetches_for_itself() {
+    let jwks = Idp::serving(&jwks_only(&["rsa-a"]));
+    let mut cfg = config(json!({}));
+    cfg["share_key_sets"] = json!(false);
+    let setup = start_with_workers(&cfg, &jwks, 4);
+    let port = setup.envoy.port("wasm");
+    let token = good();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..40)
+            .map(|_| s.spawn(|| Request::get("/api").bearer(&token).send(port).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(
+        eventually(Duration::from_secs(2), || jwks.requests() == 5),
+        "{} fetches for five VMs",
+        jwks.requests()
+    );
+    eprintln!(
+        "share_key_sets false, --concurrency 4: {} fetches at start",
+        jwks.requests()
+    );
+}
+
 /// `oidc_discovery`: the issuer's OpenID configuration names the JWKS, fetched through the same
 /// cluster; the discovered URL is reused for refreshes until a fetch fails.
 #[test]
