@@ -10,6 +10,9 @@
 //! - every JWKS fetch is dispatched from the root context, so its answer comes back to the
 //!   root even when the request that wanted it is gone. A stream that needs a fetch asks the
 //!   root by setting the root's timer to 1 ms (`set_tick_period` from a stream sets the root's);
+//! - setting the timer restarts it (Envoy's `Wasm::setTickPeriod` disarms and re-arms it), so
+//!   the period is set only when it changes: a stream of requests must not keep postponing
+//!   the tick;
 //! - a paused stream is resumed from the root through `proxy_set_effective_context`, which
 //!   fails (and we skip the stream) when the stream no longer exists;
 //! - callout failures arrive as synthetic 503/504 responses, so only `:status` 200 counts;
@@ -66,11 +69,6 @@ fn jitter() -> u32 {
     raw::now_nanos().map_or(500, |nanos| {
         u32::try_from(nanos / 1000 % 1000).unwrap_or(500)
     })
-}
-
-/// Sets this root's timer; a refusal leaves the previous period.
-fn set_tick(period: Duration) {
-    let _ = raw::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
 }
 
 /// Host metric ids of one remote provider.
@@ -156,6 +154,8 @@ struct Shared {
     discovered: Vec<Option<Target>>,
     /// Paused streams: (context id, provider whose keys they wait for).
     waiting: Vec<(u32, ProviderId)>,
+    /// The root's timer period as last set (zero: not set yet).
+    tick: Duration,
     /// This VM in leases (every worker of an Envoy has its own VM).
     me: u64,
     /// Indexed by provider id; for remote providers, the shared-data key prefix that VMs of
@@ -218,6 +218,7 @@ impl Shared {
             callouts: Vec::new(),
             discovered: vec![None; config_len],
             waiting: Vec::new(),
+            tick: Duration::ZERO,
             me,
             shared_keys,
             cache,
@@ -286,10 +287,25 @@ impl Shared {
         }
     }
 
+    /// Sets the root's timer to `period` if it is not already (setting it restarts it), and
+    /// logs the change at debug; a refusal leaves the previous period.
+    fn set_tick(&mut self, period: Duration) {
+        if self.tick == period {
+            return;
+        }
+        let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+        if raw::set_tick_period_ms(ms).is_ok() {
+            self.tick = period;
+            log(LogLevel::Debug, &format!("jwt-authn-wasm: timer {ms}ms"));
+        }
+    }
+
     /// One tick of the fetch protocol between the VMs of this Envoy, through shared data.
     /// Returns the providers to fetch for now (this VM took their lease) and those whose
     /// waiting streams should be decided again (a peer's key set was adopted, or the peer's
-    /// fetch ended without one).
+    /// fetch ended without one). While a peer fetches keys that streams of this VM wait for,
+    /// the timer runs every `PEER_POLL`, so its success or failure releases them at once;
+    /// otherwise every `TICK` (nothing is polled while nothing waits).
     fn coordinate(&mut self, now: Millis) -> (Vec<ProviderId>, Vec<ProviderId>) {
         let requested = std::mem::take(&mut self.requested);
         let (mut due, mut changed) = (Vec::new(), Vec::new());
@@ -302,6 +318,7 @@ impl Shared {
             // None: key sets are not shared (`share_key_sets: false`); this VM fetches alone.
             let base = self.shared_keys.get(id).cloned().flatten();
             let own = self.callouts.iter().any(|(_, p, _)| *p == id);
+            let waited_for = self.waiting.iter().any(|(_, p)| *p == id);
             let me = self.me;
             // The lease first: its holder publishes the key set before releasing it, so a
             // released lease means a fetch it made is visible below. What shared data says is
@@ -311,6 +328,9 @@ impl Shared {
                 None => (Lease::default(), None),
             };
             let lease = lease.bounded(now, remote.timeout, &remote.policy);
+            if !own && waited_for && lease.held_by_other(me, now) {
+                polling = true; // watch for the end of the peer's fetch
+            }
             let adopted = base
                 .as_deref()
                 .is_some_and(|base| self.adopt_from_peers(id, base, now));
@@ -331,7 +351,6 @@ impl Shared {
             }
             if lease.held_by_other(me, now) {
                 keys.fetch_started();
-                polling = true;
                 continue;
             }
             if now < lease.retry_at {
@@ -360,7 +379,7 @@ impl Shared {
                 polling = true; // another VM won the lease just now
             }
         }
-        set_tick(if polling { PEER_POLL } else { TICK });
+        self.set_tick(if polling { PEER_POLL } else { TICK });
         (due, changed)
     }
 
@@ -432,7 +451,7 @@ impl Shared {
             if keys.unknown_kid(kid, now) {
                 keys.fetch_started();
                 self.requested.push(wait.provider);
-                set_tick(POKE);
+                self.set_tick(POKE);
                 if let Some(stats) = self.stats.get(wait.provider).and_then(Option::as_ref) {
                     count(stats.unknown_kid_refetch);
                 }
@@ -445,6 +464,13 @@ impl Shared {
             .is_some_and(RemoteKeys::is_fetching);
         if fetching {
             self.waiting.push((id, wait.provider));
+            // A fetch that is neither ours nor asked for is a peer's: poll for its end (the
+            // next tick keeps polling while streams wait, and stops when none does).
+            let peers = !self.requested.contains(&wait.provider)
+                && !self.callouts.iter().any(|(_, p, _)| *p == wait.provider);
+            if peers && self.tick > PEER_POLL {
+                self.set_tick(PEER_POLL);
+            }
         }
         fetching
     }
@@ -742,7 +768,7 @@ impl RootContext for Root {
                     }
                 }
                 if shared.has_remote() {
-                    set_tick(POKE);
+                    shared.set_tick(POKE);
                 }
                 self.shared = Some(Rc::new(RefCell::new(shared)));
                 true
