@@ -187,10 +187,11 @@ pub fn read_response(
         return Err(FetchFailure::TooLarge(body_size.max(body.len())));
     }
     let keys = KeySet::from_slice(body).map_err(FetchFailure::BadJwks)?;
-    let ttl = cache_control
-        .and_then(max_age)
-        .unwrap_or(policy.cache_duration)
-        .clamp(policy.min_cache_duration, policy.max_cache_duration);
+    let ttl = policy.bound_ttl(
+        cache_control
+            .and_then(max_age)
+            .unwrap_or(policy.cache_duration),
+    );
     Ok(Fetched { keys, ttl })
 }
 
@@ -433,6 +434,41 @@ impl RemoteKeys {
     }
 }
 
+// Records shared with the other VMs of this Envoy (proxy-wasm shared data). Every module that
+// shares the `vm_id` namespace can read and write them (in Istio: every WasmPlugin of the
+// proxy), so what is read there is bounded before it is believed: nothing written there can
+// pin a key set, stop fetching, or back fetching off for longer than this VM's own policy
+// would.
+
+/// How far ahead of this VM's clock a peer's `fetched_at` may be. The VMs of one Envoy read one
+/// clock; the allowance covers reading it at different moments and small clock steps.
+pub const SHARED_CLOCK_SKEW: Duration = Duration::from_secs(5);
+
+/// How long past the fetch timeout a lease outlives its fetch.
+const LEASE_GRACE: Duration = Duration::from_secs(1);
+
+impl FetchPolicy {
+    /// `ttl` within this policy's bounds (`min_cache_duration ..= max_cache_duration`): the
+    /// lifetime a fetched key set gets, whether this VM fetched it or a peer did.
+    pub fn bound_ttl(&self, ttl: Duration) -> Duration {
+        ttl.min(self.max_cache_duration)
+            .max(self.min_cache_duration.min(self.max_cache_duration))
+    }
+
+    /// The longest delay `RemoteKeys::fetch_failed` schedules: `max_backoff` at the largest
+    /// jitter (x 1.2).
+    pub fn max_retry_delay(&self) -> Millis {
+        millis(self.max_backoff).saturating_mul(12) / 10 + 1
+    }
+}
+
+/// When a lease taken at `now` for a fetch with `timeout` ends: the timeout plus a second, so
+/// a VM that dies mid-fetch delays the others by at most that.
+pub fn lease_until(now: Millis, timeout: Duration) -> Millis {
+    now.saturating_add(millis(timeout))
+        .saturating_add(millis(LEASE_GRACE))
+}
+
 /// The shared-data lease that lets one VM of an Envoy fetch a provider's keys for all of them
 /// (every worker has its own VM). Text: `owner until failures retry_at`, all decimal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -466,6 +502,30 @@ impl Lease {
         )
     }
 
+    /// The lease as this VM may believe it at `now`, for a provider fetched with `timeout`
+    /// under `policy`. An `until` later than a lease taken now could last
+    /// (`lease_until(now, timeout)`) counts as released, and a `retry_at` later than the
+    /// longest backoff the policy schedules counts as none: a record written by anyone in the
+    /// namespace cannot stop fetching. A genuine lease was taken at or before `now`, so it is
+    /// never cut.
+    pub fn bounded(self, now: Millis, timeout: Duration, policy: &FetchPolicy) -> Lease {
+        let until = if self.until > lease_until(now, timeout) {
+            0
+        } else {
+            self.until
+        };
+        let retry_at = if self.retry_at > now.saturating_add(policy.max_retry_delay()) {
+            0
+        } else {
+            self.retry_at
+        };
+        Lease {
+            until,
+            retry_at,
+            ..self
+        }
+    }
+
     /// Another VM is fetching right now.
     pub fn held_by_other(&self, me: u64, now: Millis) -> bool {
         self.owner != me && self.until > now
@@ -477,9 +537,36 @@ pub fn encode_version(fetched_at: Millis, ttl: Duration) -> String {
     format!("{fetched_at} {}", millis(ttl))
 }
 
+/// The `version` record as written, unbounded (see `read_version` for what a VM believes).
 pub fn parse_version(bytes: &[u8]) -> Option<(Millis, Duration)> {
     let (at, ttl) = std::str::from_utf8(bytes).ok()?.split_once(' ')?;
     Some((at.parse().ok()?, Duration::from_millis(ttl.parse().ok()?)))
+}
+
+/// A peer's `version` record as this VM may believe it at `now` under `policy`: the ttl is
+/// clamped to the policy (`FetchPolicy::bound_ttl`); a record that does not parse, whose
+/// `fetched_at` is more than `SHARED_CLOCK_SKEW` in the future (it would pin its key set: a
+/// genuine later one would look older), or whose key set is past use (lifetime and
+/// `max_staleness` over) is ignored.
+pub fn read_version(bytes: &[u8], policy: &FetchPolicy, now: Millis) -> Option<(Millis, Duration)> {
+    let (fetched_at, ttl) = parse_version(bytes)?;
+    if fetched_at > now.saturating_add(millis(SHARED_CLOCK_SKEW)) {
+        return None;
+    }
+    let ttl = policy.bound_ttl(ttl);
+    let usable_until = fetched_at
+        .saturating_add(millis(ttl))
+        .saturating_add(millis(policy.max_staleness));
+    (now <= usable_until).then_some((fetched_at, ttl))
+}
+
+/// A key set a peer published (the body it fetched): ignored when over `MAX_JWKS_BYTES` (a
+/// fetch would have refused it too), not UTF-8, or not a usable JWKS.
+pub fn read_shared_key_set(body: &[u8]) -> Option<KeySet> {
+    if body.len() > MAX_JWKS_BYTES {
+        return None;
+    }
+    KeySet::from_slice(body).ok()
 }
 
 fn millis(d: Duration) -> u64 {

@@ -26,6 +26,9 @@
 //! header values stay bytes, a token's `alg` is compared with what the key allows and never
 //! obeyed, and the only claim read before the signature is `iss`, to route the token to a
 //! provider. Configuration is trusted but validated completely at load.
+//! Shared data is not trusted either: every module with the same `vm_id` can write it, so the
+//! key-set records the VMs of one Envoy share are bounded by the provider's own policy before
+//! they are believed (`jwks_cache`), and `share_key_sets: false` turns sharing off.
 //!
 //! ## Clock
 //! Time comes from the host (`proxy_get_current_time_nanoseconds`) as a parameter of

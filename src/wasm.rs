@@ -10,6 +10,9 @@
 //! - every JWKS fetch is dispatched from the root context, so its answer comes back to the
 //!   root even when the request that wanted it is gone. A stream that needs a fetch asks the
 //!   root by setting the root's timer to 1 ms (`set_tick_period` from a stream sets the root's);
+//! - setting the timer restarts it (Envoy's `Wasm::setTickPeriod` disarms and re-arms it), so
+//!   the period is set only when it changes: a stream of requests must not keep postponing
+//!   the tick;
 //! - a paused stream is resumed from the root through `proxy_set_effective_context`, which
 //!   fails (and we skip the stream) when the stream no longer exists;
 //! - callout failures arrive as synthetic 503/504 responses, so only `:status` 200 counts;
@@ -28,10 +31,9 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::config::{Config, JwksSource, PeerReads, ProviderId};
 use crate::engine::{decide_in, Availability, Decision, KeyStore, Verdict, Vm, Wait};
-use crate::jwks::KeySet;
 use crate::jwks_cache::{
-    encode_version, parse_version, read_discovery, read_response, FetchFailure, Fetched, Lease,
-    Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
+    encode_version, lease_until, read_discovery, read_response, read_shared_key_set, read_version,
+    FetchFailure, Fetched, Lease, Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
 };
 use crate::metrics;
 use crate::pairs;
@@ -71,11 +73,6 @@ fn jitter() -> u32 {
     raw::now_nanos().map_or(500, |nanos| {
         u32::try_from(nanos / 1000 % 1000).unwrap_or(500)
     })
-}
-
-/// Sets this root's timer; a refusal leaves the previous period.
-fn set_tick(period: Duration) {
-    let _ = raw::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
 }
 
 /// Host metric ids of one remote provider.
@@ -161,10 +158,13 @@ struct Shared {
     discovered: Vec<Option<Target>>,
     /// Paused streams: (context id, provider whose keys they wait for).
     waiting: Vec<(u32, ProviderId)>,
+    /// The root's timer period as last set (zero: not set yet).
+    tick: Duration,
     /// This VM in leases (every worker of an Envoy has its own VM).
     me: u64,
     /// Indexed by provider id; for remote providers, the shared-data key prefix that VMs of
-    /// this plugin and this JWKS URL share.
+    /// this plugin and this JWKS URL share. All `None` with `share_key_sets: false`: this VM
+    /// then fetches for itself and never touches shared data.
     shared_keys: Vec<Option<String>>,
     /// Verified tokens of the providers with `jwt_cache_config`.
     cache: TokenCache,
@@ -201,6 +201,7 @@ impl Shared {
             .providers
             .iter()
             .map(|p| match &p.jwks {
+                JwksSource::Remote(_) if !config.share_key_sets => None,
                 JwksSource::Remote(r) => Some(format!(
                     "{}/{plugin}/{}/{:016x}",
                     metrics::PREFIX,
@@ -221,6 +222,7 @@ impl Shared {
             callouts: Vec::new(),
             discovered: vec![None; config_len],
             waiting: Vec::new(),
+            tick: Duration::ZERO,
             me,
             shared_keys,
             cache,
@@ -289,28 +291,53 @@ impl Shared {
         }
     }
 
+    /// Sets the root's timer to `period` if it is not already (setting it restarts it), and
+    /// logs the change at debug; a refusal leaves the previous period.
+    fn set_tick(&mut self, period: Duration) {
+        if self.tick == period {
+            return;
+        }
+        let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+        if raw::set_tick_period_ms(ms).is_ok() {
+            self.tick = period;
+            log(LogLevel::Debug, &format!("jwt-authn-wasm: timer {ms}ms"));
+        }
+    }
+
     /// One tick of the fetch protocol between the VMs of this Envoy, through shared data.
     /// Returns the providers to fetch for now (this VM took their lease) and those whose
     /// waiting streams should be decided again (a peer's key set was adopted, or the peer's
-    /// fetch ended without one).
+    /// fetch ended without one). While a peer fetches keys that streams of this VM wait for,
+    /// the timer runs every `PEER_POLL`, so its success or failure releases them at once;
+    /// otherwise every `TICK` (nothing is polled while nothing waits).
     fn coordinate(&mut self, now: Millis) -> (Vec<ProviderId>, Vec<ProviderId>) {
         let requested = std::mem::take(&mut self.requested);
         let (mut due, mut changed) = (Vec::new(), Vec::new());
         let mut polling = false;
+        let config = Rc::clone(&self.config);
         for id in 0..self.remote.len() {
-            let Some(base) = self.shared_keys.get(id).cloned().flatten() else {
+            let Some(JwksSource::Remote(remote)) = config.providers.get(id).map(|p| &p.jwks) else {
                 continue;
             };
-            let timeout = match self.config.providers.get(id).map(|p| &p.jwks) {
-                Some(JwksSource::Remote(r)) => r.timeout,
-                _ => continue,
-            };
+            // None: key sets are not shared (`share_key_sets: false`); this VM fetches alone.
+            let base = self.shared_keys.get(id).cloned().flatten();
             let own = self.callouts.iter().any(|(_, p, _)| *p == id);
+            let waited_for = self.waiting.iter().any(|(_, p)| *p == id);
             let me = self.me;
             // The lease first: its holder publishes the key set before releasing it, so a
-            // released lease means a fetch it made is visible below.
-            let (lease, cas) = read_lease(&base);
-            let adopted = self.adopt_from_peers(id, &base);
+            // released lease means a fetch it made is visible below. What shared data says is
+            // bounded by this VM's own policy (anyone in the namespace can write it).
+            let (lease, cas) = match &base {
+                Some(base) => read_lease(base),
+                None => (Lease::default(), None),
+            };
+            let lease = lease.bounded(now, remote.timeout, &remote.policy);
+            if !own && waited_for && lease.held_by_other(me, now) {
+                polling = true; // watch for the end of the peer's fetch
+            }
+            let adopted = base
+                .as_deref()
+                .is_some_and(|base| self.adopt_from_peers(id, base, now));
             let Some(keys) = self.remote_mut(id) else {
                 continue;
             };
@@ -328,7 +355,6 @@ impl Shared {
             }
             if lease.held_by_other(me, now) {
                 keys.fetch_started();
-                polling = true;
                 continue;
             }
             if now < lease.retry_at {
@@ -338,45 +364,49 @@ impl Shared {
             }
             let mine = Lease {
                 owner: me,
-                until: now.saturating_add(millis(timeout)).saturating_add(1000),
+                until: lease_until(now, remote.timeout),
                 ..lease
             };
             keys.fetch_started();
-            if raw::shared_set(
-                &format!("{base}/lease"),
-                mine.encode().as_bytes(),
-                cas.unwrap_or(0),
-            )
-            .is_ok()
-            {
+            let taken = match &base {
+                Some(base) => raw::shared_set(
+                    &format!("{base}/lease"),
+                    mine.encode().as_bytes(),
+                    cas.unwrap_or(0),
+                )
+                .is_ok(),
+                None => true,
+            };
+            if taken {
                 due.push(id);
             } else {
                 polling = true; // another VM won the lease just now
             }
         }
-        set_tick(if polling { PEER_POLL } else { TICK });
+        self.set_tick(if polling { PEER_POLL } else { TICK });
         (due, changed)
     }
 
-    /// Takes a newer key set another VM published for provider `id`.
-    fn adopt_from_peers(&mut self, id: ProviderId, base: &str) -> bool {
-        let Some((fetched_at, ttl)) = shared_get(&format!("{base}/version"))
-            .as_deref()
-            .and_then(parse_version)
-        else {
+    /// Takes a newer key set another VM published for provider `id`, as far as this VM may
+    /// believe it: a `version` from the future or past use is ignored, its lifetime is clamped
+    /// to the provider's policy, and a body over 1 MiB is ignored (`jwks_cache`).
+    fn adopt_from_peers(&mut self, id: ProviderId, base: &str, now: Millis) -> bool {
+        let Some(keys) = self.remote_mut(id) else {
             return false;
         };
-        let Some(keys) = self.remote_mut(id) else {
+        let Some((fetched_at, ttl)) = shared_get(&format!("{base}/version"))
+            .as_deref()
+            .and_then(|record| read_version(record, keys.policy(), now))
+        else {
             return false;
         };
         if keys.fetched_at().is_some_and(|at| at >= fetched_at) {
             return false;
         }
-        let parsed = shared_get(&format!("{base}/jwks"))
+        match shared_get(&format!("{base}/jwks"))
             .as_deref()
-            .and_then(|body| std::str::from_utf8(body).ok())
-            .and_then(|text| KeySet::from_json(text).ok());
-        match parsed {
+            .and_then(read_shared_key_set)
+        {
             Some(parsed) => keys.adopt(fetched_at, Fetched { keys: parsed, ttl }),
             None => false,
         }
@@ -425,7 +455,7 @@ impl Shared {
             if keys.unknown_kid(kid, now) {
                 keys.fetch_started();
                 self.requested.push(wait.provider);
-                set_tick(POKE);
+                self.set_tick(POKE);
                 if let Some(stats) = self.stats.get(wait.provider).and_then(Option::as_ref) {
                     count(stats.unknown_kid_refetch);
                 }
@@ -438,6 +468,13 @@ impl Shared {
             .is_some_and(RemoteKeys::is_fetching);
         if fetching {
             self.waiting.push((id, wait.provider));
+            // A fetch that is neither ours nor asked for is a peer's: poll for its end (the
+            // next tick keeps polling while streams wait, and stops when none does).
+            let peers = !self.requested.contains(&wait.provider)
+                && !self.callouts.iter().any(|(_, p, _)| *p == wait.provider);
+            if peers && self.tick > PEER_POLL {
+                self.set_tick(PEER_POLL);
+            }
         }
         fetching
     }
@@ -527,10 +564,6 @@ fn read_lease(base: &str) -> (Lease, Option<u32>) {
         }
     }
     (Lease::default(), None)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// FNV-1a over the parts (separated), for short stable shared-data keys.
@@ -739,7 +772,7 @@ impl RootContext for Root {
                     }
                 }
                 if shared.has_remote() {
-                    set_tick(POKE);
+                    shared.set_tick(POKE);
                 }
                 self.shared = Some(Rc::new(RefCell::new(shared)));
                 true

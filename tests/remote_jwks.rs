@@ -337,6 +337,127 @@ fn one_fetch_per_envoy_with_four_workers() {
     assert_eq!(setup.get(&good()).status, 200);
 }
 
+/// `share_key_sets: false`: no VM reads or writes shared data, so each fetches for itself
+/// (four workers and the main thread) and every worker still serves.
+#[test]
+fn without_shared_key_sets_every_vm_fetches_for_itself() {
+    let jwks = Idp::serving(&jwks_only(&["rsa-a"]));
+    let mut cfg = config(json!({}));
+    cfg["share_key_sets"] = json!(false);
+    let setup = start_with_workers(&cfg, &jwks, 4);
+    let port = setup.envoy.port("wasm");
+    let token = good();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..40)
+            .map(|_| s.spawn(|| Request::get("/api").bearer(&token).send(port).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(
+        eventually(Duration::from_secs(2), || jwks.requests() == 5),
+        "{} fetches for five VMs",
+        jwks.requests()
+    );
+    eprintln!(
+        "share_key_sets false, --concurrency 4: {} fetches at start",
+        jwks.requests()
+    );
+}
+
+/// At cold start with four workers, the identity provider's first answer is a failure, and a
+/// slow one: every worker holds requests by then, the VM whose fetch it is and its peers,
+/// which wait for that fetch through shared data. The failure must release them all at once,
+/// as a success does, not each peer at its next timer tick (it took up to 1 s and more).
+#[test]
+fn a_failed_first_fetch_releases_requests_on_every_worker_at_once() {
+    let jwks = Idp::serving(&jwks_only(&["rsa-a"]));
+    // 1.5 s: half-way between two 1 s ticks of the peers, which all started with the fetch.
+    jwks.set_mode(Mode::Slow {
+        delay: Duration::from_millis(1500),
+        then: Box::new(Mode::Status(500)),
+    });
+    let cfg = config(json!({
+        "http_uri": { "uri": "http://idp.example/jwks", "cluster": "jwks", "timeout": "5s" },
+    }));
+    let setup = start_with_workers(&cfg, &jwks, 4);
+    let port = setup.envoy.port("wasm");
+    let token = good();
+    let start = Instant::now();
+    // One connection per request, so the kernel spreads them over the four workers.
+    let answers: Vec<(u16, String, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..48)
+            .map(|_| {
+                s.spawn(|| {
+                    let resp = Request::get("/api").bearer(&token).send(port);
+                    (resp.status, resp.body_str().to_owned(), start.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, body, _) in &answers {
+        assert_eq!(
+            (*status, body.as_str()),
+            (401, "Jwks remote fetch is failed")
+        );
+    }
+    let first = answers.iter().map(|a| a.2).min().unwrap();
+    let last = answers.iter().map(|a| a.2).max().unwrap();
+    // The identity provider's failure, on the test's clock (the retry comes a backoff and
+    // another 1.5 s later, so this is the first fetch's).
+    let failed = jwks.answered_at().expect("the fetch was answered") - start;
+    // The requests were held for the fetch, on several workers (the debug line of each
+    // denial carries its thread).
+    let log = setup.envoy.log();
+    let workers: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter(|l| l.contains("jwt-authn-wasm: 401 GET /api"))
+        .filter_map(|l| l.split(']').nth(1))
+        .collect();
+    eprintln!(
+        "--concurrency 4, first fetch fails after 1.5 s: {} requests on {} workers; failure \
+         at {failed:?}, answers from {first:?} to {last:?}: spread {:?}, last {:?} after the \
+         failure",
+        answers.len(),
+        workers.len(),
+        last - first,
+        last.saturating_sub(failed)
+    );
+    assert!(
+        first >= failed,
+        "answered before the fetch ended: {first:?} < {failed:?}"
+    );
+    assert!(workers.len() >= 2, "one worker only: {workers:?}");
+    assert!(
+        last - first < Duration::from_millis(400),
+        "the last answer came {:?} after the first",
+        last - first
+    );
+    // When the VM holding the lease is the main thread's (which has no requests), every
+    // worker is a peer: the answers can come together yet all late. Measured from the
+    // failure, that shows.
+    assert!(
+        last - failed < Duration::from_millis(400),
+        "the last answer came {:?} after the failure",
+        last - failed
+    );
+    // Nothing waits any more: no VM keeps polling shared data (each logs its timer changes).
+    std::thread::sleep(Duration::from_millis(300));
+    let log = setup.envoy.log();
+    let mut timers = std::collections::BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains("jwt-authn-wasm: timer ")) {
+        if let (Some(thread), Some(period)) = (line.split(']').nth(1), line.rsplit(' ').next()) {
+            timers.insert(thread.to_owned(), period.to_owned());
+        }
+    }
+    assert!(!timers.is_empty(), "no timer lines logged");
+    assert!(
+        timers.values().all(|period| period != "50ms"),
+        "still polling: {timers:?}"
+    );
+}
+
 /// `oidc_discovery`: the issuer's OpenID configuration names the JWKS, fetched through the same
 /// cluster; the discovered URL is reused for refreshes until a fetch fails.
 #[test]

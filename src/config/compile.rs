@@ -80,6 +80,7 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         report_only: raw.report_only,
         emitted_headers,
         host_signatures: raw.host_signatures,
+        share_key_sets: raw.share_key_sets,
         peer_reads,
     })
 }

@@ -62,6 +62,10 @@ pub struct Config {
     /// Our extension `host_signatures` (default true): check RS* and ES* signatures with the
     /// host's native crypto where it has it. False: always with the module's own code.
     pub host_signatures: bool,
+    /// Our extension `share_key_sets` (default true): the VMs of one Envoy share remote key
+    /// sets, their fetch lease and backoff through shared data. False: each VM fetches for
+    /// itself and never touches shared data (no trust in the `vm_id` namespace needed).
+    pub share_key_sets: bool,
     /// Which connection properties the glue must read for each request (issue 17).
     pub peer_reads: PeerReads,
 }

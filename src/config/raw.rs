@@ -30,6 +30,11 @@ pub(crate) struct RawConfig {
     /// when it has it; `false`: every signature in wasm.
     #[serde(default = "yes")]
     pub(crate) host_signatures: bool,
+    /// Share remote key sets between the VMs of one Envoy through proxy-wasm shared data (one
+    /// fetch per Envoy); `false`: every VM fetches for itself and never reads or writes shared
+    /// data.
+    #[serde(default = "yes")]
+    pub(crate) share_key_sets: bool,
     /// Accepted for compatibility; our stats have fixed names.
     #[serde(default)]
     #[allow(dead_code)]

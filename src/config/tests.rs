@@ -146,6 +146,8 @@ fn refusals_name_the_field() {
         ("unknown jwt_cache_config field", with("jwt_cache_config", json!({ "size": 5 })), "providers.p.jwt_cache_config"),
         ("negative jwt_cache_size", with("jwt_cache_config", json!({ "jwt_cache_size": -1 })), "providers.p.jwt_cache_config.jwt_cache_size"),
         ("host_signatures not a bool", json!({ "providers": { "p": provider() }, "host_signatures": "no" }), "host_signatures"),
+        ("share_key_sets not a bool", json!({ "providers": { "p": provider() }, "share_key_sets": "no" }), "share_key_sets"),
+        ("share_key_sets null", json!({ "providers": { "p": provider() }, "share_key_sets": null }), "share_key_sets"),
         ("method not a token", rules(json!([{ "match": { "prefix": "/", "methods": ["GET", "po st"] } }])), "rules[0].match.methods[1]"),
         ("star inside a host", rules(json!([{ "match": { "prefix": "/", "hosts": ["a.*.test"] } }])), "rules[0].match.hosts[0]"),
         ("empty host", rules(json!([{ "match": { "prefix": "/", "hosts": [""] } }])), "rules[0].match.hosts[0]"),
@@ -465,6 +467,22 @@ fn host_signatures_is_on_unless_switched_off() {
     assert!(cfg(json!({})));
     assert!(cfg(json!({ "host_signatures": true })));
     assert!(!cfg(json!({ "host_signatures": false })));
+}
+
+#[test]
+fn share_key_sets_is_on_unless_switched_off() {
+    let cfg = |extra: Value| {
+        let mut c = json!({ "providers": { "p": provider() } });
+        if let Some(obj) = extra.as_object() {
+            for (k, v) in obj {
+                c[k] = v.clone();
+            }
+        }
+        load(&c).unwrap().share_key_sets
+    };
+    assert!(cfg(json!({})));
+    assert!(cfg(json!({ "share_key_sets": true })));
+    assert!(!cfg(json!({ "share_key_sets": false })));
 }
 
 /// The example in `manifests/` (reused by the Istio manifests) must stay loadable.

@@ -302,3 +302,156 @@ fn discovery_documents_yield_the_jwks_uri() {
         assert_eq!(read_discovery(status, body).unwrap_err().reason(), want);
     }
 }
+
+/// A provider fetched with a 2 s timeout under the default policy (600 s lifetime, 300 s
+/// maximum backoff).
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+#[test]
+fn a_far_future_fetched_at_does_not_pin_a_key_set() {
+    let p = policy();
+    // Written by anyone in the namespace: "fetched" in the year 2500, good for 600 s.
+    let hostile = encode_version(16_725_225_600_000, Duration::from_secs(600));
+    assert_eq!(read_version(hostile.as_bytes(), &p, T0), None, "ignored");
+    let skewed = encode_version(T0 + 6 * SEC, Duration::from_secs(600));
+    assert_eq!(
+        read_version(skewed.as_bytes(), &p, T0),
+        None,
+        "past the 5 s skew"
+    );
+    // A peer's clock read a moment later than ours is believed.
+    let ahead = encode_version(T0 + 4 * SEC, Duration::from_secs(600));
+    let (at, ttl) = read_version(ahead.as_bytes(), &p, T0).unwrap();
+    assert_eq!(at, T0 + 4 * SEC);
+    // Had the hostile record been believed, a genuine later key set would look older and be
+    // refused; from the bounded one, the next genuine key set is taken.
+    let mut keys = RemoteKeys::new(p.clone());
+    assert!(keys.adopt(
+        at,
+        Fetched {
+            ttl,
+            ..fetched(600)
+        }
+    ));
+    assert!(
+        keys.adopt(T0 + 5 * SEC, fetched(600)),
+        "a genuine later key set"
+    );
+    let mut pinned = RemoteKeys::new(p);
+    assert!(pinned.adopt(16_725_225_600_000, fetched(600)));
+    assert!(
+        !pinned.adopt(T0 + 5 * SEC, fetched(600)),
+        "what the bound prevents: an unbounded record pins its key set"
+    );
+}
+
+#[test]
+fn a_huge_ttl_is_clamped_to_the_providers_policy() {
+    let p = FetchPolicy {
+        cache_duration: Duration::from_secs(300),
+        min_cache_duration: Duration::from_secs(30),
+        max_cache_duration: Duration::from_secs(300),
+        ..policy()
+    };
+    let record = |ttl_ms: u64| format!("{T0} {ttl_ms}");
+    let ttl = |text: String| read_version(text.as_bytes(), &p, T0).map(|(_, ttl)| ttl.as_secs());
+    assert_eq!(
+        ttl(record(u64::MAX)),
+        Some(300),
+        "never past max_cache_duration"
+    );
+    assert_eq!(ttl(record(86_400_000)), Some(300));
+    assert_eq!(ttl(record(0)), Some(30), "never under min_cache_duration");
+    assert_eq!(ttl(record(120_000)), Some(120), "a genuine one is kept");
+    // So a key set adopted from it is refreshed within the policy's lifetime.
+    let (at, ttl) = read_version(record(u64::MAX).as_bytes(), &p, T0).unwrap();
+    let mut keys = RemoteKeys::new(p.clone());
+    keys.adopt(
+        at,
+        Fetched {
+            ttl,
+            ..fetched(600)
+        },
+    );
+    assert!(keys.wants_fetch(T0 + 240 * SEC), "refresh at 80% of 300 s");
+    // A record whose key set is past use (lifetime and max_staleness over) is not adopted.
+    let old = format!("{} 300000", T0 - 300 * SEC - millis(p.max_staleness) - 1);
+    assert_eq!(read_version(old.as_bytes(), &p, T0), None);
+    assert_eq!(read_version(b"x y", &p, T0), None);
+}
+
+#[test]
+fn a_huge_lease_does_not_stop_fetching() {
+    let p = policy();
+    let me = 1;
+    let hostile = Lease {
+        owner: 9,
+        until: u64::MAX,
+        failures: 0,
+        retry_at: 0,
+    };
+    assert!(hostile.held_by_other(me, T0), "what the bound prevents");
+    assert!(!hostile.bounded(T0, TIMEOUT, &p).held_by_other(me, T0));
+    // Just past what a fetch started now could hold: released too.
+    let over = Lease {
+        until: lease_until(T0, TIMEOUT) + 1,
+        ..hostile
+    };
+    assert!(!over.bounded(T0, TIMEOUT, &p).held_by_other(me, T0));
+    // A genuine lease, taken now or a moment ago, is held until it ends.
+    for taken in [T0, T0 - 500] {
+        let genuine = Lease {
+            until: lease_until(taken, TIMEOUT),
+            ..hostile
+        };
+        assert_eq!(genuine.bounded(T0, TIMEOUT, &p), genuine);
+        assert!(genuine.bounded(T0, TIMEOUT, &p).held_by_other(me, T0 + SEC));
+    }
+    assert_eq!(lease_until(T0, TIMEOUT), T0 + 3 * SEC, "timeout + 1 s");
+}
+
+#[test]
+fn a_huge_shared_backoff_does_not_stop_fetching() {
+    let p = policy();
+    let hostile = Lease {
+        owner: 9,
+        until: 0,
+        failures: u32::MAX,
+        retry_at: u64::MAX,
+    };
+    assert_eq!(
+        hostile.bounded(T0, TIMEOUT, &p).retry_at,
+        0,
+        "counts as none"
+    );
+    // The longest genuine backoff: max_backoff (300 s) at the largest jitter.
+    let mut keys = RemoteKeys::new(p.clone());
+    for _ in 0..30 {
+        keys.fetch_started();
+        keys.fetch_failed(T0, 999);
+    }
+    let genuine = Lease {
+        retry_at: keys.retry_at(),
+        ..hostile
+    };
+    assert!(keys.retry_at() > T0 + 300 * SEC);
+    assert_eq!(genuine.bounded(T0, TIMEOUT, &p).retry_at, keys.retry_at());
+    let over = Lease {
+        retry_at: T0 + p.max_retry_delay() + 1,
+        ..hostile
+    };
+    assert_eq!(over.bounded(T0, TIMEOUT, &p).retry_at, 0);
+}
+
+#[test]
+fn a_huge_shared_key_set_is_ignored() {
+    let ok = mint::JWKS.as_bytes();
+    assert!(read_shared_key_set(ok).is_some());
+    // A valid JWKS padded past 1 MiB with spaces: a fetch refuses it, and so does a peer.
+    let mut padded = ok.to_vec();
+    padded.resize(MAX_JWKS_BYTES + 1, b' ');
+    assert!(KeySet::from_slice(&padded).is_ok(), "it would parse");
+    assert!(read_shared_key_set(&padded).is_none());
+    assert!(read_shared_key_set(b"\xff").is_none());
+    assert!(read_shared_key_set(mint::JWKS_WEAK.as_bytes()).is_none());
+}

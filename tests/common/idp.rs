@@ -97,6 +97,8 @@ struct State {
     discovery: Mutex<Option<Mode>>,
     discovery_requests: AtomicUsize,
     requests: AtomicUsize,
+    /// When the last JWKS answer was ready to be written (after any `Mode::Slow` delay).
+    answered_at: Mutex<Option<Instant>>,
     h2_connections: AtomicUsize,
     stop: AtomicBool,
 }
@@ -122,6 +124,7 @@ impl Idp {
             discovery: Mutex::new(None),
             discovery_requests: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
+            answered_at: Mutex::new(None),
             h2_connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
@@ -170,6 +173,11 @@ impl Idp {
     /// JWKS requests received so far (counted when the request has been read).
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// When the last JWKS answer was ready to be written (after its `Mode::Slow` delay).
+    pub fn answered_at(&self) -> Option<Instant> {
+        *self.state.answered_at.lock().expect("answered_at lock")
     }
 
     /// HTTP/2 connections accepted so far (the client spoke h2c).
@@ -240,6 +248,9 @@ fn answer(state: &State, path: &str) -> Answer {
     while let Mode::Slow { delay, then } = mode {
         sleep_unless_stopped(state, delay);
         mode = *then;
+    }
+    if !path.ends_with("/.well-known/openid-configuration") {
+        *state.answered_at.lock().expect("answered_at lock") = Some(Instant::now());
     }
     match mode {
         // `Slow` was unwound above.

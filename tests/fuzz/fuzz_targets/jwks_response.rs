@@ -4,7 +4,8 @@
 #![no_main]
 
 use jwt_authn_wasm::jwks_cache::{
-    max_age, parse_version, read_discovery, read_response, FetchPolicy, Lease,
+    lease_until, max_age, parse_version, read_discovery, read_response, read_shared_key_set,
+    read_version, FetchPolicy, Lease,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -27,6 +28,18 @@ fuzz_target!(|data: &[u8]| {
     if let Some(lease) = Lease::parse(data) {
         let _ = Lease::parse(lease.encode().as_bytes());
         let _ = lease.held_by_other(1, u64::MAX);
+        // Bounded, a lease never outlasts a fetch started now, whatever was written.
+        for now in [0, 1_700_000_000_000, u64::MAX] {
+            let timeout = std::time::Duration::from_secs(5);
+            let bounded = lease.bounded(now, timeout, &policy);
+            assert!(bounded.until <= lease_until(now, timeout));
+        }
     }
     let _ = parse_version(data);
+    for now in [0, 1_700_000_000_000, u64::MAX] {
+        if let Some((_, ttl)) = read_version(data, &policy, now) {
+            assert!(ttl >= policy.min_cache_duration && ttl <= policy.max_cache_duration);
+        }
+    }
+    let _ = read_shared_key_set(body);
 });
