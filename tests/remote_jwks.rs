@@ -3,9 +3,10 @@
 //! fail, send garbage or a huge body, answer slowly, not at all, or break a response after its
 //! headers (over HTTP/1.1 or h2c).
 //!
-//! Each test runs its own Envoy (`--concurrency 1`) and JWKS server, so modes and counts do
-//! not leak between tests. The callout-fault table is one test with one Envoy: each row has
-//! its own provider, cluster and JWKS server, so rows do not leak into each other either.
+//! Each test runs its own Envoy (`--concurrency 1`, or 4 where the workers must share one
+//! fetch) and JWKS server, so modes and counts do not leak between tests. The callout-fault
+//! table is one test with one Envoy: each row has its own provider, cluster and JWKS server, so
+//! rows do not leak into each other either.
 
 // Tests fail by panicking, and index into responses they have just checked.
 #![allow(
