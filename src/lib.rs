@@ -62,6 +62,7 @@ pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
+pub mod logline;
 pub mod matcher;
 pub mod metrics;
 pub mod oauth;

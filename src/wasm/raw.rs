@@ -32,6 +32,7 @@ const HTTP_REQUEST: u32 = 0;
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message: *const u8, message_len: usize) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(
@@ -140,6 +141,15 @@ pub fn log(level: u32, message: &str) {
     unsafe {
         proxy_log(level, message.as_ptr(), message.len());
     }
+}
+
+/// The level from which the host writes this filter's lines: Envoy's `wasm` logger, 0 trace …
+/// 5 critical, 6 off (a value the SDK's `LogLevel` lacks, so it is a plain number here).
+pub fn log_level() -> Result<u32, Status> {
+    let mut level: u32 = 0;
+    // SAFETY: the host writes one u32 into our local.
+    status(unsafe { proxy_get_log_level(&mut level) })?;
+    Ok(level)
 }
 
 /// The host clock in nanoseconds since the epoch.
