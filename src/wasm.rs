@@ -985,6 +985,11 @@ fn apply(decision: &Decision) -> Action {
                     HeaderOp::Set(name, value) => {
                         let _ = raw::set_request_header(name, value);
                     }
+                    // Envoy prefixes what a wasm filter sets with `wasm.` itself.
+                    HeaderOp::FilterState(key, value) => {
+                        let path = key.strip_prefix("wasm.").unwrap_or(key);
+                        let _ = raw::set_property(path, value);
+                    }
                 }
             }
             Action::Continue

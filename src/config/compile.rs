@@ -300,6 +300,7 @@ fn compile_identity_header(
         let claim_path = claim_path(&f, claim)?;
         let scopes = matches!(claim, "scope" | "scp");
         fields.push(IdentityField {
+            state_key: super::state_key(&name),
             name,
             claim_path,
             scopes,
@@ -324,6 +325,7 @@ fn compile_identity_header(
     Ok(IdentityHeader {
         header,
         fields,
+        peer_state_key: peer_field.as_deref().and_then(super::state_key),
         peer_field,
     })
 }

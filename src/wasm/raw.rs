@@ -64,6 +64,12 @@ extern "C" {
         data: *mut *mut u8,
         size: *mut usize,
     ) -> u32;
+    fn proxy_set_property(
+        path: *const u8,
+        path_len: usize,
+        value: *const u8,
+        value_len: usize,
+    ) -> u32;
     fn proxy_get_shared_data(
         key: *const u8,
         key_len: usize,
@@ -211,6 +217,14 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     buffer(|data, size| unsafe {
         proxy_get_property(serialized.as_ptr(), serialized.len(), data, size)
     })
+}
+
+/// Sets a stream property: Envoy stores it as filter state `wasm.<path>` (a `CelState` of
+/// bytes, alive for the filter chain), readable by `%FILTER_STATE(wasm.<path>:PLAIN)%` and by
+/// RBAC's `filter_state` matcher. NotFound outside a stream.
+pub fn set_property(path: &str, value: &str) -> Result<(), Status> {
+    // SAFETY: pointers and lengths of live slices, read by the host during the call.
+    status(unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) })
 }
 
 /// A shared-data value and its CAS; `(None, None)` when absent. ABI 0.2.1 has no delete, so
