@@ -66,6 +66,7 @@ pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
 pub mod lookup;
+pub mod logline;
 pub mod matcher;
 pub mod metrics;
 pub mod oauth;

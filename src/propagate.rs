@@ -14,12 +14,20 @@
 //! each configured field with its claim's JSON value as in the token (missing and null claims
 //! left out), except that `scope` / `scp` become arrays of scopes, plus, under its
 //! `peer_field`, the downstream peer's SPIFFE ID when the connection has one.
+//!
+//! The same verified identity goes into Envoy filter state (`filter_state`), where access logs
+//! (`%FILTER_STATE(wasm.jwt_authn_wasm.subject:PLAIN)%`), RBAC and other filters read it:
+//! `STATE_PROVIDER`, `STATE_ISSUER`, `STATE_SUBJECT`, and `wasm.jwt_authn_wasm.identity.<field>`
+//! for each identity-header field (`IdentityField::state_key`). Values follow the header rules
+//! (`render`): text as is, nothing with a control character or surrounding spaces; a scope
+//! field is its scopes joined by one space.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
 pub use crate::claim_path::claim;
+pub use crate::config::{state_key, STATE_ISSUER, STATE_PREFIX, STATE_PROVIDER, STATE_SUBJECT};
 use crate::config::{IdentityHeader, Provider};
 use crate::extract::remove_query_param;
 use crate::extract::Location;
@@ -27,12 +35,54 @@ use crate::jwt::UntrustedJwt;
 use crate::request::RequestHeaders;
 use crate::scopes::scope_values;
 
-/// One change to the request headers. Names are borrowed from the configuration (or static):
-/// nothing of the configuration is copied per request.
+/// One change to the request: a header, or an Envoy filter-state value. Names are borrowed
+/// from the configuration (or static): nothing of the configuration is copied per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderOp<'c> {
     Remove(&'c str),
     Set(&'c str, String),
+    /// The filter-state key as Envoy names it (`wasm.jwt_authn_wasm.subject`) and its value.
+    FilterState(&'c str, String),
+}
+
+/// The filter state of a verified `jwt` of `provider`: provider, issuer, subject, and each
+/// identity-header field (`peer` for its `peer_field`). Values that would not be sent as a
+/// header (`render`) are not set.
+pub fn filter_state<'c>(
+    provider: &'c Provider,
+    jwt: &UntrustedJwt,
+    peer: Option<&str>,
+    ops: &mut Vec<HeaderOp<'c>>,
+) {
+    let text = |s: &str| render(&Value::from(s));
+    if let Some(name) = text(&provider.name) {
+        ops.push(HeaderOp::FilterState(STATE_PROVIDER, name));
+    }
+    if let Some(iss) = jwt.claims.iss.as_deref().and_then(text) {
+        ops.push(HeaderOp::FilterState(STATE_ISSUER, iss));
+    }
+    if let Some(sub) = jwt.claims.sub.as_deref().and_then(text) {
+        ops.push(HeaderOp::FilterState(STATE_SUBJECT, sub));
+    }
+    let Some(identity) = &provider.identity_header else {
+        return;
+    };
+    for field in &identity.fields {
+        let Some(key) = &field.state_key else {
+            continue;
+        };
+        let value = match claim(&jwt.payload, &field.claim_path) {
+            Some(v) if field.scopes => text(&scope_values(v).join(" ")),
+            Some(v) => render(v),
+            None => None,
+        };
+        if let Some(value) = value {
+            ops.push(HeaderOp::FilterState(key, value));
+        }
+    }
+    if let (Some(key), Some(peer)) = (&identity.peer_state_key, peer.and_then(text)) {
+        ops.push(HeaderOp::FilterState(key, peer));
+    }
 }
 
 /// The identity headers `provider` emits for a verified `jwt`; `peer` is the connection's

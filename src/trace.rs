@@ -470,5 +470,6 @@ pub fn describe_op(op: &HeaderOp<'_>) -> String {
     match op {
         HeaderOp::Remove(name) => format!("remove {name}"),
         HeaderOp::Set(name, value) => format!("set {name}: {value}"),
+        HeaderOp::FilterState(key, value) => format!("filter state {key}: {value}"),
     }
 }

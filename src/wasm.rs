@@ -35,6 +35,7 @@ use crate::jwks_cache::{
     encode_version, lease_until, read_discovery, read_response, read_shared_key_set, read_version,
     FetchFailure, Fetched, Lease, Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
 };
+use crate::logline::{self, Admit, RateLimit};
 use crate::metrics;
 use crate::pairs;
 use crate::peer::PeerFacts;
@@ -62,6 +63,12 @@ mod raw;
 
 fn log(level: LogLevel, message: &str) {
     raw::log(level as u32, message);
+}
+
+/// Whether the host writes lines at `level` (asked each time: an operator can change Envoy's
+/// level at run time); when it cannot say, yes.
+fn log_enabled(level: LogLevel) -> bool {
+    raw::log_level().map_or(true, |host| level as u32 >= host)
 }
 
 fn now_millis() -> Millis {
@@ -170,6 +177,10 @@ struct Shared {
     cache: TokenCache,
     /// Whether RS* and ES* signatures go to the host's `verify_signature`.
     host_signatures: bool,
+    /// The budget of per-request log lines (`logline`).
+    log_limit: RateLimit,
+    /// This plugin instance's name (Envoy's `plugin_name`), for lines Envoy does not name it in.
+    plugin: String,
 }
 
 impl Shared {
@@ -227,6 +238,8 @@ impl Shared {
             shared_keys,
             cache,
             host_signatures,
+            log_limit: RateLimit::default(),
+            plugin: plugin.to_owned(),
         }
     }
 
@@ -246,11 +259,22 @@ impl Shared {
     }
 
     /// Counts a final decision, and logs a failure that was let through (at info in
-    /// `report_only`, where that is the point; at debug for a failure policy `allow`).
-    fn record_decision(&self, decision: &Decision, headers: &RequestHeaders) {
+    /// `report_only`, where that is the point; at debug for a failure policy `allow`) and a
+    /// denial (at debug), through `request_line`.
+    fn record_decision(&mut self, decision: &Decision, headers: &RequestHeaders, now: Millis) {
         let (verdict, let_through) = match decision {
             Decision::Allow { verdict, .. } => (verdict, verdict.failure.is_some()),
-            Decision::Deny { verdict, .. } => (verdict, false),
+            Decision::Deny { denial, verdict } => {
+                let status = denial.status;
+                let message = verdict.failure.map_or("", |f| f.message());
+                self.request_line(LogLevel::Debug, now, || {
+                    format!(
+                        "jwt-authn-wasm: {status} {}: {message}",
+                        request_shown(headers)
+                    )
+                });
+                (verdict, false)
+            }
             Decision::Wait(_) => return,
         };
         let by_provider = verdict
@@ -269,15 +293,53 @@ impl Shared {
             } else {
                 (LogLevel::Debug, "allowed by failure_policy")
             };
-            log(
-                level,
-                &format!(
-                    "jwt-authn-wasm: {how}: {} {}: {failure} ({})",
-                    headers.method(),
-                    headers.path(),
+            self.request_line(level, now, || {
+                format!(
+                    "jwt-authn-wasm: {how}: {}: {failure} ({})",
+                    request_shown(headers),
                     failure.reason()
-                ),
+                )
+            });
+        }
+    }
+
+    /// Writes one per-request line at `level`, if the host writes that level and the budget
+    /// allows; `line` is built only then. The first line after some were dropped says how many
+    /// first; without one, the next tick does (a filter without remote keys ticks only while
+    /// something is left to say).
+    fn request_line(&mut self, level: LogLevel, now: Millis, line: impl FnOnce() -> String) {
+        if !log_enabled(level) {
+            return;
+        }
+        match self.log_limit.admit(now) {
+            Admit::Write { suppressed } => {
+                if suppressed > 0 {
+                    log(
+                        LogLevel::Info,
+                        &logline::suppressed_line(&self.plugin, suppressed),
+                    );
+                }
+                log(level, &line());
+            }
+            Admit::Drop => {
+                if self.log_limit.pending() == 1 && !self.has_remote() {
+                    set_tick(TICK);
+                }
+            }
+        }
+    }
+
+    /// At a tick: reports dropped lines no later line reported; stops the timer of a filter
+    /// without remote keys once nothing is left to say.
+    fn flush_log(&mut self, now: Millis) {
+        if let Some(suppressed) = self.log_limit.flush(now) {
+            log(
+                LogLevel::Info,
+                &logline::suppressed_line(&self.plugin, suppressed),
             );
+        }
+        if self.log_limit.pending() == 0 && !self.has_remote() {
+            set_tick(Duration::ZERO);
         }
     }
 
@@ -535,7 +597,7 @@ impl Shared {
                 decide_in(config, vm, headers, seconds(now))
             }
         };
-        self.record_decision(&decision, headers);
+        self.record_decision(&decision, headers, now);
         Some(decision)
     }
 }
@@ -787,7 +849,10 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         self.dispatch_due();
         if let Some(shared) = &self.shared {
-            shared.borrow().record_ages(now_millis());
+            let now = now_millis();
+            let mut state = shared.borrow_mut();
+            state.record_ages(now);
+            state.flush_log(now);
         }
     }
 
@@ -917,7 +982,7 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
         let headers = request_headers(config.peer_reads);
         let decision = shared.borrow_mut().decide(&config, id, &headers, now);
         if let Some(decision) = decision {
-            if apply(&decision, &headers) == Action::Continue {
+            if apply(&decision) == Action::Continue {
                 let _ = raw::continue_request();
             }
         }
@@ -941,8 +1006,16 @@ fn request_headers(reads: PeerReads) -> RequestHeaders {
     .with_peer(PeerFacts::read(reads.uri_san, reads.digest, raw::property))
 }
 
+/// The request as a log line may show it (`logline::request`: bounded, escaped, no query).
+fn request_shown(headers: &RequestHeaders) -> String {
+    logline::request(
+        headers.get(":method").unwrap_or_default(),
+        headers.path_bytes().unwrap_or_default(),
+    )
+}
+
 /// Carries out a final decision on the current (effective) stream.
-fn apply(decision: &Decision, headers: &RequestHeaders) -> Action {
+fn apply(decision: &Decision) -> Action {
     match decision {
         Decision::Allow { ops, .. } => {
             for op in ops {
@@ -954,21 +1027,16 @@ fn apply(decision: &Decision, headers: &RequestHeaders) -> Action {
                     HeaderOp::Set(name, value) => {
                         let _ = raw::set_request_header(name, value);
                     }
+                    // Envoy prefixes what a wasm filter sets with `wasm.` itself.
+                    HeaderOp::FilterState(key, value) => {
+                        let path = key.strip_prefix("wasm.").unwrap_or(key);
+                        let _ = raw::set_property(path, value);
+                    }
                 }
             }
             Action::Continue
         }
-        Decision::Deny { denial, verdict } => {
-            log(
-                LogLevel::Debug,
-                &format!(
-                    "jwt-authn-wasm: {} {} {}: {}",
-                    denial.status,
-                    headers.method(),
-                    headers.path(),
-                    verdict.failure.map_or("", |f| f.message())
-                ),
-            );
+        Decision::Deny { denial, .. } => {
             let extra: Vec<(&str, &str)> = match &denial.www_authenticate {
                 Some(value) => vec![("www-authenticate", value.as_str())],
                 None => vec![],
@@ -1010,7 +1078,7 @@ impl HttpContext for Stream {
             .borrow_mut()
             .decide(&config, self.id, &headers, now_millis());
         match decision {
-            Some(decision) => apply(&decision, &headers),
+            Some(decision) => apply(&decision),
             None => Action::Pause,
         }
     }

@@ -13,6 +13,8 @@
 //! A second stand-in IdP, `evil`, is reachable as cluster `evil`: tokens point `jku`/`x5u` at
 //! it, and it must never see a request.
 //!
+//! Listener `report` runs provider `p` alone in `report_only` (for the log-flood test).
+//!
 //! Run: `make build && cargo test --test attacks`.
 
 // Tests fail by panicking, and index into values they have just built.
@@ -62,7 +64,10 @@ fn fixture() -> &'static Fixture {
         let evil = Idp::serving(&jwks_only(&["rsa-b"]));
         let upstream = Upstream::start();
         let boot = bootstrap::bootstrap(
-            &[Listener::new("main", Side::Wasm, &config())],
+            &[
+                Listener::new("main", Side::Wasm, &config()),
+                Listener::new("report", Side::Wasm, &report_config()),
+            ],
             upstream.port(),
         );
         let boot = bootstrap::with_cluster(&boot, "big", big.port());
@@ -113,6 +118,15 @@ fn config() -> Value {
             { "match": { "prefix": "/" }, "requires": { "provider_name": "p" } },
         ],
     })
+}
+
+/// Provider `p` alone on every path, in `report_only`: every failure is let through and logged.
+fn report_config() -> Value {
+    let mut report = config();
+    report["providers"].as_object_mut().unwrap().remove("big");
+    report["rules"] = json!([{ "match": { "prefix": "/" }, "requires": { "provider_name": "p" } }]);
+    report["report_only"] = json!(true);
+    report
 }
 
 /// 10,000 copies of the fixture HMAC key, kids `k0` … `k9999` (about 800 kB).
@@ -694,4 +708,127 @@ fn jwks_of_10000_keys_within_bounds() {
     );
     assert_refused(&big(&forged), "kid-less forgery");
     assert_vm_healthy();
+}
+
+/// Issue 11 item 13: report-only logs every failure it lets through, with the request in it. A
+/// 59 KiB `:path` (with a token in its query) must give one short line without the query, a
+/// non-UTF-8 byte must arrive escaped, and a flood of 400 failures must give about `BURST`
+/// lines plus one line saying how many were suppressed, with nothing unaccounted for.
+#[test]
+fn report_only_log_flood_and_a_60_kib_path_stay_bounded() {
+    let fx = fixture();
+    let port = fx.envoy.port("report");
+    let ours = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| {
+                l.contains("wasm log jwt_authn_wasm_report ")
+                    || l.contains("jwt-authn-wasm: jwt_authn_wasm_report: ")
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+
+    let long = format!("/{}?access_token=SECRET-IN-QUERY", "a".repeat(59 * 1024));
+    let resp = Request::get(&long).send(port);
+    assert_eq!(resp.status, 200, "report-only lets it through: {resp}");
+    let h2 = common::h2c::send(
+        port,
+        &Request::get(b"/h2/\xff\xfe?token=SECRET-H2".as_slice()),
+    );
+    assert_eq!(h2.status, 200, "{h2}");
+    let lines = wait_for_lines(|| {
+        let lines = ours(&fx.envoy.log());
+        (lines.iter().filter(|l| l.contains("report-only")).count() >= 2).then_some(lines)
+    });
+    let long_line = lines.iter().find(|l| l.contains("/aaaa")).unwrap();
+    eprintln!(
+        "a {}-byte path gave a {}-byte log line",
+        long.len(),
+        long_line.len()
+    );
+    assert!(
+        long_line.len() <= 700,
+        "{} bytes: {long_line}",
+        long_line.len()
+    );
+    assert!(
+        long_line.contains("...(60417 bytes)?<query elided>"),
+        "{long_line}"
+    );
+    let h2_line = lines.iter().find(|l| l.contains("/h2/")).unwrap();
+    assert!(
+        h2_line.contains("GET /h2/\\xff\\xfe?<query elided>"),
+        "{h2_line}"
+    );
+    assert!(
+        !fx.envoy.log().contains("SECRET"),
+        "a query string reached the log"
+    );
+
+    let start = std::time::Instant::now();
+    for i in 0..400 {
+        let resp = Request::get(format!("/flood/{i}")).send(port);
+        assert_eq!(resp.status, 200, "{resp}");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    // Summaries come at the filter's timer ticks (1 s) even though no line follows: wait
+    // until every failure is accounted for, as a line written or a line counted.
+    let count = |lines: &[String]| -> (usize, usize) {
+        let written = lines
+            .iter()
+            .filter(|l| l.contains("report-only, not enforced: GET /flood/"))
+            .count();
+        let suppressed = lines
+            .iter()
+            .filter_map(|l| {
+                let (before, _) = l.split_once(" per-request log line(s) suppressed")?;
+                before.rsplit(' ').next()?.parse::<usize>().ok()
+            })
+            .sum::<usize>();
+        (written, suppressed)
+    };
+    let lines = wait_for_lines(|| {
+        let lines = ours(&fx.envoy.log());
+        let (written, suppressed) = count(&lines);
+        (written + suppressed >= 400).then_some(lines)
+    });
+    let (written, suppressed) = count(&lines);
+    let summaries = lines.iter().filter(|l| l.contains("suppressed")).count();
+    eprintln!(
+        "400 failures in {elapsed:.2}s: {written} lines written, {suppressed} suppressed \
+         (reported in {summaries} summary line(s))"
+    );
+    // One summary per tick at most, and only while something is left to say.
+    assert!(
+        summaries as f64 <= elapsed + 2.0,
+        "{summaries} summary lines"
+    );
+    assert_eq!(
+        written + suppressed,
+        400,
+        "every failure is written or counted"
+    );
+    // 20 at once, 5 more per second (the two earlier lines took two of the 20).
+    let bound = 20.0 + 5.0 * (elapsed + 1.0);
+    assert!(
+        (15..=bound as usize).contains(&written),
+        "{written} lines in {elapsed:.2}s; at most {bound:.0}"
+    );
+    assert_vm_healthy();
+}
+
+/// Polls the log (every 100 ms, up to 5 s) until `found` returns something.
+fn wait_for_lines(found: impl Fn() -> Option<Vec<String>>) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(lines) = found() {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no such log line in 5 s:\n{}",
+            fixture().envoy.log_tail(20)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -496,3 +496,112 @@ fn missing_scope_is_403_insufficient_scope() {
     assert!(resp.echo().is_none(), "a 403 never reaches the upstream");
     assert_vm_healthy();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Filter state (issue 18 part 3).
+
+/// The verified identity is Envoy filter state, for access logs and RBAC. Its own Envoy, with
+/// listener `rbac`: our filter (p1 with an identity header; `/open` lets anyone through but
+/// sets identity only from a token with scope `admin`; everything else needs p1), then Envoy's
+/// RBAC filter allowing only subject `alice` through a `filter_state` matcher, then the router.
+/// Its access log prints our filter state.
+#[test]
+fn verified_identity_is_filter_state_for_access_logs_and_rbac() {
+    let mut cfg = config();
+    cfg["providers"]["p1"]["identity_header"] = json!({
+        "header_name": "x-identity",
+        "claims": { "email": "profile.email", "scopes": "scope" },
+    });
+    cfg["rules"] = json!([
+        { "match": { "prefix": "/open" }, "requires": { "requires_any": { "requirements": [
+            { "provider_name": "p1", "required_scopes": { "all_of": ["admin"] } },
+            { "allow_missing_or_failed": {} } ] } } },
+        { "match": { "prefix": "/" }, "requires": { "provider_name": "p1" } },
+    ]);
+    let upstream = Upstream::start();
+    let boot = bootstrap::bootstrap(&[Listener::new("rbac", Side::Wasm, &cfg)], upstream.port());
+    let mut boot: Value = serde_json::from_str(&boot).unwrap();
+    let hcm = &mut boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    let state = |key: &str| format!("%FILTER_STATE(wasm.jwt_authn_wasm.{key}:PLAIN)%");
+    hcm["access_log"] = json!([{
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": { "text_format_source": { "inline_string": format!(
+                "ACCESS %REQ(:PATH)% %RESPONSE_CODE% provider={} issuer={} subject={} email={} scopes={}\n",
+                state("provider"), state("issuer"), state("subject"),
+                state("identity.email"), state("identity.scopes"),
+            ) } },
+        },
+    }]);
+    let rbac = json!({
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": { "action": "ALLOW", "policies": { "alice-only": {
+                "permissions": [{ "any": true }],
+                "principals": [{ "filter_state": {
+                    "key": "wasm.jwt_authn_wasm.subject",
+                    "string_match": { "exact": "alice" },
+                } }],
+            } } },
+        },
+    });
+    hcm["http_filters"].as_array_mut().unwrap().insert(1, rbac);
+    let envoy = Envoy::start(&boot.to_string());
+    let port = envoy.port("rbac");
+
+    let alice = good();
+    let bob = mint::token("RS256", &c1(json!({ "sub": "bob" })));
+    let admin = mint::token("RS256", &c1(json!({ "scope": "admin orders:read" })));
+    // (path, token, status, the access log line after the path and status)
+    let full = |sub: &str, scopes: &str| {
+        format!("provider=p1 issuer={ISS1} subject={sub} email=alice@example.com scopes={scopes}")
+    };
+    let none = "provider=- issuer=- subject=- email=- scopes=-".to_owned();
+    let cases = [
+        ("/orders/alice", Some(&alice), 200, full("alice", "-")),
+        ("/orders/bob", Some(&bob), 403, full("bob", "-")),
+        ("/orders/none", None, 401, none.clone()),
+        ("/open/alice-without-admin", Some(&alice), 403, none.clone()),
+        ("/open/no-token", None, 403, none.clone()),
+        (
+            "/open/admin",
+            Some(&admin),
+            200,
+            full("alice", "admin orders:read"),
+        ),
+    ];
+    for (path, token, status, _) in &cases {
+        let mut req = Request::get(path);
+        if let Some(token) = token {
+            req = req.bearer(token);
+        }
+        let resp = req.send(port);
+        assert_eq!(resp.status, *status, "{path}: {resp}");
+        if *status == 403 {
+            assert!(
+                resp.body_str().contains("RBAC"),
+                "{path}: RBAC refused it: {resp}"
+            );
+        }
+    }
+    // Envoy writes access logs from a buffer it flushes about once a second; on a busy machine
+    // that can take a while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for (path, _, status, want) in &cases {
+        let want = format!("ACCESS {path} {status} {want}");
+        while !envoy.log().lines().any(|l| l == want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no access log line {want:?}:\n{}",
+                envoy.log_tail(20)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        eprintln!("{want}");
+    }
+    let bad = envoy.wasm_failures();
+    assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad.join("\n"));
+}

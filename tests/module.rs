@@ -32,6 +32,7 @@ const PROXY: &[&str] = &[
     "proxy_get_current_time_nanoseconds",
     "proxy_get_header_map_pairs",
     "proxy_get_header_map_value",
+    "proxy_get_log_level",
     "proxy_get_property",
     "proxy_get_shared_data",
     "proxy_get_status",

@@ -301,6 +301,7 @@ fn compile_identity_header(
         let claim_path = claim_path(&f, claim)?;
         let scopes = matches!(claim, "scope" | "scp");
         fields.push(IdentityField {
+            state_key: super::state_key(&name),
             name,
             claim_path,
             scopes,
@@ -325,6 +326,7 @@ fn compile_identity_header(
     Ok(IdentityHeader {
         header,
         fields,
+        peer_state_key: peer_field.as_deref().and_then(super::state_key),
         peer_field,
     })
 }

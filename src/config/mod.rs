@@ -42,6 +42,27 @@ pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 60;
 /// removed from every incoming request, in enforcement too.
 pub const OUTCOME_HEADER: &str = "x-jwt-authn-outcome";
 
+/// Every filter-state key of this filter starts with this (`wasm.` is Envoy's prefix for what a
+/// wasm filter sets; the glue sets the rest as the property path).
+pub const STATE_PREFIX: &str = "wasm.jwt_authn_wasm.";
+/// The provider (its name in the configuration) whose token verified.
+pub const STATE_PROVIDER: &str = "wasm.jwt_authn_wasm.provider";
+/// The verified token's `iss`.
+pub const STATE_ISSUER: &str = "wasm.jwt_authn_wasm.issuer";
+/// The verified token's `sub`.
+pub const STATE_SUBJECT: &str = "wasm.jwt_authn_wasm.subject";
+
+/// The filter-state key of identity-header field `name`, when a key can carry it: letters,
+/// digits, `_`, `-` and `.` only (a key is a property path, where NUL separates segments).
+/// Computed once, at load (`IdentityField::state_key`); `propagate::filter_state` sets them.
+pub fn state_key(name: &str) -> Option<String> {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    plain.then(|| format!("{STATE_PREFIX}identity.{name}"))
+}
+
 /// The compiled configuration of one plugin instance.
 #[derive(Debug)]
 pub struct Config {
@@ -156,6 +177,8 @@ pub struct IdentityHeader {
     pub fields: Vec<IdentityField>,
     /// `peer_field`: the field that carries the peer's SPIFFE ID.
     pub peer_field: Option<String>,
+    /// `peer_field`'s filter-state key (`propagate::state_key`).
+    pub peer_state_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +187,9 @@ pub struct IdentityField {
     pub claim_path: Vec<String>,
     /// The claim is `scope` or `scp`: its value becomes an array of scopes.
     pub scopes: bool,
+    /// Its filter-state key, `wasm.jwt_authn_wasm.identity.<name>`; `None` when the name has
+    /// characters a key cannot carry (`propagate::state_key`).
+    pub state_key: Option<String>,
 }
 
 /// Where a provider's keys come from. The engine only ever asks a `KeyStore` for the current

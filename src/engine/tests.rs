@@ -124,7 +124,21 @@ fn set_headers(d: &Decision) -> Vec<(String, String)> {
             .iter()
             .filter_map(|op| match op {
                 HeaderOp::Set(k, v) => Some((k.to_string(), v.clone())),
-                HeaderOp::Remove(_) => None,
+                HeaderOp::Remove(_) | HeaderOp::FilterState(..) => None,
+            })
+            .collect(),
+        Decision::Deny { .. } | Decision::Wait(_) => vec![],
+    }
+}
+
+/// The filter state an allowed decision sets, as (key, value).
+fn filter_state(d: &Decision) -> Vec<(String, String)> {
+    match d {
+        Decision::Allow { ops, .. } => ops
+            .iter()
+            .filter_map(|op| match op {
+                HeaderOp::FilterState(k, v) => Some((k.to_string(), v.clone())),
+                HeaderOp::Set(..) | HeaderOp::Remove(..) => None,
             })
             .collect(),
         Decision::Deny { .. } | Decision::Wait(_) => vec![],
@@ -137,7 +151,7 @@ fn removed(d: &Decision) -> Vec<String> {
             .iter()
             .filter_map(|op| match op {
                 HeaderOp::Remove(k) => Some(k.to_string()),
-                HeaderOp::Set(..) => None,
+                HeaderOp::Set(..) | HeaderOp::FilterState(..) => None,
             })
             .collect(),
         Decision::Deny { .. } | Decision::Wait(_) => vec![],
@@ -1117,12 +1131,18 @@ fn allow_missing_or_failed_gives_no_identity_to_a_token_a_sibling_refused() {
     let d = decide_at(&cfg, "/", &[("authorization", &no_scope)]);
     assert_eq!(status(&d), (200, ""));
     assert_eq!(set_headers(&d), vec![], "no identity from a refused token");
+    assert_eq!(
+        filter_state(&d),
+        vec![],
+        "no filter state from a refused token"
+    );
     let admin = bearer(&mint::token(
         "RS256",
         &with(good_claims(), "scope", json!("admin")),
     ));
     let d = decide_at(&cfg, "/", &[("authorization", &admin)]);
     assert!(set_headers(&d).contains(&("x-jwt-sub".into(), "alice".into())));
+    assert!(filter_state(&d).contains(&("wasm.jwt_authn_wasm.subject".into(), "alice".into())));
     // A refused token alongside a good one of another provider: only the good one's identity.
     let other = other();
     let d = decide_at(
@@ -1152,5 +1172,42 @@ fn outcome_header_from_the_client_is_removed_when_enforcing() {
         );
         assert!(removed(&d).contains(&OUTCOME_HEADER.to_owned()), "{path}");
         assert_eq!(outcome_header(&d), None, "{path}");
+    }
+}
+
+/// Issue 18 part 3: a verified token's identity is filter state (provider, issuer, subject, and
+/// one key per identity-header field), with the header rules for values; nothing without a
+/// verified token, in report_only or by a failure policy `allow` either.
+#[test]
+#[rustfmt::skip]
+fn verified_identity_becomes_filter_state() {
+    let cfg = authz_config(json!({}));
+    let rs = |c: Value| bearer(&mint::token("RS256", &c));
+    let claims = with(with(admin_claims(), "scope", json!("read  write")), "email", json!(" padded"));
+    let d = decide_at(&cfg, "/", &[("authorization", &rs(claims))]);
+    let state = |k: &str, v: &str| (format!("wasm.jwt_authn_wasm.{k}"), v.to_owned());
+    assert_eq!(filter_state(&d), vec![
+        state("provider", "example"),
+        state("issuer", "https://example.com"),
+        state("subject", "alice"),
+        // Fields in name order (as in the identity header); the padded email is left out,
+        // as it would be from a header.
+        state("identity.org", "o1"),
+        state("identity.roles", r#"["user","admin"]"#),
+        state("identity.scopes", "read write"),
+        state("identity.user_id", "alice"),
+    ]);
+    let expired = rs(with(good_claims(), "exp", json!(NOW - 3600)));
+    let report = authz_config(json!({ "report_only": true }));
+    let allow = authz_config(json!({ "failure_policy": { "token_invalid": "allow" } }));
+    for (name, cfg, path, token) in [
+        ("no token", &cfg, "/public", None),
+        ("report_only, expired", &report, "/", Some(&expired)),
+        ("failure policy allow, expired", &allow, "/", Some(&expired)),
+    ] {
+        let extra: Vec<(&str, &str)> = token.map(|t| ("authorization", t.as_str())).into_iter().collect();
+        let d = decide_at(cfg, path, &extra);
+        assert_eq!(status(&d), (200, ""), "{name}");
+        assert_eq!(filter_state(&d), vec![], "{name}");
     }
 }

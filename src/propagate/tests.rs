@@ -54,3 +54,20 @@ fn claims_with_outer_whitespace_are_not_emitted() {
         Some("Alice Smith")
     );
 }
+
+/// A filter-state key is a property path (NUL separates segments): only plain field names
+/// get one.
+#[test]
+fn identity_fields_with_plain_names_get_a_filter_state_key() {
+    assert_eq!(
+        state_key("user_id").as_deref(),
+        Some("wasm.jwt_authn_wasm.identity.user_id")
+    );
+    assert_eq!(
+        state_key("org.id-2").as_deref(),
+        Some("wasm.jwt_authn_wasm.identity.org.id-2")
+    );
+    for odd in ["", "a\0b", "a b", "é", "a:b", "a/b"] {
+        assert_eq!(state_key(odd), None, "{odd:?}");
+    }
+}

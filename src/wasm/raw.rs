@@ -32,6 +32,7 @@ const HTTP_REQUEST: u32 = 0;
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message: *const u8, message_len: usize) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(
@@ -62,6 +63,12 @@ extern "C" {
         path_len: usize,
         data: *mut *mut u8,
         size: *mut usize,
+    ) -> u32;
+    fn proxy_set_property(
+        path: *const u8,
+        path_len: usize,
+        value: *const u8,
+        value_len: usize,
     ) -> u32;
     fn proxy_get_shared_data(
         key: *const u8,
@@ -142,6 +149,15 @@ pub fn log(level: u32, message: &str) {
     }
 }
 
+/// The level from which the host writes this filter's lines: Envoy's `wasm` logger, 0 trace …
+/// 5 critical, 6 off (a value the SDK's `LogLevel` lacks, so it is a plain number here).
+pub fn log_level() -> Result<u32, Status> {
+    let mut level: u32 = 0;
+    // SAFETY: the host writes one u32 into our local.
+    status(unsafe { proxy_get_log_level(&mut level) })?;
+    Ok(level)
+}
+
 /// The host clock in nanoseconds since the epoch.
 pub fn now_nanos() -> Result<u64, Status> {
     let mut time: u64 = 0;
@@ -201,6 +217,14 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     buffer(|data, size| unsafe {
         proxy_get_property(serialized.as_ptr(), serialized.len(), data, size)
     })
+}
+
+/// Sets a stream property: Envoy stores it as filter state `wasm.<path>` (a `CelState` of
+/// bytes, alive for the filter chain), readable by `%FILTER_STATE(wasm.<path>:PLAIN)%` and by
+/// RBAC's `filter_state` matcher. NotFound outside a stream.
+pub fn set_property(path: &str, value: &str) -> Result<(), Status> {
+    // SAFETY: pointers and lengths of live slices, read by the host during the call.
+    status(unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) })
 }
 
 /// A shared-data value and its CAS; `(None, None)` when absent. ABI 0.2.1 has no delete, so
