@@ -323,7 +323,7 @@ impl Shared {
             }
             Admit::Drop => {
                 if self.log_limit.pending() == 1 && !self.has_remote() {
-                    set_tick(TICK);
+                    self.set_tick(TICK);
                 }
             }
         }
@@ -339,7 +339,7 @@ impl Shared {
             );
         }
         if self.log_limit.pending() == 0 && !self.has_remote() {
-            set_tick(Duration::ZERO);
+            self.set_tick(Duration::ZERO);
         }
     }
 
