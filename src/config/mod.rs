@@ -247,6 +247,27 @@ impl Config {
         compile(raw)
     }
 
+    /// Every error that refuses `bytes`, as far as they can be found at once: the top level,
+    /// each provider and each rule are checked on their own (a mistake in one does not hide
+    /// another's), then, when they all pass, the whole configuration as `from_json` loads it.
+    /// Empty exactly when `from_json` accepts `bytes` (`jwt-authn-explain check-config`).
+    /// Within one provider or rule, the first error is the one reported.
+    pub fn check(bytes: &[u8]) -> Vec<ConfigError> {
+        let first = match Config::from_json(bytes) {
+            Ok(_) => return Vec::new(),
+            Err(e) => e,
+        };
+        let errors = match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(value) => compile::check_parts(value),
+            Err(_) => Vec::new(),
+        };
+        if errors.is_empty() {
+            vec![first]
+        } else {
+            errors
+        }
+    }
+
     /// The per-VM verified-token caches this configuration asks for (`jwt_cache_config`).
     pub fn token_cache(&self) -> crate::token_cache::TokenCache {
         crate::token_cache::TokenCache::new(self.providers.iter().map(|p| p.jwt_cache_size))
