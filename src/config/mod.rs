@@ -83,14 +83,19 @@ pub struct PeerReads {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailurePolicy {
-    /// No token where the requirement needs one.
+    /// No token where the requirement needs one. Default `deny_401`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_401")))]
     pub token_missing: OnFailure,
     /// A token that is malformed, badly signed, expired, not yet valid, of an unknown issuer...
+    /// Default `deny_401`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_401")))]
     pub token_invalid: OnFailure,
     /// The provider's remote key set could not be fetched (and no last good one is left).
+    /// Default `deny_401`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_401")))]
     pub keys_unavailable: OnFailure,
 }
 
