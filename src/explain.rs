@@ -46,6 +46,9 @@ options:
                           repeated authorization headers are joined with `,`, as in Envoy)
   --jwks [PROVIDER=]FILE  the key set (JWKS or Google's X.509 form) of a provider, e.g. for a
                           remote_jwks provider; one per provider, named when there are several
+  --fetch-jwks            fetch the key set of each remote_jwks provider given no --jwks, from
+                          its http_uri.uri (or, with oidc_discovery, its issuer's jwks_uri),
+                          with curl
   --now SECONDS|RFC3339   the clock: Unix seconds or e.g. 2026-12-02T13:35:31Z (default: now)
   --peer-uri-san URI      the client certificate's URI SAN (default: no client certificate)
   --peer-cert-digest HEX  SHA-256 of the client certificate's DER, lower-case hex
@@ -83,6 +86,8 @@ pub struct Options {
     pub now: Option<i64>,
     pub peer_uri_san: Option<Vec<u8>>,
     pub peer_cert_digest: Option<Vec<u8>>,
+    /// `--fetch-jwks`: fetch the key set of each `remote_jwks` provider without `--jwks`.
+    pub fetch_jwks: bool,
     pub json: bool,
 }
 
@@ -104,6 +109,7 @@ pub fn parse_args(args: &[Vec<u8>]) -> Result<Command, String> {
     let mut peer_uri_san = None;
     let mut peer_cert_digest = None;
     let mut json = false;
+    let mut fetch_jwks = false;
     let mut check_config = None;
     while let Some(arg) = rest.next() {
         // `--flag=value` is `--flag value`.
@@ -127,6 +133,7 @@ pub fn parse_args(args: &[Vec<u8>]) -> Result<Command, String> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--json" if inline.is_none() => json = true,
+            "--fetch-jwks" if inline.is_none() => fetch_jwks = true,
             "--config" => set_once(&mut config, &flag, text(value()?)?)?,
             "--request" => set_once(&mut request, &flag, text(value()?)?)?,
             "--jwks" => {
@@ -158,7 +165,8 @@ pub fn parse_args(args: &[Vec<u8>]) -> Result<Command, String> {
             || !headers.is_empty()
             || now.is_some()
             || peer_uri_san.is_some()
-            || peer_cert_digest.is_some();
+            || peer_cert_digest.is_some()
+            || fetch_jwks;
         if explain_only {
             return Err("check-config takes only the file and --json".to_owned());
         }
@@ -180,6 +188,7 @@ pub fn parse_args(args: &[Vec<u8>]) -> Result<Command, String> {
         now,
         peer_uri_san,
         peer_cert_digest,
+        fetch_jwks,
         json,
     }))
 }
@@ -413,6 +422,8 @@ pub fn request_headers(
 pub struct Keys<'c> {
     config: &'c Config,
     given: Vec<Option<KeySet>>,
+    /// Where each given key set came from (a file, a URL).
+    sources: Vec<Option<String>>,
 }
 
 impl<'c> Keys<'c> {
@@ -432,6 +443,7 @@ impl<'c> Keys<'c> {
                 .join(", ")
         };
         let mut keys: Vec<Option<KeySet>> = config.providers.iter().map(|_| None).collect();
+        let mut sources: Vec<Option<String>> = config.providers.iter().map(|_| None).collect();
         for (name, file, bytes) in given {
             let id = match &name {
                 Some(name) => config.provider_id(name).ok_or_else(|| {
@@ -472,10 +484,14 @@ impl<'c> Keys<'c> {
                 Some(slot @ None) => *slot = Some(set),
                 _ => return Err(format!("--jwks: provider {provider:?} is given twice")),
             }
+            if let Some(source) = sources.get_mut(id) {
+                *source = Some(file);
+            }
         }
         Ok(Keys {
             config,
             given: keys,
+            sources,
         })
     }
 
@@ -483,9 +499,18 @@ impl<'c> Keys<'c> {
     /// key set skipped or loaded with a warning.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        for (provider, given) in self.config.providers.iter().zip(&self.given) {
+        let given = self.given.iter().zip(&self.sources);
+        for (provider, (given, source)) in self.config.providers.iter().zip(given) {
             let lines = match (given, &provider.jwks) {
-                (Some(set), _) => set.log_lines(),
+                (Some(set), _) => {
+                    let mut lines = vec![format!(
+                        "keys from {} ({} usable)",
+                        source.as_deref().unwrap_or("--jwks"),
+                        set.len()
+                    )];
+                    lines.extend(set.log_lines());
+                    lines
+                }
                 (None, JwksSource::Local(set)) => set.log_lines(),
                 (None, JwksSource::Remote(_)) => vec![
                     "remote_jwks and no --jwks: no keys (its tokens fail as keys_unavailable)"
@@ -509,6 +534,68 @@ impl KeyStore for Keys<'_> {
             _ => self.config.keys(provider),
         }
     }
+}
+
+/// One key set `--fetch-jwks` fetches: the provider, the URL, and whether it is the
+/// issuer's OpenID configuration (whose `jwks_uri` is fetched next).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    pub provider: String,
+    pub url: String,
+    pub discovery: bool,
+    /// `http_uri.timeout`, in whole seconds (at least 1).
+    pub timeout_seconds: u64,
+}
+
+/// What `--fetch-jwks` fetches: every `remote_jwks` provider not in `given` (the providers
+/// named by `--jwks`).
+pub fn fetches(config: &Config, given: &[Option<String>]) -> Vec<Fetch> {
+    let remote = || {
+        config
+            .providers
+            .iter()
+            .filter(|p| matches!(p.jwks, JwksSource::Remote(_)))
+    };
+    // An unnamed `--jwks` is the one remote provider's (`Keys::new`).
+    let unnamed_is = (given.contains(&None) && remote().count() == 1)
+        .then(|| remote().next().map(|p| p.name.clone()))
+        .flatten();
+    config
+        .providers
+        .iter()
+        .filter(|p| !given.iter().flatten().any(|g| *g == p.name))
+        .filter(|p| unnamed_is.as_ref() != Some(&p.name))
+        .filter_map(|p| match &p.jwks {
+            JwksSource::Remote(remote) => Some(Fetch {
+                provider: p.name.clone(),
+                url: target_url(&remote.target),
+                discovery: remote.oidc_discovery,
+                timeout_seconds: remote.timeout.as_secs().max(1),
+            }),
+            JwksSource::Local(_) => None,
+        })
+        .collect()
+}
+
+fn target_url(target: &crate::jwks_cache::Target) -> String {
+    format!("{}://{}{}", target.scheme, target.authority, target.path)
+}
+
+/// The `jwks_uri` of a fetched OpenID configuration (`status` as the server answered), as
+/// the filter reads it.
+pub fn discovered_jwks_url(status: &str, body: &[u8]) -> Result<String, String> {
+    crate::jwks_cache::read_discovery(Some(status), body)
+        .map(|target| target_url(&target))
+        .map_err(|e| e.to_string())
+}
+
+/// A fetched key set (`status` as the server answered), accepted as the filter accepts one:
+/// status 200, at most 1 MiB, a key set that loads.
+pub fn fetched_jwks(status: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    let policy = crate::jwks_cache::FetchPolicy::default();
+    crate::jwks_cache::read_response(&policy, Some(status), body.len(), body, None)
+        .map(|_| body.to_vec())
+        .map_err(|e| e.to_string())
 }
 
 /// What the filter would do with the request.

@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 use common::bootstrap::{Listener, Side};
 use common::http::{Request, DEFAULT_HOST};
+use common::idp::Idp;
 use common::mint;
 use common::table::{self, Case, Want};
 use common::Proxy;
@@ -303,6 +304,78 @@ fn check_config_names_every_error_with_its_field() {
     );
     let (code, _, err) = run(&os(&["check-config", "/nonexistent/config.json"]));
     assert_eq!(code, 2, "{err}");
+}
+
+/// `--fetch-jwks` fetches a remote provider's key set from its `http_uri.uri`, or through its
+/// issuer's OpenID configuration, once per run; a key set the filter would refuse is a
+/// configuration error.
+#[test]
+fn fetch_jwks_fetches_the_remote_key_set() {
+    let idp = Idp::serving(mint::JWKS);
+    let base = format!("http://127.0.0.1:{}", idp.port());
+    let dir = scratch();
+    let mut cfg = remote_config();
+    cfg["providers"]["idp"]["remote_jwks"]["http_uri"]["uri"] = json!(format!("{base}/jwks"));
+    let config = write(&dir, "fetch.json", cfg.to_string());
+    let bearer = format!("authorization: Bearer {}", token(json!({})));
+    let t = T.to_string();
+    let args = |config: &str| {
+        os(&[
+            "--config",
+            config,
+            "--fetch-jwks",
+            "--now",
+            &t,
+            "--request",
+            "GET http://api.example.com/orders",
+            "-H",
+            &bearer,
+        ])
+    };
+    let (code, out, err) = run(&args(&config));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "note     provider \"idp\": keys from {base}/jwks (7 usable)"
+        )),
+        "{out}"
+    );
+    assert_eq!(idp.requests(), 1);
+    // Through discovery: the issuer's OpenID configuration names the JWKS.
+    idp.set_discovery(Some(
+        json!({ "issuer": base, "jwks_uri": format!("{base}/keys") }).to_string(),
+    ));
+    let mut cfg = remote_config();
+    cfg["providers"]["idp"]["issuer"] = json!(base);
+    cfg["providers"]["idp"]["remote_jwks"]["http_uri"]["uri"] = json!("");
+    cfg["providers"]["idp"]["remote_jwks"]["oidc_discovery"] = json!(true);
+    let discovery = write(&dir, "discovery.json", cfg.to_string());
+    let bearer_iss = format!("authorization: Bearer {}", token(json!({ "iss": base })));
+    let (code, out, err) = run(&os(&[
+        "--config",
+        &discovery,
+        "--fetch-jwks",
+        "--now",
+        &t,
+        "--request",
+        "GET http://api.example.com/orders",
+        "-H",
+        &bearer_iss,
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("keys from {base}/keys (7 usable)")),
+        "{out}"
+    );
+    assert_eq!((idp.discovery_requests(), idp.requests()), (1, 2));
+    // What the filter would not take: usage or configuration error, nothing decided.
+    idp.rotate("<html>not a key set</html>");
+    let (code, out, err) = run(&args(&config));
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(
+        err.contains(&format!("--fetch-jwks: provider \"idp\": {base}/jwks: ")),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

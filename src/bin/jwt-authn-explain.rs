@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use jwt_authn_wasm::config::Config;
 use jwt_authn_wasm::explain::{
-    check_config, explain, parse_args, request_headers, Command, Keys, Options, EXIT_USAGE, USAGE,
+    check_config, discovered_jwks_url, explain, fetched_jwks, fetches, parse_args, request_headers,
+    Command, Fetch, Keys, Options, EXIT_USAGE, USAGE,
 };
 use jwt_authn_wasm::peer::PeerFacts;
 
@@ -70,10 +71,17 @@ fn run(options: Options) -> Result<u8, String> {
             return Err(report.text(&options.config).trim_end().to_owned());
         }
     };
+    let named: Vec<Option<String>> = options.jwks.iter().map(|(n, _)| n.clone()).collect();
     let mut given = Vec::new();
     for (name, file) in options.jwks {
         let bytes = read(&file)?;
         given.push((name, file, bytes));
+    }
+    if options.fetch_jwks {
+        for fetch in fetches(&config, &named) {
+            let (url, bytes) = fetch_key_set(&fetch)?;
+            given.push((Some(fetch.provider.clone()), url, bytes));
+        }
     }
     let keys = Keys::new(&config, given)?;
     let headers = request_headers(&options.method, &options.url, &options.headers)?;
@@ -90,6 +98,51 @@ fn run(options: Options) -> Result<u8, String> {
         print!("{}", explanation.text());
     }
     Ok(explanation.exit_code())
+}
+
+/// `fetch`'s key set, through the issuer's OpenID configuration when it says so, fetched with
+/// curl (no redirects, the provider's timeout, 1 MiB at most) and read as the filter reads it:
+/// the key set's URL and bytes.
+fn fetch_key_set(fetch: &Fetch) -> Result<(String, Vec<u8>), String> {
+    let failed =
+        |url: &str, e: String| format!("--fetch-jwks: provider {:?}: {url}: {e}", fetch.provider);
+    let mut url = fetch.url.clone();
+    if fetch.discovery {
+        let (status, body) = curl(&url, fetch.timeout_seconds).map_err(|e| failed(&url, e))?;
+        url = discovered_jwks_url(&status, &body).map_err(|e| failed(&url, e))?;
+    }
+    let (status, body) = curl(&url, fetch.timeout_seconds).map_err(|e| failed(&url, e))?;
+    let bytes = fetched_jwks(&status, &body).map_err(|e| failed(&url, e))?;
+    Ok((url, bytes))
+}
+
+/// GET `url` with curl: the status and the body.
+fn curl(url: &str, timeout_seconds: u64) -> Result<(String, Vec<u8>), String> {
+    let body = std::env::temp_dir().join(format!("jwt-authn-explain-{}.body", std::process::id()));
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--proto", "=http,https"])
+        .args(["--max-time", &timeout_seconds.to_string()])
+        .args([
+            "--max-filesize",
+            "1048576",
+            "--write-out",
+            "%{http_code}",
+            "--output",
+        ])
+        .arg(&body)
+        .arg("--")
+        .arg(url)
+        .output()
+        .map_err(|e| format!("cannot run curl: {e}"))?;
+    let bytes = std::fs::read(&body).unwrap_or_default();
+    let _ = std::fs::remove_file(&body);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok((
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        bytes,
+    ))
 }
 
 fn read(path: &str) -> Result<Vec<u8>, String> {

@@ -208,7 +208,50 @@ fn a_remote_provider_uses_the_key_set_given_and_has_none_without() {
     let given = Keys::new(&cfg, vec![(None, "k.json".into(), mint::JWKS.into())]).unwrap();
     let e = run(&cfg, &given, "http://api.example.com/remote", &headers);
     assert_eq!(e.exit_code(), 0, "{}", e.text());
-    assert!(e.notes.is_empty(), "{:?}", e.notes);
+    assert_eq!(
+        e.notes,
+        ["provider \"remote\": keys from k.json (7 usable)"],
+        "{:?}",
+        e.notes
+    );
+}
+
+#[test]
+fn fetch_jwks_fetches_each_remote_provider_not_given() {
+    let cfg = config();
+    let want = Fetch {
+        provider: "remote".into(),
+        url: "https://remote.example/jwks".into(),
+        discovery: false,
+        timeout_seconds: 1,
+    };
+    assert_eq!(fetches(&cfg, &[]), std::slice::from_ref(&want));
+    assert_eq!(fetches(&cfg, &[Some("local".into())]), [want]);
+    assert_eq!(fetches(&cfg, &[Some("remote".into())]), []);
+    // An unnamed --jwks is the one remote provider's.
+    assert_eq!(fetches(&cfg, &[None]), []);
+    let Command::Explain(o) = parse_args(&args(&[
+        "--config",
+        "c",
+        "--request",
+        "GET /",
+        "--fetch-jwks",
+    ]))
+    .unwrap() else {
+        panic!()
+    };
+    assert!(o.fetch_jwks);
+    assert_eq!(
+        fetched_jwks("200", mint::JWKS.as_bytes()),
+        Ok(mint::JWKS.into())
+    );
+    assert!(fetched_jwks("404", b"").unwrap_err().contains("404"));
+    assert!(fetched_jwks("200", b"<html>").is_err());
+    assert_eq!(
+        discovered_jwks_url("200", br#"{"jwks_uri": "https://idp.example/keys?x=1"}"#),
+        Ok("https://idp.example/keys?x=1".to_owned())
+    );
+    assert!(discovered_jwks_url("200", b"{}").is_err());
 }
 
 #[test]
