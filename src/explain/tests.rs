@@ -561,3 +561,63 @@ fn check_config_lists_an_error_of_each_part_with_its_field() {
     assert_eq!(broken.errors.len(), 1);
     assert!(broken.errors[0].reason.contains("line 1"), "{broken:?}");
 }
+
+#[test]
+fn typ_binding_and_token_kind_are_steps_of_their_own() {
+    let cfg = Config::from_json(
+        json!({
+            "providers": { "svc": {
+                "issuer": ISS,
+                "local_jwks": { "inline_string": mint::JWKS },
+                "allowed_typ": ["at+jwt"],
+                "certificate_bound": "if_present",
+            } },
+            "rules": [{ "match": { "prefix": "/" },
+                "requires": { "provider_name": "svc", "token_kind": "service" } }],
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let keys = Keys::new(&cfg, vec![]).unwrap();
+    let signed = |typ: &str, sub: &str| {
+        let header = json!({ "alg": "RS256", "kid": "rsa-a", "typ": typ });
+        let claims = json!({ "iss": ISS, "sub": sub, "client_id": "svc-a", "exp": NOW + 60 });
+        mint::sign(&header, &claims, "RS256", mint::Key::RsaA)
+    };
+    let bearer = |t: String| format!("Bearer {t}");
+    let service = run(
+        &cfg,
+        &keys,
+        "/x",
+        &[("authorization", &bearer(signed("at+jwt", "svc-a")))],
+    );
+    let tail: Vec<(Check, bool)> = checks(&service).into_iter().skip(5).collect();
+    assert_eq!(
+        tail,
+        [
+            (Check::Typ, true),
+            (Check::Binding, true),
+            (Check::TokenKind, true)
+        ],
+        "{}",
+        service.text()
+    );
+    assert_eq!(service.exit_code(), 0);
+    let user = run(
+        &cfg,
+        &keys,
+        "/x",
+        &[("authorization", &bearer(signed("at+jwt", "alice")))],
+    );
+    assert_eq!(checks(&user).last(), Some(&(Check::TokenKind, false)));
+    assert!(user.text().contains("token_kind FAILED: Jwt is not of the kind of token this route accepts (token_kind) — a user token, service wanted"), "{}", user.text());
+    let untyped = run(
+        &cfg,
+        &keys,
+        "/x",
+        &[("authorization", &bearer(signed("JWT", "svc-a")))],
+    );
+    assert_eq!(checks(&untyped).last(), Some(&(Check::Typ, false)));
+    assert_eq!(untyped.status(), 401);
+}
