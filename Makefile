@@ -13,7 +13,7 @@ ENVOY   := tests/ensure-envoy.sh
 AUTHSERVER := tests/authserver
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint run clean envoy authserver wasm-target schema oci fuzz fuzz-envoy soak bench bench-ablation bench-memory wrk
+.PHONY: help build test lint run explain clean envoy authserver wasm-target schema oci fuzz fuzz-envoy soak bench bench-ablation bench-memory wrk
 
 help: ## List the targets
 	@echo "Targets:"
@@ -36,6 +36,13 @@ lint: wasm-target ## rustfmt check; clippy for the host and for the wasm target
 
 run: build ## Envoy + the filter + an echo upstream on 127.0.0.1:10000; prints a token and curls
 	ENVOY_BIN="$$($(ENVOY))" && export ENVOY_BIN && $(PYTHON) tests/demo/run.py
+
+# `make explain ARGS="--config FILE --request 'GET https://api.example.com/x' -H 'authorization: Bearer ...'"`:
+# the native `jwt-authn-explain` (feature `explain`), built like the tests (deps optimised).
+ARGS ?= --help
+
+explain: ## Explain one request offline, step by step: make explain ARGS="--config F --request 'GET URL' ..."
+	@$(CARGO) run --locked --quiet --features explain --bin jwt-authn-explain -- $(ARGS)
 
 bench: build wrk ## Ours vs native jwt_authn in one Envoy (~2 min); writes README's table
 	$(CARGO) build --locked --release --target $(TARGET) --manifest-path tests/bench/empty-filter/Cargo.toml --target-dir target/empty-filter

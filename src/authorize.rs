@@ -393,11 +393,18 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
             cache.insert(token, jwt, keys.version(), self.now);
         }
         if let Some(allowed) = &provider.allowed_typ {
-            allowed
+            let result = allowed
                 .check(jwt.typ.as_ref())
-                .map_err(|_| AuthError::TypNotAllowed)?;
+                .map(|_| ())
+                .map_err(|_| AuthError::TypNotAllowed);
+            self.trace.record(|| trace::typ_step(provider, jwt, result));
+            result?;
         }
-        self.binding(provider.certificate_bound, jwt)?;
+        let bound = self.binding(provider.certificate_bound, jwt);
+        if provider.certificate_bound != Binding::Off {
+            self.trace.record(|| trace::binding_step(provider, bound));
+        }
+        bound?;
         if let Some(scopes) = needs.scopes {
             let checked = scopes.check(&jwt.payload);
             self.trace
@@ -408,7 +415,10 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
             }
         }
         if let Some(kind) = needs.token_kind {
-            if provider.service_test.kind(&jwt.payload) != kind {
+            let is = provider.service_test.kind(&jwt.payload);
+            self.trace
+                .record(|| trace::token_kind_step(provider, is, kind));
+            if is != kind {
                 return Err(AuthError::TokenKindNotAllowed);
             }
         }

@@ -59,6 +59,8 @@ pub mod config;
 pub mod crash;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "explain")]
+pub mod explain;
 pub mod extract;
 pub mod introspection;
 pub mod jwks;

@@ -18,6 +18,7 @@ use crate::jwks::KeySet;
 use crate::jwt::UntrustedJwt;
 use crate::propagate::HeaderOp;
 use crate::scopes::ScopeRule;
+use crate::token_kind::TokenKind;
 
 /// Where the core reports its steps. `record` takes a closure so that nothing is built when
 /// no one listens.
@@ -69,6 +70,12 @@ pub enum Check {
     Scopes,
     /// The requirement's `required_claims`.
     Claims,
+    /// The JOSE `typ` against the provider's `allowed_typ`.
+    Typ,
+    /// The provider's `certificate_bound` (RFC 8705).
+    Binding,
+    /// The requirement's `token_kind`.
+    TokenKind,
     /// A check this list has no name for: its failure reason says what it is.
     Other,
 }
@@ -84,6 +91,9 @@ impl Check {
             Check::Audience => "audience",
             Check::Scopes => "scopes",
             Check::Claims => "claims",
+            Check::Typ => "typ",
+            Check::Binding => "binding",
+            Check::TokenKind => "token_kind",
             Check::Other => "check",
         }
     }
@@ -454,6 +464,48 @@ pub fn claims_step(
             Err(AuthError::ClaimMismatch)
         },
         detail: detail.join("; "),
+    }
+}
+
+/// The `allowed_typ` check.
+pub fn typ_step(provider: &Provider, jwt: &UntrustedJwt, result: Result<(), AuthError>) -> Step {
+    let typ = jwt.typ.as_ref().map_or("none".to_owned(), Value::to_string);
+    Step::Checked {
+        provider: provider.name.clone(),
+        check: Check::Typ,
+        result,
+        detail: format!("typ {typ}, allowed_typ of the provider"),
+    }
+}
+
+/// The `certificate_bound` check.
+pub fn binding_step(provider: &Provider, result: Result<(), AuthError>) -> Step {
+    Step::Checked {
+        provider: provider.name.clone(),
+        check: Check::Binding,
+        result,
+        detail: format!(
+            "certificate_bound {}: cnf[\"x5t#S256\"] against the client certificate",
+            match provider.certificate_bound {
+                crate::peer::Binding::Off => "off",
+                crate::peer::Binding::IfPresent => "if_present",
+                crate::peer::Binding::Required => "required",
+            }
+        ),
+    }
+}
+
+/// The `token_kind` check: the kind the token is, the kind wanted.
+pub fn token_kind_step(provider: &Provider, is: TokenKind, wanted: TokenKind) -> Step {
+    Step::Checked {
+        provider: provider.name.clone(),
+        check: Check::TokenKind,
+        result: if is == wanted {
+            Ok(())
+        } else {
+            Err(AuthError::TokenKindNotAllowed)
+        },
+        detail: format!("a {} token, {} wanted", is.name(), wanted.name()),
     }
 }
 

@@ -774,6 +774,71 @@ fn checked_in_schema_is_current() {
     );
 }
 
+/// Every property of the schema (top level and every definition) has a description (from the
+/// config types' doc comments), every enum value too, and each property name appears in code
+/// (`name`, `a.name`, `{name, other}`) in the README's "Configuration reference" section.
+#[test]
+fn every_schema_property_is_described_and_in_the_readme_reference() {
+    let schema: Value = serde_json::from_str(&json_schema()).unwrap();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let reference = readme
+        .split("\n## Configuration reference\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a section `## Configuration reference`");
+    // Every identifier inside a code span (`...`) or a code block of the section.
+    let mut in_code = std::collections::BTreeSet::new();
+    for (i, part) in reference.split('`').enumerate() {
+        if i % 2 == 1 {
+            for word in part.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                in_code.insert(word.to_owned());
+            }
+        }
+    }
+    let mut objects: Vec<(String, &Value)> = vec![("(top level)".to_owned(), &schema)];
+    for (name, def) in schema["definitions"].as_object().unwrap() {
+        objects.push((name.clone(), def));
+    }
+    let mut undescribed = Vec::new();
+    let mut unreferenced = Vec::new();
+    let mut properties = 0;
+    for (owner, object) in &objects {
+        for (name, property) in object["properties"].as_object().into_iter().flatten() {
+            properties += 1;
+            let described = property["description"]
+                .as_str()
+                .is_some_and(|d| !d.trim().is_empty());
+            if !described {
+                undescribed.push(format!("{owner}.{name}"));
+            }
+            if !in_code.contains(name) {
+                unreferenced.push(format!("{owner}.{name}"));
+            }
+        }
+        for value in object["oneOf"].as_array().into_iter().flatten() {
+            if value["const"].is_string() && !value["description"].is_string() {
+                undescribed.push(format!("{owner} = {}", value["const"]));
+            }
+        }
+    }
+    assert!(
+        properties >= 90,
+        "only {properties} properties: the walk missed some"
+    );
+    assert!(
+        undescribed.is_empty(),
+        "{} of {properties} schema properties (or enum values) have no description; document \
+         the field in src/config/raw.rs and run `make schema`: {undescribed:?}",
+        undescribed.len()
+    );
+    assert!(
+        unreferenced.is_empty(),
+        "{} of {properties} schema properties are not in README.md's Configuration reference: \
+         {unreferenced:?}",
+        unreferenced.len()
+    );
+}
+
 /// A minimal valid configuration, to change one thing at a time.
 fn minimal() -> Value {
     json!({

@@ -2,6 +2,8 @@
 //! provider names, compiles matchers and regexes, parses key sets and claim paths; every error
 //! names the JSON path of the offending field. Runs once per configuration, never per request.
 
+use std::collections::BTreeMap;
+
 use super::raw::*;
 use super::*;
 use crate::claims::{is_scalar, ClaimTest};
@@ -24,22 +26,7 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
     let mut rules = Vec::with_capacity(raw.rules.len());
     for (i, rule) in raw.rules.into_iter().enumerate() {
-        let field = format!("rules[{i}]");
-        if rule.requirement_name.is_some() {
-            return Err(ConfigError::new(
-                format!("{field}.requirement_name"),
-                "requirement_map / requirement_name is not supported; use `requires`",
-            ));
-        }
-        let matcher = compile_route_match(&format!("{field}.match"), rule.route_match)?;
-        let requirement = match rule.requires {
-            None => None,
-            Some(raw) => compile_requirement(&format!("{field}.requires"), raw, &names)?,
-        };
-        rules.push(Rule {
-            matcher,
-            requirement,
-        });
+        rules.push(compile_rule(i, rule, &names)?);
     }
     let mut emitted_headers: Vec<String> = providers
         .iter()
@@ -82,6 +69,96 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         host_signatures: raw.host_signatures,
         share_key_sets: raw.share_key_sets,
         peer_reads,
+    })
+}
+
+/// Rule `i`; `names`: the configured providers, in `Config::providers` order.
+fn compile_rule(i: usize, rule: RawRule, names: &[&str]) -> Result<Rule, ConfigError> {
+    let field = format!("rules[{i}]");
+    if rule.requirement_name.is_some() {
+        return Err(ConfigError::new(
+            format!("{field}.requirement_name"),
+            "requirement_map / requirement_name is not supported; use `requires`",
+        ));
+    }
+    let matcher = compile_route_match(&format!("{field}.match"), rule.route_match)?;
+    let requirement = match rule.requires {
+        None => None,
+        Some(raw) => compile_requirement(&format!("{field}.requires"), raw, names)?,
+    };
+    Ok(Rule {
+        matcher,
+        requirement,
+    })
+}
+
+/// `Config::check`: the top level, each provider and each rule read and compiled on its own,
+/// so that a mistake in one does not hide a mistake in another. Every error found, in
+/// document order (providers by name); empty when every part compiles. A rule's provider
+/// names resolve against every configured name, including providers that failed, so one bad
+/// provider is not reported again by each rule that uses it.
+pub(crate) fn check_parts(value: serde_json::Value) -> Vec<ConfigError> {
+    use serde_json::Value;
+    let serde_json::Value::Object(mut top) = value else {
+        return from_value::<RawConfig>(value, "")
+            .err()
+            .into_iter()
+            .collect();
+    };
+    let providers = top.remove("providers");
+    let rules = top.remove("rules");
+    let mut errors: Vec<ConfigError> = from_value::<RawConfig>(Value::Object(top), "")
+        .err()
+        .into_iter()
+        .collect();
+    let mut names = Vec::new();
+    match providers {
+        Some(Value::Object(map)) if !map.is_empty() => {
+            for (name, provider) in map {
+                let compiled = from_value::<RawProvider>(provider, &format!("providers.{name}"))
+                    .and_then(|raw| compile_provider(&name, raw));
+                errors.extend(compiled.err());
+                names.push(name);
+            }
+        }
+        Some(other @ (Value::Array(_) | Value::String(_) | Value::Number(_) | Value::Bool(_))) => {
+            errors.extend(from_value::<BTreeMap<String, RawProvider>>(other, "providers").err());
+        }
+        _ => errors.push(ConfigError::new(
+            "providers",
+            "at least one provider is required",
+        )),
+    }
+    names.sort();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    match rules {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (i, rule) in list.into_iter().enumerate() {
+                let compiled = from_value::<RawRule>(rule, &format!("rules[{i}]"))
+                    .and_then(|raw| compile_rule(i, raw, &names));
+                errors.extend(compiled.err());
+            }
+        }
+        Some(other) => errors.extend(from_value::<Vec<RawRule>>(other, "rules").err()),
+    }
+    errors
+}
+
+/// `value` read as a `T`, an error naming its JSON path under `prefix`.
+fn from_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    prefix: &str,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match (prefix, path.as_str()) {
+            (_, "" | ".") => prefix.to_owned(),
+            ("", path) => path.to_owned(),
+            (prefix, path) if path.starts_with('[') => format!("{prefix}{path}"),
+            (prefix, path) => format!("{prefix}.{path}"),
+        };
+        ConfigError::new(field, e.into_inner().to_string())
     })
 }
 

@@ -108,14 +108,19 @@ pub struct PeerReads {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailurePolicy {
-    /// No token where the requirement needs one.
+    /// No token where the requirement needs one. Default `deny_401`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_401")))]
     pub token_missing: OnFailure,
     /// A token that is malformed, badly signed, expired, not yet valid, of an unknown issuer...
+    /// Default `deny_401`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_401")))]
     pub token_invalid: OnFailure,
     /// The provider's remote key set could not be fetched (and no last good one is left).
+    /// Default `deny_401`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_401")))]
     pub keys_unavailable: OnFailure,
 }
 
@@ -275,6 +280,27 @@ impl Config {
             .end()
             .map_err(|e| ConfigError::new("", e.to_string()))?;
         compile(raw)
+    }
+
+    /// Every error that refuses `bytes`, as far as they can be found at once: the top level,
+    /// each provider and each rule are checked on their own (a mistake in one does not hide
+    /// another's), then, when they all pass, the whole configuration as `from_json` loads it.
+    /// Empty exactly when `from_json` accepts `bytes` (`jwt-authn-explain check-config`).
+    /// Within one provider or rule, the first error is the one reported.
+    pub fn check(bytes: &[u8]) -> Vec<ConfigError> {
+        let first = match Config::from_json(bytes) {
+            Ok(_) => return Vec::new(),
+            Err(e) => e,
+        };
+        let errors = match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(value) => compile::check_parts(value),
+            Err(_) => Vec::new(),
+        };
+        if errors.is_empty() {
+            vec![first]
+        } else {
+            errors
+        }
     }
 
     /// The per-VM verified-token caches this configuration asks for (`jwt_cache_config`).

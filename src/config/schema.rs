@@ -45,11 +45,36 @@ pub fn json_schema() -> String {
          WasmPlugin. Reference: README.md, section Configuration reference."
             .into(),
     );
-    let text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    let mut value = schema.to_value();
+    unwrap_descriptions(&mut value);
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
     // The serde shapes are named `Raw*` in Rust; users know them by jwt_authn's names.
     let mut text = text
         .replace("\"#/definitions/Raw", "\"#/definitions/")
         .replace("\n    \"Raw", "\n    \"");
     text.push('\n');
     text
+}
+
+/// Doc comments are wrapped at 100 columns; a description is one paragraph per blank line, so
+/// a single line break inside one becomes a space.
+fn unwrap_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(text) if key == "description" => {
+                        *text = text
+                            .split("\n\n")
+                            .map(|paragraph| paragraph.replace('\n', " "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    _ => unwrap_descriptions(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }

@@ -9,6 +9,8 @@
 //!   client credentials, introspection, revocation, token exchange, per-endpoint counts.
 //! - [`bootstrap`]: Envoy bootstraps running one `jwt_authn` JSON in our wasm filter, in native
 //!   `jwt_authn`, or both side by side.
+//! - [`table`]: the differential table: one `jwt_authn` configuration, the requests, native's
+//!   answers (tests/differential.rs, tests/explain.rs).
 //! - [`vectors`]: other projects' test key sets and ours, with the answers each filter gives.
 //!
 //! Each test binary compiles this whole module and uses part of it.
@@ -21,6 +23,7 @@ pub mod h2c;
 pub mod http;
 pub mod idp;
 pub mod mint;
+pub mod table;
 pub mod upstream;
 pub mod vectors;
 
