@@ -28,7 +28,9 @@
 //! provider. Configuration is trusted but validated completely at load.
 //! Shared data is not trusted either: every module with the same `vm_id` can write it, so the
 //! key-set records the VMs of one Envoy share are bounded by the provider's own policy before
-//! they are believed (`jwks_cache`), and `share_key_sets: false` turns sharing off.
+//! they are believed (`jwks_cache`), and `share_key_sets: false` turns sharing off. The
+//! protocol over those records (lease, version, adoption) is `fleet`, behind its `SharedData`
+//! trait, so it runs natively against several fake VMs.
 //!
 //! ## Clock
 //! Time comes from the host (`proxy_get_current_time_nanoseconds`) as a parameter of
@@ -62,6 +64,7 @@ pub mod error;
 #[cfg(feature = "explain")]
 pub mod explain;
 pub mod extract;
+pub mod fleet;
 pub mod introspection;
 pub mod jwks;
 pub mod jwks_cache;

@@ -2,7 +2,7 @@
 //!
 //! Thin on purpose: it reads the configuration and the request headers from the host, asks
 //! `engine::decide`, and applies the answer; for remote key sets it performs the fetches
-//! `jwks_cache` asks for. Host facts it relies on (measured in Envoy 1.40,
+//! `jwks_cache` and `fleet` ask for, and gives `fleet` the host's shared data. Host facts it relies on (measured in Envoy 1.40,
 //! `shared/ENVOY-WASM-FACTS.md`):
 //! - request headers are read as bytes (the SDK's `String` getters panic on non-UTF-8 values);
 //! - header mutations happen before the stream continues, and a local reply is followed by
@@ -31,9 +31,9 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::config::{Config, JwksSource, PeerReads, ProviderId};
 use crate::engine::{decide_in, Availability, Decision, KeyStore, Verdict, Vm, Wait};
+use crate::fleet::{Fleet, HostError, Local, SetError, SharedData};
 use crate::jwks_cache::{
-    encode_version, lease_until, read_discovery, read_response, read_shared_key_set, read_version,
-    FetchFailure, Fetched, Lease, Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
+    read_discovery, read_response, FetchFailure, Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
 };
 use crate::logline::{self, Admit, RateLimit};
 use crate::metrics;
@@ -167,12 +167,8 @@ struct Shared {
     waiting: Vec<(u32, ProviderId)>,
     /// The root's timer period as last set (zero: not set yet).
     tick: Duration,
-    /// This VM in leases (every worker of an Envoy has its own VM).
-    me: u64,
-    /// Indexed by provider id; for remote providers, the shared-data key prefix that VMs of
-    /// this plugin and this JWKS URL share. All `None` with `share_key_sets: false`: this VM
-    /// then fetches for itself and never touches shared data.
-    shared_keys: Vec<Option<String>>,
+    /// This VM's part in the protocol between the VMs of this Envoy (`fleet`).
+    fleet: Fleet,
     /// Verified tokens of the providers with `jwt_cache_config`.
     cache: TokenCache,
     /// Whether RS* and ES* signatures go to the host's `verify_signature`.
@@ -208,20 +204,7 @@ impl Shared {
             .collect();
         let config_len = config.providers.len();
         let cache = config.token_cache();
-        let shared_keys = config
-            .providers
-            .iter()
-            .map(|p| match &p.jwks {
-                JwksSource::Remote(_) if !config.share_key_sets => None,
-                JwksSource::Remote(r) => Some(format!(
-                    "{}/{plugin}/{}/{:016x}",
-                    metrics::PREFIX,
-                    p.name,
-                    fnv1a(&[&r.cluster, &r.target.authority, &r.target.path])
-                )),
-                JwksSource::Local(_) => None,
-            })
-            .collect();
+        let fleet = Fleet::new(&config, plugin, me);
         Self {
             config,
             remote,
@@ -234,8 +217,7 @@ impl Shared {
             discovered: vec![None; config_len],
             waiting: Vec::new(),
             tick: Duration::ZERO,
-            me,
-            shared_keys,
+            fleet,
             cache,
             host_signatures,
             log_limit: RateLimit::default(),
@@ -366,136 +348,33 @@ impl Shared {
         }
     }
 
-    /// One tick of the fetch protocol between the VMs of this Envoy, through shared data.
-    /// Returns the providers to fetch for now (this VM took their lease) and those whose
-    /// waiting streams should be decided again (a peer's key set was adopted, or the peer's
-    /// fetch ended without one). While a peer fetches keys that streams of this VM wait for,
+    /// One tick of the fetch protocol between the VMs of this Envoy (`fleet`). Returns the
+    /// providers to fetch for now (this VM took their lease) and those whose waiting streams
+    /// should be decided again. While a peer fetches keys that streams of this VM wait for,
     /// the timer runs every `PEER_POLL`, so its success or failure releases them at once;
     /// otherwise every `TICK` (nothing is polled while nothing waits).
     fn coordinate(&mut self, now: Millis) -> (Vec<ProviderId>, Vec<ProviderId>) {
         let requested = std::mem::take(&mut self.requested);
-        let (mut due, mut changed) = (Vec::new(), Vec::new());
-        let mut polling = false;
-        let config = Rc::clone(&self.config);
-        for id in 0..self.remote.len() {
-            let Some(JwksSource::Remote(remote)) = config.providers.get(id).map(|p| &p.jwks) else {
-                continue;
-            };
-            // None: key sets are not shared (`share_key_sets: false`); this VM fetches alone.
-            let base = self.shared_keys.get(id).cloned().flatten();
-            let own = self.callouts.iter().any(|(_, p, _)| *p == id);
-            let waited_for = self.waiting.iter().any(|(_, p)| *p == id);
-            let me = self.me;
-            // The lease first: its holder publishes the key set before releasing it, so a
-            // released lease means a fetch it made is visible below. What shared data says is
-            // bounded by this VM's own policy (anyone in the namespace can write it).
-            let (lease, cas) = match &base {
-                Some(base) => read_lease(base),
-                None => (Lease::default(), None),
-            };
-            let lease = lease.bounded(now, remote.timeout, &remote.policy);
-            if !own && waited_for && lease.held_by_other(me, now) {
-                polling = true; // watch for the end of the peer's fetch
-            }
-            let adopted = base
-                .as_deref()
-                .is_some_and(|base| self.adopt_from_peers(id, base, now));
-            let Some(keys) = self.remote_mut(id) else {
-                continue;
-            };
-            // A key set just adopted answers an earlier request for one.
-            let asked = requested.contains(&id) && !adopted;
-            if adopted {
-                changed.push(id);
-            } else if keys.is_fetching() && !own && !asked && !lease.held_by_other(me, now) {
-                // We waited for a peer whose lease ended without a new key set.
-                keys.peer_failed(lease.retry_at);
-                changed.push(id);
-            }
-            if own || !(asked || keys.wants_fetch(now)) {
-                continue;
-            }
-            if lease.held_by_other(me, now) {
-                keys.fetch_started();
-                continue;
-            }
-            if now < lease.retry_at {
-                keys.peer_failed(lease.retry_at);
-                changed.push(id);
-                continue;
-            }
-            let mine = Lease {
-                owner: me,
-                until: lease_until(now, remote.timeout),
-                ..lease
-            };
-            keys.fetch_started();
-            let taken = match &base {
-                Some(base) => raw::shared_set(
-                    &format!("{base}/lease"),
-                    mine.encode().as_bytes(),
-                    cas.unwrap_or(0),
-                )
-                .is_ok(),
-                None => true,
-            };
-            if taken {
-                due.push(id);
-            } else {
-                polling = true; // another VM won the lease just now
-            }
-        }
-        self.set_tick(if polling { PEER_POLL } else { TICK });
-        (due, changed)
-    }
-
-    /// Takes a newer key set another VM published for provider `id`, as far as this VM may
-    /// believe it: a `version` from the future or past use is ignored, its lifetime is clamped
-    /// to the provider's policy, and a body over 1 MiB is ignored (`jwks_cache`).
-    fn adopt_from_peers(&mut self, id: ProviderId, base: &str, now: Millis) -> bool {
-        let Some(keys) = self.remote_mut(id) else {
-            return false;
+        let own: Vec<ProviderId> = self.callouts.iter().map(|(_, p, _)| *p).collect();
+        let waited: Vec<ProviderId> = self.waiting.iter().map(|(_, p)| *p).collect();
+        let local = Local {
+            requested: &requested,
+            own: &own,
+            waited: &waited,
         };
-        let Some((fetched_at, ttl)) = shared_get(&format!("{base}/version"))
-            .as_deref()
-            .and_then(|record| read_version(record, keys.policy(), now))
-        else {
-            return false;
-        };
-        if keys.fetched_at().is_some_and(|at| at >= fetched_at) {
-            return false;
-        }
-        match shared_get(&format!("{base}/jwks"))
-            .as_deref()
-            .and_then(read_shared_key_set)
-        {
-            Some(parsed) => keys.adopt(fetched_at, Fetched { keys: parsed, ttl }),
-            None => false,
-        }
+        let round = self
+            .fleet
+            .coordinate(&mut HostShared, &mut self.remote, &local, now);
+        self.set_tick(if round.poll { PEER_POLL } else { TICK });
+        (round.due, round.changed)
     }
 
     /// After this VM's own fetch for provider `id`: publish the key set (or the failure and
     /// the shared backoff) and release the lease.
     fn publish(&self, id: ProviderId, body: Option<&[u8]>) {
-        let (Some(base), Some(keys)) = (
-            self.shared_keys.get(id).cloned().flatten(),
-            self.remote.get(id).and_then(Option::as_ref),
-        ) else {
-            return;
-        };
-        if let (Some(body), Some(fetched_at)) = (body, keys.fetched_at()) {
-            let ttl = keys.ttl().unwrap_or_default();
-            let _ = raw::shared_set(&format!("{base}/jwks"), body, 0);
-            let version = encode_version(fetched_at, ttl);
-            let _ = raw::shared_set(&format!("{base}/version"), version.as_bytes(), 0);
+        if let Some(keys) = self.remote.get(id).and_then(Option::as_ref) {
+            self.fleet.publish(&mut HostShared, id, keys, body);
         }
-        let released = Lease {
-            owner: self.me,
-            until: 0,
-            failures: keys.failures(),
-            retry_at: keys.retry_at(),
-        };
-        let _ = raw::shared_set(&format!("{base}/lease"), released.encode().as_bytes(), 0);
     }
 
     fn has_remote(&self) -> bool {
@@ -602,42 +481,24 @@ impl Shared {
     }
 }
 
-/// The value of a shared-data key, if any.
-fn shared_get(key: &str) -> Option<Vec<u8>> {
-    raw::shared_get(key).ok().and_then(|(value, _)| value)
-}
+/// Envoy's shared data through raw calls: NotFound is "no key", CasMismatch its own error.
+struct HostShared;
 
-/// The lease of a provider and its CAS. Envoy ignores the CAS when writing a key that does
-/// not exist yet, so two VMs could both "take" an absent lease: an absent lease is first
-/// written (released; harmless if several VMs do it) and read again, so that taking it is a
-/// real compare-and-swap. Unreadable: a released lease without CAS.
-fn read_lease(base: &str) -> (Lease, Option<u32>) {
-    let key = format!("{base}/lease");
-    for _ in 0..2 {
-        match raw::shared_get(&key) {
-            Ok((Some(value), Some(cas))) => {
-                return (Lease::parse(&value).unwrap_or_default(), Some(cas));
-            }
-            Ok(_) => {
-                let released = Lease::default().encode();
-                let _ = raw::shared_set(&key, released.as_bytes(), 0);
-            }
-            Err(_) => break,
+impl SharedData for HostShared {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+        match raw::shared_get(key) {
+            Ok((Some(value), Some(cas))) => Ok(Some((value, cas))),
+            Ok(_) => Ok(None),
+            Err(status) => Err(HostError(status)),
         }
     }
-    (Lease::default(), None)
-}
 
-/// FNV-1a over the parts (separated), for short stable shared-data keys.
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+    fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SetError> {
+        raw::shared_set(key, value, cas).map_err(|status| match status {
+            raw::CAS_MISMATCH => SetError::CasMismatch,
+            other => SetError::Host(HostError(other)),
+        })
     }
-    hash
 }
 
 fn seconds(now: Millis) -> i64 {

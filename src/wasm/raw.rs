@@ -16,6 +16,7 @@ pub type Status = u32;
 
 pub const OK: Status = 0;
 pub const NOT_FOUND: Status = 1;
+pub const CAS_MISMATCH: Status = 8;
 
 /// Header maps (`MapType` in the ABI).
 pub const REQUEST_HEADERS: u32 = 0;
