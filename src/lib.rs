@@ -31,6 +31,8 @@
 //! they are believed (`jwks_cache`), and `share_key_sets: false` turns sharing off. The
 //! protocol over those records (lease, version, adoption) is `fleet`, behind its `SharedData`
 //! trait, so it runs natively against several fake VMs.
+//! What a key-set callout leads to (OIDC discovery, a reset, backoff with last-good keys,
+//! publishing) is `callouts`; the glue only sends its requests and hands it the raw response.
 //!
 //! ## Clock
 //! Time comes from the host (`proxy_get_current_time_nanoseconds`) as a parameter of
@@ -55,6 +57,7 @@
 )]
 
 pub mod authorize;
+pub mod callouts;
 pub mod claim_path;
 pub mod claims;
 pub mod config;

@@ -1,8 +1,9 @@
 //! The only module that talks to `proxy_wasm`: root and HTTP contexts, host calls, panic hook.
 //!
 //! Thin on purpose: it reads the configuration and the request headers from the host, asks
-//! `engine::decide`, and applies the answer; for remote key sets it performs the fetches
-//! `jwks_cache` and `fleet` ask for, and gives `fleet` the host's shared data. Host facts it relies on (measured in Envoy 1.40,
+//! `engine::decide`, and applies the answer; for remote key sets it sends the callouts
+//! `fleet` and `callouts` ask for, hands `callouts` the raw response, and gives both the
+//! host's shared data. Host facts it relies on (measured in Envoy 1.40,
 //! `shared/ENVOY-WASM-FACTS.md`):
 //! - request headers are read as bytes (the SDK's `String` getters panic on non-UTF-8 values);
 //! - header mutations happen before the stream continues, and a local reply is followed by
@@ -29,12 +30,11 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
+use crate::callouts::{Callouts, Ended, Keys, Next, Request, ResponseParts, Severity};
 use crate::config::{Config, JwksSource, PeerReads, ProviderId};
 use crate::engine::{decide_in, Availability, Decision, KeyStore, Verdict, Vm, Wait};
 use crate::fleet::{Fleet, HostError, Local, SetError, SharedData};
-use crate::jwks_cache::{
-    read_discovery, read_response, FetchFailure, Millis, RemoteKeys, Target, MAX_JWKS_BYTES,
-};
+use crate::jwks_cache::{FetchFailure, Millis, RemoteKeys};
 use crate::logline::{self, Admit, RateLimit};
 use crate::metrics;
 use crate::pairs;
@@ -159,10 +159,8 @@ struct Shared {
     not_enforced: Option<u32>,
     /// Fetches a stream asked for; the root dispatches them at its next tick.
     requested: Vec<ProviderId>,
-    /// Dispatched fetches: (callout token, provider, whether it is the OIDC discovery step).
-    callouts: Vec<(u32, ProviderId, bool)>,
-    /// Indexed by provider id: the `jwks_uri` OIDC discovery found (kept until a fetch fails).
-    discovered: Vec<Option<Target>>,
+    /// Callouts in flight and what OIDC discovery found (`callouts`).
+    callouts: Callouts,
     /// Paused streams: (context id, provider whose keys they wait for).
     waiting: Vec<(u32, ProviderId)>,
     /// The root's timer period as last set (zero: not set yet).
@@ -213,8 +211,7 @@ impl Shared {
             provider_decisions,
             not_enforced: counter(&metrics::not_enforced()),
             requested: Vec::new(),
-            callouts: Vec::new(),
-            discovered: vec![None; config_len],
+            callouts: Callouts::new(config_len),
             waiting: Vec::new(),
             tick: Duration::ZERO,
             fleet,
@@ -355,7 +352,7 @@ impl Shared {
     /// otherwise every `TICK` (nothing is polled while nothing waits).
     fn coordinate(&mut self, now: Millis) -> (Vec<ProviderId>, Vec<ProviderId>) {
         let requested = std::mem::take(&mut self.requested);
-        let own: Vec<ProviderId> = self.callouts.iter().map(|(_, p, _)| *p).collect();
+        let own = self.callouts.providers();
         let waited: Vec<ProviderId> = self.waiting.iter().map(|(_, p)| *p).collect();
         let local = Local {
             requested: &requested,
@@ -369,12 +366,21 @@ impl Shared {
         (round.due, round.changed)
     }
 
-    /// After this VM's own fetch for provider `id`: publish the key set (or the failure and
-    /// the shared backoff) and release the lease.
-    fn publish(&self, id: ProviderId, body: Option<&[u8]>) {
-        if let Some(keys) = self.remote.get(id).and_then(Option::as_ref) {
-            self.fleet.publish(&mut HostShared, id, keys, body);
-        }
+    /// Runs `f` over the callouts and what an ended fetch changes (`callouts::Keys`).
+    fn with_keys<T>(
+        &mut self,
+        now: Millis,
+        f: impl FnOnce(&mut Callouts, &mut Keys<'_, HostShared>) -> T,
+    ) -> T {
+        let mut keys = Keys {
+            config: &self.config,
+            remote: &mut self.remote,
+            fleet: &self.fleet,
+            data: &mut HostShared,
+            jitter: jitter(),
+            now,
+        };
+        f(&mut self.callouts, &mut keys)
     }
 
     fn has_remote(&self) -> bool {
@@ -411,8 +417,8 @@ impl Shared {
             self.waiting.push((id, wait.provider));
             // A fetch that is neither ours nor asked for is a peer's: poll for its end (the
             // next tick keeps polling while streams wait, and stops when none does).
-            let peers = !self.requested.contains(&wait.provider)
-                && !self.callouts.iter().any(|(_, p, _)| *p == wait.provider);
+            let peers =
+                !self.requested.contains(&wait.provider) && !self.callouts.in_flight(wait.provider);
             if peers && self.tick > PEER_POLL {
                 self.set_tick(PEER_POLL);
             }
@@ -566,84 +572,14 @@ impl Context for Root {
             return;
         };
         let now = now_millis();
-        let mut state = shared.borrow_mut();
-        let Some(at) = state.callouts.iter().position(|(t, _, _)| *t == token) else {
-            return;
-        };
-        let (_, provider, discovery) = state.callouts.swap_remove(at);
-        // No headers: the call was reset (Envoy's `onHttpCallFailure`: a reset after the
-        // response started, a body past the timeout, a buffer limit). No response is attached
-        // then, and reading one would fail; `:status` absent reads as a reset below.
-        let response = |name: &str| {
-            (headers > 0)
-                .then(|| {
-                    raw::header_value(raw::HTTP_CALL_RESPONSE_HEADERS, name)
-                        .ok()
-                        .flatten()
-                })
-                .flatten()
-        };
-        let body = if headers > 0 && body_size <= MAX_JWKS_BYTES {
-            raw::buffer_bytes(raw::HTTP_CALL_RESPONSE_BODY, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let status = response(":status");
-        let status = status.as_deref().and_then(|s| std::str::from_utf8(s).ok());
-        if discovery {
-            let found = read_discovery(status, &body);
-            drop(state);
-            match found {
-                Ok(target) => {
-                    set_discovered(&shared, provider, Some(target));
-                    self.dispatch(&shared, provider, now);
-                }
-                Err(failure) => fetch_ended(&shared, provider, &failure, now),
-            }
-            return;
+        let next = shared.borrow_mut().with_keys(now, |callouts, keys| {
+            callouts.on_response(token, headers, body_size, &HostResponse, keys)
+        });
+        match next {
+            Next::Ignored => {}
+            Next::Send(request) => self.send(&shared, &request, now),
+            Next::Ended(ended) => fetch_ended(&shared, ended, now),
         }
-        let cache_control = response("cache-control");
-        let cache_control = cache_control
-            .as_deref()
-            .and_then(|s| std::str::from_utf8(s).ok());
-        let name = provider_name(&state.config, provider);
-        let Some(keys) = state.remote_mut(provider) else {
-            return;
-        };
-        let result = read_response(keys.policy(), status, body_size, &body, cache_control);
-        let failure = result.as_ref().err().cloned();
-        match result {
-            Ok(fetched) => {
-                log(
-                    LogLevel::Info,
-                    &format!(
-                        "jwt-authn-wasm: provider {name:?}: fetched {} key(s), good for {}s",
-                        fetched.keys.len(),
-                        fetched.ttl.as_secs()
-                    ),
-                );
-                for line in fetched.keys.log_lines() {
-                    log(
-                        LogLevel::Warn,
-                        &format!("jwt-authn-wasm: provider {name:?}: {line}"),
-                    );
-                }
-                keys.fetch_succeeded(now, fetched);
-            }
-            Err(failure) => failed(keys, &name, &failure, now),
-        }
-        if failure.is_some() {
-            if let Some(slot) = state.discovered.get_mut(provider) {
-                *slot = None; // discover again next time
-            }
-        }
-        state.record(provider, failure.as_ref());
-        state.publish(provider, failure.is_none().then_some(body.as_slice()));
-        drop(state);
-        resume_waiting(&shared, provider, now);
     }
 }
 
@@ -745,85 +681,66 @@ impl Root {
         }
     }
 
-    /// Sends provider's next request: the OIDC discovery document when discovery is on and no
-    /// `jwks_uri` is known, else the JWKS.
+    /// Sends provider's next request (`Callouts::request`), with no state borrowed.
     fn dispatch(&self, shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Millis) {
-        let state = shared.borrow();
-        let Some(JwksSource::Remote(remote)) =
-            state.config.providers.get(provider).map(|p| &p.jwks)
-        else {
-            return;
+        let request = {
+            let state = shared.borrow();
+            state.callouts.request(&state.config, provider)
         };
-        let discovered = state.discovered.get(provider).cloned().flatten();
-        let discovery = remote.oidc_discovery && discovered.is_none();
-        let target = discovered.as_ref().unwrap_or(&remote.target);
-        let headers = vec![
-            (":method", "GET"),
-            (":path", target.path.as_str()),
-            (":authority", target.authority.as_str()),
-            (":scheme", target.scheme.as_str()),
-            ("accept", "application/json"),
-        ];
-        let sent = self.dispatch_http_call(&remote.cluster, headers, None, vec![], remote.timeout);
-        drop(state);
-        match sent {
-            Ok(token) => shared
-                .borrow_mut()
-                .callouts
-                .push((token, provider, discovery)),
-            Err(_) => fetch_ended(shared, provider, &FetchFailure::Dispatch, now),
+        if let Some(request) = request {
+            self.send(shared, &request, now);
+        }
+    }
+
+    fn send(&self, shared: &Rc<RefCell<Shared>>, request: &Request, now: Millis) {
+        let headers = request
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let sent = self
+            .dispatch_http_call(&request.cluster, headers, None, vec![], request.timeout)
+            .map_err(|status| HostError(status as u32));
+        let ended = shared
+            .borrow_mut()
+            .with_keys(now, |callouts, keys| callouts.sent(request, sent, keys));
+        if let Some(ended) = ended {
+            fetch_ended(shared, ended, now);
         }
     }
 }
 
-fn set_discovered(shared: &Rc<RefCell<Shared>>, provider: ProviderId, target: Option<Target>) {
-    if let Some(slot) = shared.borrow_mut().discovered.get_mut(provider) {
-        *slot = target;
+/// The response of the current callout, read raw.
+struct HostResponse;
+
+impl ResponseParts for HostResponse {
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        raw::header_value(raw::HTTP_CALL_RESPONSE_HEADERS, name)
+            .ok()
+            .flatten()
+    }
+
+    fn body(&self, size: usize) -> Option<Vec<u8>> {
+        raw::buffer_bytes(raw::HTTP_CALL_RESPONSE_BODY, 0, size)
+            .ok()
+            .flatten()
     }
 }
 
-/// A fetch of provider's keys ended in `failure` before a JWKS response: count, log, publish
-/// the backoff, and decide again for the streams that waited.
-fn fetch_ended(
-    shared: &Rc<RefCell<Shared>>,
-    provider: ProviderId,
-    failure: &FetchFailure,
-    now: Millis,
-) {
-    set_discovered(shared, provider, None);
-    let mut state = shared.borrow_mut();
-    let name = provider_name(&state.config, provider);
-    if let Some(keys) = state.remote_mut(provider) {
-        failed(keys, &name, failure, now);
+/// A fetch of provider's keys ended (`Callouts` kept or backed off, and published): log,
+/// count, and decide again for the streams that waited.
+fn fetch_ended(shared: &Rc<RefCell<Shared>>, ended: Ended, now: Millis) {
+    for (severity, line) in &ended.lines {
+        let level = match severity {
+            Severity::Info => LogLevel::Info,
+            Severity::Warn => LogLevel::Warn,
+        };
+        log(level, line);
     }
-    state.record(provider, Some(failure));
-    state.publish(provider, None);
-    drop(state);
-    resume_waiting(shared, provider, now);
-}
-
-fn provider_name(config: &Config, provider: ProviderId) -> String {
-    config
-        .providers
-        .get(provider)
-        .map_or_else(String::new, |p| p.name.clone())
-}
-
-fn failed(keys: &mut RemoteKeys, name: &str, failure: &FetchFailure, now: Millis) {
-    keys.fetch_failed(now, jitter());
-    let kept = match keys.availability(now) {
-        Availability::Ready(_) => "keeping the last good keys",
-        _ => "no keys yet",
-    };
-    log(
-        LogLevel::Warn,
-        &format!(
-            "jwt-authn-wasm: provider {name:?}: JWKS fetch failed ({}): {failure}; {kept}; retry {} in {}ms",
-            failure.reason(),
-            keys.failures(),
-            keys.next_fetch_at().unwrap_or(now).saturating_sub(now)
-        ),
-    );
+    shared
+        .borrow()
+        .record(ended.provider, ended.failure.as_ref());
+    resume_waiting(shared, ended.provider, now);
 }
 
 /// Decides again for every stream waiting on `provider`, from the root, through the host's
