@@ -33,6 +33,8 @@
 //! trait, so it runs natively against several fake VMs.
 //! What a key-set callout leads to (OIDC discovery, a reset, backoff with last-good keys,
 //! publishing) is `callouts`; the glue only sends its requests and hands it the raw response.
+//! Which paused stream waits for which provider, and the decide loop that parks a request or
+//! gives it a final answer, is `parked`; the glue resumes the streams it names.
 //!
 //! ## Clock
 //! Time comes from the host (`proxy_get_current_time_nanoseconds`) as a parameter of
@@ -79,6 +81,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod oauth;
 pub mod pairs;
+pub mod parked;
 pub mod peer;
 pub mod propagate;
 pub mod request;

@@ -32,12 +32,13 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::callouts::{Callouts, Ended, Keys, Next, Request, ResponseParts, Severity};
 use crate::config::{Config, JwksSource, PeerReads, ProviderId};
-use crate::engine::{decide_in, Availability, Decision, KeyStore, Verdict, Vm, Wait};
+use crate::engine::{Decision, Verdict};
 use crate::fleet::{Fleet, HostError, Local, SetError, SharedData};
 use crate::jwks_cache::{FetchFailure, Millis, RemoteKeys};
 use crate::logline::{self, Admit, RateLimit};
 use crate::metrics;
 use crate::pairs;
+use crate::parked::{self, Deciding, Parked, Parking};
 use crate::peer::PeerFacts;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
@@ -161,8 +162,8 @@ struct Shared {
     requested: Vec<ProviderId>,
     /// Callouts in flight and what OIDC discovery found (`callouts`).
     callouts: Callouts,
-    /// Paused streams: (context id, provider whose keys they wait for).
-    waiting: Vec<(u32, ProviderId)>,
+    /// Paused streams and the providers they wait for (`parked`).
+    parked: Parked,
     /// The root's timer period as last set (zero: not set yet).
     tick: Duration,
     /// This VM's part in the protocol between the VMs of this Envoy (`fleet`).
@@ -212,7 +213,7 @@ impl Shared {
             not_enforced: counter(&metrics::not_enforced()),
             requested: Vec::new(),
             callouts: Callouts::new(config_len),
-            waiting: Vec::new(),
+            parked: Parked::default(),
             tick: Duration::ZERO,
             fleet,
             cache,
@@ -353,7 +354,7 @@ impl Shared {
     fn coordinate(&mut self, now: Millis) -> (Vec<ProviderId>, Vec<ProviderId>) {
         let requested = std::mem::take(&mut self.requested);
         let own = self.callouts.providers();
-        let waited: Vec<ProviderId> = self.waiting.iter().map(|(_, p)| *p).collect();
+        let waited = self.parked.providers();
         let local = Local {
             requested: &requested,
             own: &own,
@@ -387,48 +388,10 @@ impl Shared {
         self.remote.iter().any(Option::is_some)
     }
 
-    fn remote_mut(&mut self, provider: ProviderId) -> Option<&mut RemoteKeys> {
-        self.remote.get_mut(provider).and_then(Option::as_mut)
-    }
-
-    /// Parks stream `id` until `wait.provider`'s keys change. Starts a refetch when the wait is
-    /// for an unknown kid and the budget allows. False when nothing is on the way (then the
-    /// caller decides again and gets a final answer).
-    fn park(&mut self, id: u32, wait: &Wait, now: Millis) -> bool {
-        let Some(keys) = self.remote_mut(wait.provider) else {
-            return false;
-        };
-        if let Some(kid) = &wait.kid {
-            if keys.unknown_kid(kid, now) {
-                keys.fetch_started();
-                self.requested.push(wait.provider);
-                self.set_tick(POKE);
-                if let Some(stats) = self.stats.get(wait.provider).and_then(Option::as_ref) {
-                    count(stats.unknown_kid_refetch);
-                }
-            }
-        }
-        let fetching = self
-            .remote
-            .get(wait.provider)
-            .and_then(Option::as_ref)
-            .is_some_and(RemoteKeys::is_fetching);
-        if fetching {
-            self.waiting.push((id, wait.provider));
-            // A fetch that is neither ours nor asked for is a peer's: poll for its end (the
-            // next tick keeps polling while streams wait, and stops when none does).
-            let peers =
-                !self.requested.contains(&wait.provider) && !self.callouts.in_flight(wait.provider);
-            if peers && self.tick > PEER_POLL {
-                self.set_tick(PEER_POLL);
-            }
-        }
-        fetching
-    }
-
-    /// Decides for the request in `headers`, parking it when it must wait, and counts the
-    /// final decision. `None`: parked. `config` is this instance's configuration (an `Rc` the caller holds, so the decision may
-    /// borrow header names from it).
+    /// Decides for the request in `headers` (`parked::decide`), parking it when it must wait,
+    /// and counts the final decision. `None`: parked. `config` is this instance's
+    /// configuration (an `Rc` the caller holds, so the decision may borrow header names from
+    /// it).
     fn decide<'c>(
         &mut self,
         config: &'c Config,
@@ -441,47 +404,37 @@ impl Shared {
         } else {
             &PureRust
         };
-        // A wait parks at most once per provider; bounded so a decision always comes.
-        let mut decision = None;
-        for _ in 0..=config.providers.len() {
-            let store = Store {
-                config,
-                remote: &self.remote,
-                now,
-            };
-            let vm = Vm {
-                keys: &store,
-                signatures,
-                cache: &mut self.cache,
-            };
-            match decide_in(config, vm, headers, seconds(now)) {
-                Decision::Wait(wait) => {
-                    if self.park(id, &wait, now) {
-                        return None;
-                    }
-                }
-                final_decision => {
-                    decision = Some(final_decision);
-                    break;
-                }
-            }
-        }
-        let decision = match decision {
-            Some(decision) => decision,
-            None => {
-                let store = Store {
-                    config,
-                    remote: &self.remote,
-                    now,
-                };
-                let vm = Vm {
-                    keys: &NoWait(&store),
-                    signatures,
-                    cache: &mut self.cache,
-                };
-                decide_in(config, vm, headers, seconds(now))
-            }
+        let mut parking = Parking::default();
+        let Shared {
+            remote,
+            cache,
+            parked,
+            requested,
+            callouts,
+            stats,
+            ..
+        } = self;
+        let vm = Deciding {
+            remote,
+            signatures,
+            cache,
         };
+        let decision = parked::decide(config, vm, headers, now, |remote, wait| {
+            let in_flight = callouts.in_flight(wait.provider);
+            parking = parked.park(id, wait, remote, requested, in_flight, now);
+            if parking.refetch {
+                if let Some(stats) = stats.get(wait.provider).and_then(Option::as_ref) {
+                    count(stats.unknown_kid_refetch);
+                }
+            }
+            parking.parked
+        });
+        if parking.refetch {
+            self.set_tick(POKE);
+        } else if parking.peer && self.tick > PEER_POLL {
+            self.set_tick(PEER_POLL);
+        }
+        let decision = decision?;
         self.record_decision(&decision, headers, now);
         Some(decision)
     }
@@ -504,45 +457,6 @@ impl SharedData for HostShared {
             raw::CAS_MISMATCH => SetError::CasMismatch,
             other => SetError::Host(HostError(other)),
         })
-    }
-}
-
-fn seconds(now: Millis) -> i64 {
-    i64::try_from(now / 1000).unwrap_or(i64::MAX)
-}
-
-/// The key store as of one moment: local keys from the config, remote ones from the cache.
-struct Store<'s> {
-    config: &'s Config,
-    remote: &'s [Option<RemoteKeys>],
-    now: Millis,
-}
-
-impl KeyStore for Store<'_> {
-    fn keys(&self, provider: ProviderId) -> Availability<'_> {
-        match self.remote.get(provider).and_then(Option::as_ref) {
-            Some(remote) => remote.availability(self.now),
-            None => self.config.keys(provider),
-        }
-    }
-
-    fn may_learn_kid(&self, provider: ProviderId, kid: &str) -> bool {
-        self.remote
-            .get(provider)
-            .and_then(Option::as_ref)
-            .is_some_and(|r| r.may_learn_kid(kid, self.now))
-    }
-}
-
-/// A store that never makes a request wait (the last word of a bounded decision loop).
-struct NoWait<'s>(&'s Store<'s>);
-
-impl KeyStore for NoWait<'_> {
-    fn keys(&self, provider: ProviderId) -> Availability<'_> {
-        match self.0.keys(provider) {
-            Availability::Pending => Availability::Unavailable,
-            other => other,
-        }
     }
 }
 
@@ -746,12 +660,7 @@ fn fetch_ended(shared: &Rc<RefCell<Shared>>, ended: Ended, now: Millis) {
 /// Decides again for every stream waiting on `provider`, from the root, through the host's
 /// effective context. Streams that are gone are skipped.
 fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Millis) {
-    let ids: Vec<u32> = {
-        let mut state = shared.borrow_mut();
-        let (ready, rest) = state.waiting.iter().partition(|(_, p)| *p == provider);
-        state.waiting = rest;
-        ready.into_iter().map(|(id, _)| id).collect::<Vec<u32>>()
-    };
+    let ids: Vec<u32> = { shared.borrow_mut().parked.take(provider) };
     for id in ids {
         if raw::set_effective_context(id).is_err() {
             continue;
@@ -822,7 +731,7 @@ fn apply(decision: &Decision) -> Action {
             let _ = raw::send_local_response(denial.status, &extra, denial.body.as_bytes());
             Action::Pause
         }
-        // Never final: `Shared::decide` parks or decides again.
+        // Never final: `parked::decide` parks or decides again.
         Decision::Wait(_) => {
             let _ = raw::send_local_response(503, &[], b"");
             Action::Pause
@@ -866,7 +775,7 @@ impl Drop for Stream {
     fn drop(&mut self) {
         if let Some(shared) = &self.shared {
             if let Ok(mut state) = shared.try_borrow_mut() {
-                state.waiting.retain(|(id, _)| *id != self.id);
+                state.parked.gone(self.id);
             }
         }
     }
