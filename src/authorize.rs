@@ -49,7 +49,7 @@ use crate::signature::SignatureBackend;
 use crate::token_cache::TokenCache;
 use crate::token_kind::TokenKind;
 use crate::trace::{self, Off, Sink, Step};
-use crate::verify;
+use crate::verify::{self, Verified};
 
 /// Everything one evaluation needs; `ops` collects the header mutations of verified tokens,
 /// whose names borrow from the configuration (`'c`), which outlives the evaluation (`'e`).
@@ -212,10 +212,10 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
 
     /// `certificate_bound`: the token's `cnf["x5t#S256"]` against the client certificate. The
     /// digest is only needed (and only refused when unreadable) for a bound token.
-    fn binding(&self, mode: Binding, jwt: &UntrustedJwt) -> Result<(), AuthError> {
+    fn binding(&self, mode: Binding, token: &Verified) -> Result<(), AuthError> {
         let thumbprint = self.headers.peer().thumbprint();
         let peer = thumbprint.ok().flatten();
-        match peer::check_binding(mode, &jwt.payload, peer) {
+        match peer::check_binding(mode, token.payload(), peer) {
             Ok(()) => Ok(()),
             Err(BindingError::NoPeerCertificate) if thumbprint.is_err() => {
                 Err(AuthError::PeerUnreadable)
@@ -344,7 +344,7 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         let jwt = &*parsed.jwt;
         // The issuer first: a token of another issuer never waits for this provider's keys.
         // (`verify` checks it again; a string compare.)
-        let issuer = verify::check_issuer(jwt, provider);
+        let issuer = verify::check_issuer(jwt, provider.policy());
         self.trace
             .record(|| trace::issuer_step(provider, jwt, issuer));
         issuer?;
@@ -359,63 +359,63 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         };
         // The cache vouches for the signature under these keys; the claims are checked anyway.
         let cached = match (keys, self.cache.provider(id)) {
-            (Some(keys), Some(cache)) => {
-                cache.get(&parsed.token, keys.version(), self.now).is_some()
-            }
-            _ => false,
-        };
-        let result = if cached {
-            verify::check_claims(jwt, provider, needs.audiences, self.now)
-        } else {
-            verify::verify(
-                jwt,
-                provider,
+            (Some(keys), Some(cache)) => cache.get(&parsed.token, keys.version(), self.now),
+            _ => None,
+        }
+        .cloned();
+        let result = match &cached {
+            Some(hit) => verify::recheck(hit, provider.policy(), needs.audiences, self.now),
+            None => verify::verify(
+                &parsed.jwt,
+                provider.policy(),
                 keys,
                 needs.audiences,
                 self.now,
                 self.signatures,
-            )
+            ),
         };
-        let now = self.now;
+        let (now, hit, outcome) = (self.now, cached.is_some(), result.as_ref().map(|_| ()));
+        let outcome = outcome.map_err(|e| *e);
         self.trace.record_all(|| {
-            trace::verify_steps(provider, jwt, keys, needs.audiences, now, cached, result)
+            trace::verify_steps(provider, jwt, keys, needs.audiences, now, hit, outcome)
         });
-        if result == Err(AuthError::NoMatchingKey) {
+        if outcome == Err(AuthError::NoMatchingKey) {
             if let Some(kid) = &jwt.kid {
                 if self.keys.may_learn_kid(id, kid) {
                     self.wait_for(id, Some(kid.clone()));
                 }
             }
         }
-        result?;
-        if let (false, Some(keys), Some(cache)) = (cached, keys, self.cache.provider_mut(id)) {
-            let (token, jwt) = (Rc::clone(&parsed.token), Rc::clone(&parsed.jwt));
-            cache.insert(token, jwt, keys.version(), self.now);
+        // From here on only the verified token is looked at.
+        let token = result?;
+        if let (false, Some(keys), Some(cache)) = (hit, keys, self.cache.provider_mut(id)) {
+            cache.insert(Rc::clone(&parsed.token), token.clone(), keys.version(), now);
         }
         if let Some(allowed) = &provider.allowed_typ {
             let result = allowed
-                .check(jwt.typ.as_ref())
+                .check(&token)
                 .map(|_| ())
                 .map_err(|_| AuthError::TypNotAllowed);
-            self.trace.record(|| trace::typ_step(provider, jwt, result));
+            self.trace
+                .record(|| trace::typ_step(provider, &token, result));
             result?;
         }
-        let bound = self.binding(provider.certificate_bound, jwt);
+        let bound = self.binding(provider.certificate_bound, &token);
         if provider.certificate_bound != Binding::Off {
             self.trace.record(|| trace::binding_step(provider, bound));
         }
         bound?;
         if let Some(scopes) = needs.scopes {
-            let checked = scopes.check(&jwt.payload);
+            let checked = scopes.check(&token);
             self.trace
-                .record(|| trace::scopes_step(provider, scopes, &jwt.payload, &checked));
+                .record(|| trace::scopes_step(provider, scopes, &token, &checked));
             if let Err(needed) = checked {
                 self.insufficient_scope = Some(needed);
                 return Err(AuthError::InsufficientScope);
             }
         }
         if let Some(kind) = needs.token_kind {
-            let is = provider.service_test.kind(&jwt.payload);
+            let is = provider.service_test.kind(&token);
             self.trace
                 .record(|| trace::token_kind_step(provider, is, kind));
             if is != kind {
@@ -423,9 +423,9 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
             }
         }
         if !needs.claims.is_empty() {
-            let holds = needs.claims.iter().all(|rule| rule.matches(&jwt.payload));
+            let holds = needs.claims.iter().all(|rule| rule.matches(&token));
             self.trace
-                .record(|| trace::claims_step(provider, needs.claims, &jwt.payload, holds));
+                .record(|| trace::claims_step(provider, needs.claims, &token, holds));
             if !holds {
                 return Err(AuthError::ClaimMismatch);
             }
@@ -444,8 +444,8 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         };
         let mark = self.ops.len();
         propagate::consume_token(provider, location, self.headers, &mut self.ops);
-        propagate::identity(provider, jwt, peer_id, &mut self.ops);
-        propagate::filter_state(provider, jwt, peer_id, &mut self.ops);
+        propagate::identity(provider, &token, peer_id, &mut self.ops);
+        propagate::filter_state(provider, &token, peer_id, &mut self.ops);
         let ops = self.ops.get(mark..).unwrap_or_default();
         self.trace.record(|| trace::identity_step(provider, ops));
         self.verified.get_or_insert(id);

@@ -1,13 +1,14 @@
 //! Required claims of a requirement (our `required_claims`): a verified token's claim must
 //! equal a value, be one of several, or be an array that contains a value. Pure, and only ever
-//! given verified claims.
+//! given a verified token (`verify::Verified`).
 //!
 //! Values are JSON scalars compared by type: `"true"` is not `true`, `"7"` is not `7`;
 //! numbers compare by value (`1` equals `1.0`). A missing claim fails every test.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::claim_path::claim;
+use crate::verify::Verified;
 
 /// One entry of `required_claims`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +30,9 @@ pub enum ClaimTest {
 }
 
 impl ClaimRule {
-    /// Whether `payload` satisfies the rule.
-    pub fn matches(&self, payload: &Map<String, Value>) -> bool {
-        let Some(value) = claim(payload, &self.path) else {
+    /// Whether `token` satisfies the rule.
+    pub fn matches(&self, token: &Verified) -> bool {
+        let Some(value) = claim(token.payload(), &self.path) else {
             return false;
         };
         match &self.test {

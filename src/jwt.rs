@@ -1,5 +1,5 @@
 //! Compact JWS → untrusted parts. No crypto and no trust: nothing here says a token is valid,
-//! only that it is well formed. `verify` turns an `UntrustedJwt` into verified claims.
+//! only that it is well formed. `verify` turns an `UntrustedJwt` into a `verify::Verified`.
 //!
 //! Strict where the RFCs are: unpadded base64url (RFC 7515 §2), JSON objects with unique member
 //! names (RFC 7515 §5.2 lets us reject duplicates, and we do: two `exp` members must never mean

@@ -25,7 +25,13 @@
 //! Client bytes (headers, tokens, query strings) are untrusted until a signature verifies:
 //! header values stay bytes, a token's `alg` is compared with what the key allows and never
 //! obeyed, and the only claim read before the signature is `iss`, to route the token to a
-//! provider. Configuration is trusted but validated completely at load.
+//! provider. Trust is a type: `verify::verify` returns a `verify::Verified` token, which no
+//! other module can make (private fields, no public constructor), and everything that reads
+//! claims to decide or to tell the upstream takes one: the verified-token cache
+//! (`token_cache`), required scopes and claims (`scopes`, `claims`), token kinds and `typ`
+//! (`token_kind`), identity headers and filter state (`propagate`). A cached token is checked
+//! again on every request, all but its signature (`verify::recheck`).
+//! Configuration is trusted but validated completely at load.
 //! Shared data is not trusted either: every module with the same `vm_id` can write it, so the
 //! key-set records the VMs of one Envoy share are bounded by the provider's own policy before
 //! they are believed (`jwks_cache`), and `share_key_sets: false` turns sharing off. The

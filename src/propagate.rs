@@ -31,9 +31,9 @@ pub use crate::config::{state_key, STATE_ISSUER, STATE_PREFIX, STATE_PROVIDER, S
 use crate::config::{IdentityHeader, Provider};
 use crate::extract::remove_query_param;
 use crate::extract::Location;
-use crate::jwt::UntrustedJwt;
 use crate::request::RequestHeaders;
 use crate::scopes::scope_values;
+use crate::verify::Verified;
 
 /// One change to the request: a header, or an Envoy filter-state value. Names are borrowed
 /// from the configuration (or static): nothing of the configuration is copied per request.
@@ -45,12 +45,12 @@ pub enum HeaderOp<'c> {
     FilterState(&'c str, String),
 }
 
-/// The filter state of a verified `jwt` of `provider`: provider, issuer, subject, and each
+/// The filter state of a verified `token` of `provider`: provider, issuer, subject, and each
 /// identity-header field (`peer` for its `peer_field`). Values that would not be sent as a
 /// header (`render`) are not set.
 pub fn filter_state<'c>(
     provider: &'c Provider,
-    jwt: &UntrustedJwt,
+    token: &Verified,
     peer: Option<&str>,
     ops: &mut Vec<HeaderOp<'c>>,
 ) {
@@ -58,10 +58,10 @@ pub fn filter_state<'c>(
     if let Some(name) = text(&provider.name) {
         ops.push(HeaderOp::FilterState(STATE_PROVIDER, name));
     }
-    if let Some(iss) = jwt.claims.iss.as_deref().and_then(text) {
+    if let Some(iss) = token.claims().iss.as_deref().and_then(text) {
         ops.push(HeaderOp::FilterState(STATE_ISSUER, iss));
     }
-    if let Some(sub) = jwt.claims.sub.as_deref().and_then(text) {
+    if let Some(sub) = token.claims().sub.as_deref().and_then(text) {
         ops.push(HeaderOp::FilterState(STATE_SUBJECT, sub));
     }
     let Some(identity) = &provider.identity_header else {
@@ -71,7 +71,7 @@ pub fn filter_state<'c>(
         let Some(key) = &field.state_key else {
             continue;
         };
-        let value = match claim(&jwt.payload, &field.claim_path) {
+        let value = match claim(token.payload(), &field.claim_path) {
             Some(v) if field.scopes => text(&scope_values(v).join(" ")),
             Some(v) => render(v),
             None => None,
@@ -85,11 +85,11 @@ pub fn filter_state<'c>(
     }
 }
 
-/// The identity headers `provider` emits for a verified `jwt`; `peer` is the connection's
+/// The identity headers `provider` emits for a verified `token`; `peer` is the connection's
 /// SPIFFE ID, for the identity header's `peer_field`.
 pub fn identity<'c>(
     provider: &'c Provider,
-    jwt: &UntrustedJwt,
+    token: &Verified,
     peer: Option<&str>,
     ops: &mut Vec<HeaderOp<'c>>,
 ) {
@@ -98,25 +98,25 @@ pub fn identity<'c>(
             // Re-encode with padding; the payload decoded once already, so this cannot fail
             // in practice, and if it did the header is simply not sent.
             URL_SAFE_NO_PAD
-                .decode(jwt.payload_b64())
+                .decode(token.payload_b64())
                 .ok()
                 .map(|bytes| URL_SAFE.encode(bytes))
         } else {
-            Some(jwt.payload_b64().to_owned())
+            Some(token.payload_b64().to_owned())
         };
         if let Some(value) = value {
             ops.push(HeaderOp::Set(header, value));
         }
     }
     for c in &provider.claim_to_headers {
-        if let Some(value) = claim(&jwt.payload, &c.claim_path).and_then(render) {
+        if let Some(value) = claim(token.payload(), &c.claim_path).and_then(render) {
             ops.push(HeaderOp::Set(&c.header, value));
         }
     }
     if let Some(identity) = &provider.identity_header {
         ops.push(HeaderOp::Set(
             &identity.header,
-            identity_value(identity, &jwt.payload, peer),
+            identity_value(identity, token.payload(), peer),
         ));
     }
 }

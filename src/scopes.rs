@@ -1,14 +1,15 @@
 //! Required scopes of a requirement: which scopes a verified token grants, and whether they
-//! satisfy the rule. Pure, and only ever given verified claims.
+//! satisfy the rule. Pure, and only ever given a verified token (`verify::Verified`).
 //!
 //! A token's scopes come from `scope` (a space-delimited string, RFC 8693 §4.2 / RFC 9068),
 //! `scp` (a string or an array of strings, as Azure AD and Okta send), or a configured claim
 //! (a dotted path; a string is split at spaces, an array's string members are taken).
 //! Membership is exact: `read` never matches `read:all` or `Read`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::claim_path::claim;
+use crate::verify::Verified;
 
 /// `required_scopes` of a provider requirement (our extension to `requires`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +23,11 @@ pub struct ScopeRule {
 }
 
 impl ScopeRule {
-    /// `Ok` when `payload` grants what the rule requires; else the scopes to name in
+    /// `Ok` when `token` grants what the rule requires; else the scopes to name in
     /// `WWW-Authenticate: … scope="…"` (RFC 6750 §3): the missing `all_of` ones, then the
     /// `any_of` alternatives if none of them is granted.
-    pub fn check(&self, payload: &Map<String, Value>) -> Result<(), String> {
-        let granted = self.granted(payload);
+    pub fn check(&self, token: &Verified) -> Result<(), String> {
+        let granted = self.granted(token);
         let has = |s: &String| granted.contains(&s.as_str());
         let mut needed: Vec<&str> = self
             .all_of
@@ -45,7 +46,8 @@ impl ScopeRule {
     }
 
     /// The scopes the token grants.
-    pub fn granted<'p>(&self, payload: &'p Map<String, Value>) -> Vec<&'p str> {
+    pub fn granted<'t>(&self, token: &'t Verified) -> Vec<&'t str> {
+        let payload = token.payload();
         let values: Vec<&Value> = match &self.claim {
             Some(path) => claim(payload, path).into_iter().collect(),
             None => ["scope", "scp"]

@@ -12,8 +12,9 @@
 //! - An entry counts only under the key set that verified it (`KeySet::version`): new keys,
 //!   and every entry is a miss until verified again.
 //! - An entry lives until the token's `exp`, and at most `MAX_TTL_SECONDS`.
-//! - A hit says only that the signature is good: the issuer, time, subject and audience checks
-//!   run on every request (`verify::check_claims`).
+//! - Only a [`Verified`] token goes in, and a hit gives it back as one; the hit vouches only
+//!   for the signature: the issuer, time, subject and audience checks run on every request
+//!   (`verify::recheck`).
 //!
 //! Sans-I/O: time comes in as an argument (seconds since the epoch).
 
@@ -23,6 +24,7 @@ use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use crate::jwt::UntrustedJwt;
+use crate::verify::Verified;
 
 /// Envoy's default `jwt_cache_size`.
 pub const DEFAULT_SIZE: usize = 100;
@@ -45,7 +47,7 @@ fn tail_hash(keys: &RandomState, token: &str) -> u64 {
 struct Entry {
     /// The whole text: a slot answers only for the token it holds.
     token: Rc<str>,
-    jwt: Rc<UntrustedJwt>,
+    verified: Verified,
     key_set: u64,
     expires_at: i64,
 }
@@ -72,10 +74,10 @@ impl ProviderCache {
     }
 
     /// The token `token`, if it verified under key set `key_set` and has not expired.
-    pub fn get(&self, token: &str, key_set: u64, now: i64) -> Option<&Rc<UntrustedJwt>> {
+    pub fn get(&self, token: &str, key_set: u64, now: i64) -> Option<&Verified> {
         self.entry(token)
             .filter(|e| e.key_set == key_set && now < e.expires_at)
-            .map(|e| &e.jwt)
+            .map(|e| &e.verified)
     }
 
     /// The entry of `token` (whatever its key set and age).
@@ -85,14 +87,17 @@ impl ProviderCache {
             .filter(|e| *e.token == *token)
     }
 
-    /// Records that `jwt` (parsed from `token`) verified under `key_set` at `now`.
-    pub fn insert(&mut self, token: Rc<str>, jwt: Rc<UntrustedJwt>, key_set: u64, now: i64) {
+    /// Records that `verified` (parsed from `token`) verified under `key_set` at `now`.
+    pub fn insert(&mut self, token: Rc<str>, verified: Verified, key_set: u64, now: i64) {
         let ttl_end = now.saturating_add(MAX_TTL_SECONDS);
-        let expires_at = jwt.claims.exp.map_or(ttl_end, |exp| exp.min(ttl_end));
+        let expires_at = verified
+            .claims()
+            .exp
+            .map_or(ttl_end, |exp| exp.min(ttl_end));
         let hash = tail_hash(&self.keys, &token);
         let entry = Entry {
             token: Rc::clone(&token),
-            jwt,
+            verified,
             key_set,
             expires_at,
         };
@@ -164,7 +169,7 @@ impl TokenCache {
             .iter()
             .flatten()
             .find_map(|cache| cache.entry(token))
-            .map(|entry| (Rc::clone(&entry.token), Rc::clone(&entry.jwt)))
+            .map(|entry| (Rc::clone(&entry.token), Rc::clone(entry.verified.jwt())))
     }
 
     pub fn provider(&self, id: usize) -> Option<&ProviderCache> {

@@ -1,6 +1,6 @@
 //! What kind of token it is (issue 17 §2, §3): a service's own token or a user's, and whether
-//! its JOSE `typ` is one the provider allows. Pure, and only ever given a verified token (the
-//! `typ` test may run before the signature: it reads the header alone and only refuses).
+//! its JOSE `typ` is one the provider allows. Pure, and only ever given a verified token
+//! (`verify::Verified`).
 //!
 //! - Service vs user ([`ServiceTest`]): by default a token is a service's when its `sub`
 //!   equals its `client_id` (RFC 9068 §2.2: a client-credentials token's subject is the
@@ -15,6 +15,7 @@
 use serde_json::{Map, Value};
 
 use crate::claims::ClaimRule;
+use crate::verify::Verified;
 
 /// Which subjects a requirement accepts (`token_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +57,12 @@ pub enum ServiceTest {
 }
 
 impl ServiceTest {
-    /// The kind of the verified token with claims `payload`.
-    pub fn kind(&self, payload: &Map<String, Value>) -> TokenKind {
+    /// The kind of the verified `token`.
+    pub fn kind(&self, token: &Verified) -> TokenKind {
+        let payload = token.payload();
         let service = match self {
             ServiceTest::Rules(rules) => {
-                !rules.is_empty() && rules.iter().all(|r| r.matches(payload))
+                !rules.is_empty() && rules.iter().all(|r| r.matches(token))
             }
             ServiceTest::Default => client_is_subject(payload),
             ServiceTest::ResourceOwnerClaims(names) => {
@@ -119,9 +121,9 @@ impl AllowedTyp {
             .map(AllowedTyp)
     }
 
-    /// Checks the `typ` member of a token's JOSE header (`None`: absent).
-    pub fn check(&self, typ: Option<&Value>) -> Result<(), TypError> {
-        match typ {
+    /// Checks the `typ` member of a verified token's JOSE header.
+    pub fn check(&self, token: &Verified) -> Result<(), TypError> {
+        match token.typ() {
             None => Err(TypError::Missing),
             Some(Value::String(typ)) => {
                 let typ = normalise(typ);

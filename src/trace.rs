@@ -8,7 +8,7 @@
 //! A step never holds a whole token (a bearer credential): only its length and last
 //! characters (`token_hint`). Claims are shown, they are not secret to the token's holder.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::claim_path::claim;
 use crate::claims::{ClaimRule, ClaimTest};
@@ -19,6 +19,7 @@ use crate::jwt::UntrustedJwt;
 use crate::propagate::HeaderOp;
 use crate::scopes::ScopeRule;
 use crate::token_kind::TokenKind;
+use crate::verify::Verified;
 
 /// Where the core reports its steps. `record` takes a closure so that nothing is built when
 /// no one listens.
@@ -411,10 +412,10 @@ fn time_detail(provider: &Provider, jwt: &UntrustedJwt, now: i64) -> String {
 pub fn scopes_step(
     provider: &Provider,
     rule: &ScopeRule,
-    payload: &Map<String, Value>,
+    token: &Verified,
     checked: &Result<(), String>,
 ) -> Step {
-    let granted = rule.granted(payload);
+    let granted = rule.granted(token);
     let detail = match checked {
         Ok(()) => format!("granted {granted:?}"),
         Err(needed) => format!("granted {granted:?}, lacking {needed:?}"),
@@ -434,7 +435,7 @@ pub fn scopes_step(
 pub fn claims_step(
     provider: &Provider,
     rules: &[ClaimRule],
-    payload: &Map<String, Value>,
+    token: &Verified,
     holds: bool,
 ) -> Step {
     let detail: Vec<String> = rules
@@ -446,8 +447,9 @@ pub fn claims_step(
                 ClaimTest::OneOf(v) => format!("one_of {}", Value::from(v.clone())),
                 ClaimTest::Contains(v) => format!("contains {v}"),
             };
-            let actual = claim(payload, &rule.path).map_or("absent".to_owned(), Value::to_string);
-            let verdict = if rule.matches(payload) {
+            let actual =
+                claim(token.payload(), &rule.path).map_or("absent".to_owned(), Value::to_string);
+            let verdict = if rule.matches(token) {
                 "holds"
             } else {
                 "fails"
@@ -468,8 +470,8 @@ pub fn claims_step(
 }
 
 /// The `allowed_typ` check.
-pub fn typ_step(provider: &Provider, jwt: &UntrustedJwt, result: Result<(), AuthError>) -> Step {
-    let typ = jwt.typ.as_ref().map_or("none".to_owned(), Value::to_string);
+pub fn typ_step(provider: &Provider, token: &Verified, result: Result<(), AuthError>) -> Step {
+    let typ = token.typ().map_or("none".to_owned(), Value::to_string);
     Step::Checked {
         provider: provider.name.clone(),
         check: Check::Typ,

@@ -1,5 +1,7 @@
 //! One token against one provider: issuer, signature, then the time and audience claims.
-//! The only way to get a `Verified` token.
+//! The only way to get a [`Verified`] token: its fields are private and nothing outside this
+//! module can make one, so whatever takes a `&Verified` (the token cache, required scopes and
+//! claims, token kinds, identity headers and filter state) never sees an unchecked token.
 //!
 //! Order: the issuer first, because it only routes (a token naming another issuer is "not this
 //! provider's token", which requirement trees treat like a missing one, as Envoy does); then the
@@ -7,34 +9,120 @@
 //! claim of an unverified token decides anything else. Time comes from the host, in whole
 //! seconds since the epoch.
 //!
-//! The steps are public one by one for the verified-token cache: a cached token skips
-//! `check_signature` (its signature verified under the same key set) and nothing else.
+//! A token the verified-token cache holds skips the signature (it verified under the same key
+//! set) and nothing else: [`recheck`] runs the claim checks again, at the new time and with
+//! the new requirement's audiences. The issuer check is public alone, so a token of another
+//! issuer never waits for this provider's keys.
 
-use crate::config::Provider;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
 use crate::error::AuthError;
 use crate::jwks::KeySet;
-use crate::jwt::UntrustedJwt;
+use crate::jwt::{Claims, UntrustedJwt};
+use crate::matcher::StringMatcher;
 use crate::signature::SignatureBackend;
 
-/// Checks `jwt` against `provider` at time `now` (seconds since the epoch). `keys` is the
-/// provider's current key set, `None` when it has none yet. `audiences` overrides the
-/// provider's audiences (`provider_and_audiences`). `backend` checks what it can of the
-/// signature natively (see `signature`).
+/// What a provider asks of its tokens' claims, borrowed from its configuration
+/// (`config::Provider::policy`; `verify` does not depend on `config`).
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'p> {
+    /// `iss` must equal this when set (`None`: any).
+    pub issuer: Option<&'p str>,
+    /// Empty: any audience (or none).
+    pub audiences: &'p [String],
+    pub subjects: Option<&'p StringMatcher>,
+    pub require_expiration: bool,
+    pub max_lifetime: Option<Duration>,
+    pub clock_skew_seconds: u64,
+}
+
+/// A token whose signature verified with keys its provider chose and whose claims passed
+/// (`verify`, or `recheck` of a cached one). Only this module makes one. Cheap to clone: the
+/// parsed parts are shared.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    jwt: Rc<UntrustedJwt>,
+}
+
+impl Verified {
+    /// The registered claims.
+    pub fn claims(&self) -> &Claims {
+        &self.jwt.claims
+    }
+
+    /// Every payload member.
+    pub fn payload(&self) -> &Map<String, Value> {
+        &self.jwt.payload
+    }
+
+    /// The payload as sent (base64url), for `forward_payload_header`.
+    pub fn payload_b64(&self) -> &str {
+        self.jwt.payload_b64()
+    }
+
+    /// The JOSE header's `typ` as sent (`None`: absent).
+    pub fn typ(&self) -> Option<&Value> {
+        self.jwt.typ.as_ref()
+    }
+
+    /// The parsed parts, shared (for the parse cache and the trace). Going back to an
+    /// untrusted token is always allowed; the other way only through `verify`.
+    pub fn jwt(&self) -> &Rc<UntrustedJwt> {
+        &self.jwt
+    }
+
+    /// A token taken as verified without any check, for the tests of what takes a `Verified`:
+    /// `header` and `payload` are JSON objects, the signature is a placeholder.
+    #[cfg(test)]
+    pub(crate) fn for_test(header: Value, payload: Value) -> Verified {
+        use base64::Engine as _;
+        let b64 = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+        };
+        let text = format!("{}.{}.AAAA", b64(&header), b64(&payload));
+        let jwt = crate::jwt::parse(&text).expect("a test token parses");
+        Verified { jwt: Rc::new(jwt) }
+    }
+}
+
+/// Checks `jwt` against `provider` (`Provider::policy`) at time `now` (seconds since the
+/// epoch). `keys` is the provider's current key set, `None` when it has none yet. `audiences`
+/// overrides the provider's audiences (`provider_and_audiences`). `backend` checks what it can
+/// of the signature natively (see `signature`).
 pub fn verify(
-    jwt: &UntrustedJwt,
-    provider: &Provider,
+    jwt: &Rc<UntrustedJwt>,
+    provider: Policy<'_>,
     keys: Option<&KeySet>,
     audiences: Option<&[String]>,
     now: i64,
     backend: &dyn SignatureBackend,
-) -> Result<(), AuthError> {
+) -> Result<Verified, AuthError> {
     check_issuer(jwt, provider)?;
     check_signature(jwt, keys, backend)?;
-    check_claims(jwt, provider, audiences, now)
+    check_claims(jwt, provider, audiences, now)?;
+    Ok(Verified {
+        jwt: Rc::clone(jwt),
+    })
+}
+
+/// A token verified before (the verified-token cache holds it, under `provider`'s current
+/// key set) checked again at `now`: issuer and claims, not the signature.
+pub fn recheck(
+    token: &Verified,
+    provider: Policy<'_>,
+    audiences: Option<&[String]>,
+    now: i64,
+) -> Result<Verified, AuthError> {
+    check_issuer(&token.jwt, provider)?;
+    check_claims(&token.jwt, provider, audiences, now)?;
+    Ok(token.clone())
 }
 
 /// The signature, with the keys the provider chose (`None`: it has none yet).
-pub fn check_signature(
+fn check_signature(
     jwt: &UntrustedJwt,
     keys: Option<&KeySet>,
     backend: &dyn SignatureBackend,
@@ -50,34 +138,32 @@ pub fn check_signature(
 }
 
 /// Every claim check after the signature: time, subject, audience.
-pub fn check_claims(
+fn check_claims(
     jwt: &UntrustedJwt,
-    provider: &Provider,
+    provider: Policy<'_>,
     audiences: Option<&[String]>,
     now: i64,
 ) -> Result<(), AuthError> {
     check_time(jwt, provider, now)?;
-    if let Some(subjects) = &provider.subjects {
+    if let Some(subjects) = provider.subjects {
         let sub = jwt.claims.sub.as_deref().unwrap_or("");
         if !subjects.matches(sub) {
             return Err(AuthError::SubjectNotAllowed);
         }
     }
-    check_audience(&jwt.claims.aud, audiences.unwrap_or(&provider.audiences))
+    check_audience(&jwt.claims.aud, audiences.unwrap_or(provider.audiences))
 }
 
 /// The issuer check alone: does this token name `provider`'s issuer? A provider without an
 /// issuer accepts any.
-pub fn check_issuer(jwt: &UntrustedJwt, provider: &Provider) -> Result<(), AuthError> {
-    match &provider.issuer {
-        Some(issuer) if jwt.claims.iss.as_deref() != Some(issuer.as_str()) => {
-            Err(AuthError::UnknownIssuer)
-        }
+pub fn check_issuer(jwt: &UntrustedJwt, provider: Policy<'_>) -> Result<(), AuthError> {
+    match provider.issuer {
+        Some(issuer) if jwt.claims.iss.as_deref() != Some(issuer) => Err(AuthError::UnknownIssuer),
         _ => Ok(()),
     }
 }
 
-fn check_time(jwt: &UntrustedJwt, provider: &Provider, now: i64) -> Result<(), AuthError> {
+fn check_time(jwt: &UntrustedJwt, provider: Policy<'_>, now: i64) -> Result<(), AuthError> {
     let skew = i64::try_from(provider.clock_skew_seconds).unwrap_or(i64::MAX);
     let claims = &jwt.claims;
     if let Some(nbf) = claims.nbf {

@@ -174,6 +174,20 @@ pub struct Provider {
     pub certificate_bound: Binding,
 }
 
+impl Provider {
+    /// What `verify` checks of this provider's tokens, borrowed.
+    pub fn policy(&self) -> crate::verify::Policy<'_> {
+        crate::verify::Policy {
+            issuer: self.issuer.as_deref(),
+            audiences: &self.audiences,
+            subjects: self.subjects.as_ref(),
+            require_expiration: self.require_expiration,
+            max_lifetime: self.max_lifetime,
+            clock_skew_seconds: self.clock_skew_seconds,
+        }
+    }
+}
+
 /// `identity_header`, compiled: the header and, in configuration order, each field's claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityHeader {

@@ -1,19 +1,18 @@
 use serde_json::json;
 
 use super::*;
-use crate::jwt::parse;
 use crate::mint;
 
 const NOW: i64 = 1_700_000_000;
 
-/// A parsed token with `exp` (or none), numbered by `sub` so each is distinct.
-fn token(n: u32, exp: Option<i64>) -> (Rc<str>, Rc<UntrustedJwt>) {
+/// A verified token with `exp` (or none), numbered by `sub` so each is distinct.
+fn token(n: u32, exp: Option<i64>) -> (Rc<str>, Verified) {
     let mut claims = json!({ "iss": "i", "sub": n.to_string() });
     if let Some(exp) = exp {
         claims["exp"] = json!(exp);
     }
     let text = mint::token("HS256", &claims);
-    let jwt = Rc::new(parse(&text).unwrap());
+    let jwt = Verified::for_test(json!({ "alg": "HS256" }), claims);
     (Rc::from(text), jwt)
 }
 
@@ -52,7 +51,7 @@ fn bounded_the_oldest_goes_first() {
     let mut cache = ProviderCache::new(3);
     let tokens: Vec<_> = (0..5).map(|n| token(n, Some(NOW + 100))).collect();
     for (h, jwt) in &tokens {
-        cache.insert(Rc::clone(h), Rc::clone(jwt), 1, NOW);
+        cache.insert(Rc::clone(h), jwt.clone(), 1, NOW);
         assert!(cache.len() <= 3);
     }
     let present: Vec<bool> = tokens
@@ -67,8 +66,8 @@ fn a_reinserted_token_keeps_one_entry() {
     let mut cache = ProviderCache::new(2);
     let (a, jwt_a) = token(1, Some(NOW + 100));
     let (b, jwt_b) = token(2, Some(NOW + 100));
-    cache.insert(Rc::clone(&a), Rc::clone(&jwt_a), 1, NOW);
-    cache.insert(Rc::clone(&a), Rc::clone(&jwt_a), 2, NOW); // verified again under new keys
+    cache.insert(Rc::clone(&a), jwt_a.clone(), 1, NOW);
+    cache.insert(Rc::clone(&a), jwt_a.clone(), 2, NOW); // verified again under new keys
     cache.insert(Rc::clone(&b), jwt_b, 2, NOW);
     assert_eq!(cache.len(), 2);
     assert!(cache.get(&a, 2, NOW).is_some());
@@ -76,7 +75,7 @@ fn a_reinserted_token_keeps_one_entry() {
     // Many more tokens: the cache never holds more than its size, whatever came twice.
     for n in 3..50 {
         let (h, jwt) = token(n, Some(NOW + 100));
-        cache.insert(Rc::clone(&h), Rc::clone(&jwt), 2, NOW);
+        cache.insert(Rc::clone(&h), jwt.clone(), 2, NOW);
         cache.insert(Rc::clone(&h), jwt, 3, NOW);
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.order.len(), 2);
@@ -113,7 +112,7 @@ fn tokens_sharing_a_tail_never_share_an_entry() {
     let (a, b): (Rc<str>, Rc<str>) = (format!("a{tail}").into(), format!("b{tail}").into());
     let (_, jwt) = token(1, Some(NOW + 100));
     let mut cache = ProviderCache::new(10);
-    cache.insert(Rc::clone(&a), Rc::clone(&jwt), 1, NOW);
+    cache.insert(Rc::clone(&a), jwt.clone(), 1, NOW);
     assert!(cache.get(&a, 1, NOW).is_some());
     assert!(cache.get(&b, 1, NOW).is_none(), "another text is a miss");
     cache.insert(Rc::clone(&b), jwt, 1, NOW);

@@ -3,8 +3,18 @@ use serde_json::json;
 use super::*;
 use crate::claims::ClaimTest;
 
-fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().unwrap().clone()
+/// A verified token with payload `v`.
+fn obj(v: Value) -> Verified {
+    Verified::for_test(json!({ "alg": "RS256" }), v)
+}
+
+/// A verified token whose header has `typ` (`None`: no `typ` member).
+fn typed(typ: Option<&Value>) -> Verified {
+    let mut header = json!({ "alg": "RS256" });
+    if let Some(typ) = typ {
+        header["typ"] = typ.clone();
+    }
+    Verified::for_test(header, json!({}))
 }
 
 #[test]
@@ -98,9 +108,9 @@ fn allowed_typ_table() {
         (Some(json!(null)), Err(TypError::NotAString)),
         (None, Err(TypError::Missing)),
     ] {
-        assert_eq!(at.check(typ.as_ref()), want, "{typ:?}");
+        assert_eq!(at.check(&typed(typ.as_ref())), want, "{typ:?}");
         assert_eq!(
-            full.check(typ.as_ref()),
+            full.check(&typed(typ.as_ref())),
             want,
             "{typ:?} (configured with prefix)"
         );
@@ -113,6 +123,6 @@ fn allowed_typ_config() {
     assert!(AllowedTyp::new(&["".into()]).is_err());
     assert!(AllowedTyp::new(&["at jwt".into()]).is_err());
     let two = AllowedTyp::new(&["at+jwt".into(), "JWT".into()]).unwrap();
-    assert_eq!(two.check(Some(&json!("jwt"))), Ok(()));
-    assert_eq!(two.check(Some(&json!("application/jwt"))), Ok(()));
+    assert_eq!(two.check(&typed(Some(&json!("jwt")))), Ok(()));
+    assert_eq!(two.check(&typed(Some(&json!("application/jwt")))), Ok(()));
 }

@@ -1,3 +1,5 @@
+use std::rc::Rc;
+
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -33,15 +35,16 @@ fn check(extra: Value, claims: Value) -> Result<(), AuthError> {
 
 /// `token` against the first provider of `cfg`, at `NOW`, with our own crypto.
 fn verify_first(cfg: &Config, token: &str) -> Result<(), AuthError> {
-    let jwt = parse(token).unwrap();
+    let jwt = Rc::new(parse(token).unwrap());
     super::verify(
         &jwt,
-        &cfg.providers[0],
+        cfg.providers[0].policy(),
         local_keys(cfg),
         None,
         NOW,
         &PureRust,
     )
+    .map(|_| ())
 }
 
 #[test]
@@ -84,9 +87,31 @@ fn signature_is_checked_before_claims() {
         verify_first(&cfg, &forged),
         Err(AuthError::SignatureInvalid)
     );
-    let jwt = parse(&forged).unwrap();
+    let jwt = Rc::new(parse(&forged).unwrap());
     assert_eq!(
-        super::verify(&jwt, &cfg.providers[0], None, None, NOW, &PureRust),
+        super::verify(&jwt, cfg.providers[0].policy(), None, None, NOW, &PureRust).map(|_| ()),
         Err(AuthError::KeysUnavailable)
     );
+}
+
+#[test]
+fn a_cached_token_is_checked_again_at_the_new_time_and_audiences() {
+    let cfg = Config::from_json(
+        json!({ "providers": { "p": { "issuer": "i", "audiences": ["a"],
+            "local_jwks": { "inline_string": mint::JWKS } } } })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let provider = cfg.providers[0].policy();
+    let token = mint::token("RS256", &json!({ "iss": "i", "aud": "a", "exp": NOW + 10 }));
+    let jwt = Rc::new(parse(&token).unwrap());
+    let verified = super::verify(&jwt, provider, local_keys(&cfg), None, NOW, &PureRust).unwrap();
+    assert_eq!(verified.claims().exp, Some(NOW + 10));
+    assert!(super::recheck(&verified, provider, None, NOW + 5).is_ok());
+    let later = super::recheck(&verified, provider, None, NOW + 100).map(|_| ());
+    assert_eq!(later, Err(AuthError::Expired));
+    let others = ["b".to_owned()];
+    let other_aud = super::recheck(&verified, provider, Some(&others), NOW).map(|_| ());
+    assert_eq!(other_aud, Err(AuthError::AudienceNotAllowed));
 }
