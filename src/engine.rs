@@ -57,6 +57,30 @@ pub enum Decision<'c> {
     Wait(Wait),
 }
 
+/// A decision the glue carries out: `Decision` without `Wait`, which stays in the core (the
+/// park/resume loop of `parked::decide` answers it), so the glue never has to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final<'c> {
+    /// As `Decision::Allow`.
+    Allow {
+        ops: Vec<HeaderOp<'c>>,
+        verdict: Verdict,
+    },
+    /// As `Decision::Deny`.
+    Deny { denial: Denial, verdict: Verdict },
+}
+
+impl<'c> Decision<'c> {
+    /// The final decision, or the wait this one asks for.
+    pub fn into_final(self) -> Result<Final<'c>, Wait> {
+        match self {
+            Self::Allow { ops, verdict } => Ok(Final::Allow { ops, verdict }),
+            Self::Deny { denial, verdict } => Ok(Final::Deny { denial, verdict }),
+            Self::Wait(wait) => Err(wait),
+        }
+    }
+}
+
 /// What one VM brings to a decision besides the configuration and the request.
 pub struct Vm<'a> {
     /// The providers' current keys.

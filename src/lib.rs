@@ -40,7 +40,8 @@
 //! What a key-set callout leads to (OIDC discovery, a reset, backoff with last-good keys,
 //! publishing) is `callouts`; the glue only sends its requests and hands it the raw response.
 //! Which paused stream waits for which provider, and the decide loop that parks a request or
-//! gives it a final answer, is `parked`; the glue resumes the streams it names.
+//! gives it a final answer, is `parked`; the glue resumes the streams it names. The glue gets
+//! only final decisions (`engine::Final`: allow or deny); a `Wait` never leaves the core.
 //!
 //! ## Clock
 //! Time comes from the host (`proxy_get_current_time_nanoseconds`) as a parameter of

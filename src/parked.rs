@@ -6,7 +6,8 @@
 //! timer as `Parking` says.
 
 use crate::config::{Config, ProviderId};
-use crate::engine::{decide_in, Availability, Decision, KeyStore, Vm, Wait};
+use crate::engine::{decide_in, Availability, Final, KeyStore, Verdict, Vm, Wait};
+use crate::error::{deny, AuthError};
 use crate::jwks_cache::{Millis, RemoteKeys};
 use crate::request::RequestHeaders;
 use crate::signature::SignatureBackend;
@@ -90,14 +91,15 @@ pub struct Deciding<'a> {
 
 /// Decides for the request in `headers` at `now`; when it must wait, asks `park` (given the
 /// remote keys), and `None` if that parked it. A wait parks at most once per provider, and
-/// the last round uses a store that never waits, so a decision always comes.
+/// the last round uses a store that never waits, so a final decision always comes: the glue
+/// is never handed a `Wait`.
 pub fn decide<'c>(
     config: &'c Config,
     vm: Deciding<'_>,
     headers: &RequestHeaders,
     now: Millis,
     mut park: impl FnMut(&mut [Option<RemoteKeys>], &Wait) -> bool,
-) -> Option<Decision<'c>> {
+) -> Option<Final<'c>> {
     let Deciding {
         remote,
         signatures,
@@ -114,13 +116,13 @@ pub fn decide<'c>(
             signatures,
             cache,
         };
-        match decide_in(config, vm, headers, seconds(now)) {
-            Decision::Wait(wait) => {
+        match decide_in(config, vm, headers, seconds(now)).into_final() {
+            Err(wait) => {
                 if park(remote, &wait) {
                     return None;
                 }
             }
-            decision => return Some(decision),
+            Ok(decision) => return Some(decision),
         }
     }
     let store = Store {
@@ -133,7 +135,28 @@ pub fn decide<'c>(
         signatures,
         cache,
     };
-    Some(decide_in(config, vm, headers, seconds(now)))
+    let last = decide_in(config, vm, headers, seconds(now)).into_final();
+    Some(last.unwrap_or_else(|wait| unavailable(config, headers, &wait)))
+}
+
+/// Were `NoWait` to wait after all (it cannot: no key set is pending there and no kid may be
+/// learnt), the keys are unavailable: 503, never forwarded without the engine's header
+/// removals, whatever the failure policy.
+fn unavailable<'c>(config: &Config, headers: &RequestHeaders, wait: &Wait) -> Final<'c> {
+    let reason = AuthError::KeysUnavailable;
+    Final::Deny {
+        denial: deny(
+            reason,
+            &headers.url(),
+            config.strip_failure_response,
+            None,
+            true,
+        ),
+        verdict: Verdict {
+            failure: Some(reason),
+            provider: Some(wait.provider),
+        },
+    }
 }
 
 fn seconds(now: Millis) -> i64 {

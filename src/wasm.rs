@@ -32,7 +32,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::callouts::{Callouts, Ended, Keys, Next, Request, ResponseParts, Severity};
 use crate::config::{Config, JwksSource, PeerReads, ProviderId};
-use crate::engine::{Decision, Verdict};
+use crate::engine::{Final, Verdict};
 use crate::fleet::{Fleet, HostError, Local, SetError, SharedData};
 use crate::jwks_cache::{FetchFailure, Millis, RemoteKeys};
 use crate::logline::{self, Admit, RateLimit};
@@ -241,10 +241,10 @@ impl Shared {
     /// Counts a final decision, and logs a failure that was let through (at info in
     /// `report_only`, where that is the point; at debug for a failure policy `allow`) and a
     /// denial (at debug), through `request_line`.
-    fn record_decision(&mut self, decision: &Decision, headers: &RequestHeaders, now: Millis) {
+    fn record_decision(&mut self, decision: &Final, headers: &RequestHeaders, now: Millis) {
         let (verdict, let_through) = match decision {
-            Decision::Allow { verdict, .. } => (verdict, verdict.failure.is_some()),
-            Decision::Deny { denial, verdict } => {
+            Final::Allow { verdict, .. } => (verdict, verdict.failure.is_some()),
+            Final::Deny { denial, verdict } => {
                 let status = denial.status;
                 let message = verdict.failure.map_or("", |f| f.message());
                 self.request_line(LogLevel::Debug, now, || {
@@ -255,7 +255,6 @@ impl Shared {
                 });
                 (verdict, false)
             }
-            Decision::Wait(_) => return,
         };
         let by_provider = verdict
             .provider
@@ -398,7 +397,7 @@ impl Shared {
         id: u32,
         headers: &RequestHeaders,
         now: Millis,
-    ) -> Option<Decision<'c>> {
+    ) -> Option<Final<'c>> {
         let signatures: &dyn SignatureBackend = if self.host_signatures {
             &HostSignatures
         } else {
@@ -702,9 +701,9 @@ fn request_shown(headers: &RequestHeaders) -> String {
 }
 
 /// Carries out a final decision on the current (effective) stream.
-fn apply(decision: &Decision) -> Action {
+fn apply(decision: &Final) -> Action {
     match decision {
-        Decision::Allow { ops, .. } => {
+        Final::Allow { ops, .. } => {
             for op in ops {
                 match op {
                     // A refusal means the stream is gone or already answered.
@@ -723,17 +722,12 @@ fn apply(decision: &Decision) -> Action {
             }
             Action::Continue
         }
-        Decision::Deny { denial, .. } => {
+        Final::Deny { denial, .. } => {
             let extra: Vec<(&str, &str)> = match &denial.www_authenticate {
                 Some(value) => vec![("www-authenticate", value.as_str())],
                 None => vec![],
             };
             let _ = raw::send_local_response(denial.status, &extra, denial.body.as_bytes());
-            Action::Pause
-        }
-        // Never final: `parked::decide` parks or decides again.
-        Decision::Wait(_) => {
-            let _ = raw::send_local_response(503, &[], b"");
             Action::Pause
         }
     }

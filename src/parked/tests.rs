@@ -92,7 +92,7 @@ impl Vm {
             *last = parked.park(id, wait, remote, requested, in_flight, T0);
             last.parked
         });
-        decision.map(|d| matches!(d, Decision::Allow { .. }))
+        decision.map(|d| matches!(d, Final::Allow { .. }))
     }
 
     fn keys_arrive(&mut self) {
@@ -160,7 +160,7 @@ fn a_request_that_cannot_park_gets_a_final_decision() {
         asked, 2,
         "a wait is asked at most once per provider, plus once"
     );
-    let Some(Decision::Deny { denial, .. }) = decision else {
+    let Some(Final::Deny { denial, .. }) = decision else {
         panic!("a final deny, not {decision:?}")
     };
     assert!(denial.status >= 400);
