@@ -35,13 +35,14 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
+use crate::binding::{self, Binding, BindingError};
 use crate::claims::ClaimRule;
 use crate::config::{Config, Location, Provider, ProviderId, Requirement};
 use crate::error::AuthError;
 use crate::extract::extract;
 use crate::jwt::{self, UntrustedJwt};
 use crate::keys::{Availability, KeyStore, Wait};
-use crate::peer::{self, Binding, BindingError, PrincipalPattern};
+use crate::peer::{self, PrincipalPattern};
 use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
 use crate::scopes::ScopeRule;
@@ -215,7 +216,7 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
     fn binding(&self, mode: Binding, token: &Verified) -> Result<(), AuthError> {
         let thumbprint = self.headers.peer().thumbprint();
         let peer = thumbprint.ok().flatten();
-        match peer::check_binding(mode, token.payload(), peer) {
+        match binding::check_binding(mode, token, peer) {
             Ok(()) => Ok(()),
             Err(BindingError::NoPeerCertificate) if thumbprint.is_err() => {
                 Err(AuthError::PeerUnreadable)

@@ -77,7 +77,7 @@ pub enum AuthError {
     TypNotAllowed,
     /// The provider's `certificate_bound` check failed (RFC 8705 §3): the token is bound to
     /// another certificate, is bound but the connection has no client certificate, carries a
-    /// malformed `cnf`, or is unbound where binding is `required` (`peer::check_binding`).
+    /// malformed `cnf`, or is unbound where binding is `required` (`binding::check_binding`).
     CertificateBinding,
     /// The token is good but of the wrong kind for the requirement's `token_kind` (a user's
     /// token where only services may call, or the reverse): 403 `insufficient_scope`.

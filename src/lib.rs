@@ -29,7 +29,8 @@
 //! other module can make (private fields, no public constructor), and everything that reads
 //! claims to decide or to tell the upstream takes one: the verified-token cache
 //! (`token_cache`), required scopes and claims (`scopes`, `claims`), token kinds and `typ`
-//! (`token_kind`), identity headers and filter state (`propagate`). A cached token is checked
+//! (`token_kind`), identity headers and filter state (`propagate`), certificate binding
+//! (`binding`) and the revocation check (`revocation`). A cached token is checked
 //! again on every request, all but its signature (`verify::recheck`).
 //! Configuration is trusted but validated completely at load.
 //! Shared data is not trusted either: every module with the same `vm_id` can write it, so the
@@ -66,6 +67,7 @@
 )]
 
 pub mod authorize;
+pub mod binding;
 pub mod callouts;
 pub mod claim_path;
 pub mod claims;

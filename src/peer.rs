@@ -11,10 +11,10 @@
 //! - Patterns ([`PrincipalPattern`]) are Istio's `principals`: exact, `prefix*`, `*suffix`,
 //!   or `*` (any principal, but there must be one). Both `spiffe://cluster.local/ns/x/sa/y`
 //!   and Istio's `cluster.local/ns/x/sa/y` are accepted and mean the same.
-//! - Binding ([`check_binding`]): `cnf["x5t#S256"]` is the unpadded base64url SHA-256 of the
-//!   DER certificate (RFC 8705 §3.1); compared in constant time with the peer's digest, which
-//!   comes as Envoy's lower-case hex ([`Thumbprint::from_hex`]), or from the certificate's
-//!   DER or PEM.
+//! - Thumbprints ([`Thumbprint`]): the SHA-256 of the DER certificate (RFC 8705 §3.1), as
+//!   Envoy's lower-case hex ([`Thumbprint::from_hex`]), from the certificate's DER or PEM, or
+//!   as a token's `cnf["x5t#S256"]` names it; compared in constant time. A verified token's
+//!   binding check is `binding`.
 //! - The connection facts ([`PeerFacts`]) are an input of every decision: what the host said
 //!   about the peer's URI SAN and certificate digest, where "absent" (no certificate, plain
 //!   text) and "could not be read" stay apart. Unread is unreadable: a configuration that
@@ -24,7 +24,6 @@ use base64::alphabet::{STANDARD, URL_SAFE};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 /// `spiffe://`, the scheme of a SPIFFE ID.
@@ -292,87 +291,22 @@ impl Thumbprint {
         B64URL.encode(self.0)
     }
 
+    /// The thumbprint a token's `cnf["x5t#S256"]` names: the unpadded base64url of 32 bytes,
+    /// else `None`.
+    pub fn from_b64url(text: &str) -> Option<Thumbprint> {
+        let bytes: [u8; 32] = B64URL.decode(text).ok()?.try_into().ok()?;
+        Some(Thumbprint(bytes))
+    }
+
     /// Equality in time independent of where the bytes differ.
-    fn ct_eq(&self, other: &[u8; 32]) -> bool {
+    pub fn ct_eq(&self, other: &Thumbprint) -> bool {
+        let other = &other.0;
         let diff = self
             .0
             .iter()
             .zip(other.iter())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         std::hint::black_box(diff) == 0
-    }
-}
-
-/// A provider's `certificate_bound`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Binding {
-    /// No check (the default).
-    #[default]
-    Off,
-    /// A token with `cnf["x5t#S256"]` must match the peer certificate.
-    IfPresent,
-    /// Every token must carry `cnf["x5t#S256"]`, and match.
-    Required,
-}
-
-impl Binding {
-    pub fn from_name(name: &str) -> Option<Binding> {
-        match name {
-            "off" => Some(Binding::Off),
-            "if_present" => Some(Binding::IfPresent),
-            "required" => Some(Binding::Required),
-            _ => None,
-        }
-    }
-}
-
-/// Why a token fails its binding: 401 `invalid_token`, reason `binding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindingError {
-    /// `required`, and the token has no `cnf["x5t#S256"]`.
-    Unbound,
-    /// `cnf` is not an object, or `x5t#S256` is not the base64url of 32 bytes.
-    Malformed,
-    /// Bound, but the connection has no (readable) client certificate.
-    NoPeerCertificate,
-    /// Bound to another certificate.
-    Mismatch,
-}
-
-/// Checks a verified token's `cnf` claim against the peer certificate's thumbprint.
-pub fn check_binding(
-    mode: Binding,
-    payload: &Map<String, Value>,
-    peer: Option<Thumbprint>,
-) -> Result<(), BindingError> {
-    if mode == Binding::Off {
-        return Ok(());
-    }
-    let bound = match payload.get("cnf") {
-        None => None,
-        Some(Value::Object(cnf)) => match cnf.get("x5t#S256") {
-            None => None,
-            Some(Value::String(s)) => Some(s),
-            Some(_) => return Err(BindingError::Malformed),
-        },
-        Some(_) => return Err(BindingError::Malformed),
-    };
-    let Some(bound) = bound else {
-        return match mode {
-            Binding::Required => Err(BindingError::Unbound),
-            _ => Ok(()),
-        };
-    };
-    let bound: [u8; 32] = B64URL
-        .decode(bound)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(BindingError::Malformed)?;
-    let peer = peer.ok_or(BindingError::NoPeerCertificate)?;
-    if peer.ct_eq(&bound) {
-        Ok(())
-    } else {
-        Err(BindingError::Mismatch)
     }
 }
 

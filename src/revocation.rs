@@ -39,6 +39,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::jwt::{self, Alg};
+use crate::verify::Verified;
 
 /// The largest list body fetched (JSON or JWS).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -422,10 +423,12 @@ impl RevocationList {
         }
     }
 
-    /// Checks a verified token: its `payload` (claims) and `iat` (`jwt::Claims::iat`, already
-    /// range-checked). A claim that is not a string is never listed (it cannot equal a
+    /// Checks a verified token: its payload's claims and its `iat` (`jwt::Claims::iat`,
+    /// already range-checked). A claim that is not a string is never listed (it cannot equal a
     /// string); a missing `iat` under a cutoff is revoked.
-    pub fn check(&self, payload: &Map<String, Value>, iat: Option<i64>) -> Result<(), Revoked> {
+    pub fn check(&self, token: &Verified) -> Result<(), Revoked> {
+        let payload = token.payload();
+        let iat = token.claims().iat;
         let mut sub = None;
         let mut client_id = None;
         for kind in Kind::ALL {

@@ -489,9 +489,9 @@ pub fn binding_step(provider: &Provider, result: Result<(), AuthError>) -> Step 
         detail: format!(
             "certificate_bound {}: cnf[\"x5t#S256\"] against the client certificate",
             match provider.certificate_bound {
-                crate::peer::Binding::Off => "off",
-                crate::peer::Binding::IfPresent => "if_present",
-                crate::peer::Binding::Required => "required",
+                crate::binding::Binding::Off => "off",
+                crate::binding::Binding::IfPresent => "if_present",
+                crate::binding::Binding::Required => "required",
             }
         ),
     }

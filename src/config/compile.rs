@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use super::raw::*;
 use super::*;
+use crate::binding::Binding;
 use crate::claims::{is_scalar, ClaimTest};
 use crate::matcher::{compile_regex, HeaderMatcher, HostMatcher, PathMatcher, TextOp};
-use crate::peer::{Binding, PrincipalPattern};
+use crate::peer::PrincipalPattern;
 use crate::scopes::is_scope_token;
 use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 

@@ -18,12 +18,13 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::binding::Binding;
 use crate::claims::ClaimRule;
 use crate::error::ConfigError;
 use crate::jwks::KeySet;
 use crate::jwks_cache::{FetchPolicy, Target};
 use crate::matcher::{RouteMatcher, StringMatcher};
-use crate::peer::{Binding, PrincipalPattern};
+use crate::peer::PrincipalPattern;
 use crate::scopes::ScopeRule;
 use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 

@@ -6,9 +6,10 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::binding::Binding;
 use crate::claims::ClaimTest;
 use crate::mint;
-use crate::peer::{Binding, PrincipalPattern};
+use crate::peer::PrincipalPattern;
 use crate::token_kind::{ServiceTest, TokenKind};
 
 fn provider() -> Value {

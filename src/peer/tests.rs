@@ -1,5 +1,4 @@
 use super::*;
-use serde_json::json;
 
 #[test]
 fn principals_are_spiffe_ids_only() {
@@ -106,9 +105,6 @@ fn peer_allowed_needs_a_spiffe_principal() {
     ));
 }
 
-/// RFC 8705 §3.1 example: `x5t#S256` of the certificate in §3.1.
-const RFC_8705_X5T: &str = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2";
-
 #[test]
 fn thumbprints_from_hex_der_and_pem() {
     // SHA-256 of the empty string.
@@ -156,83 +152,6 @@ fn thumbprints_from_hex_der_and_pem() {
 }
 
 const STANDARD_ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-fn peer_of(x5t: &str) -> Thumbprint {
-    let bytes: [u8; 32] = B64URL.decode(x5t).unwrap().try_into().unwrap();
-    Thumbprint(bytes)
-}
-
-#[test]
-fn binding_table() {
-    let bound = json!({"cnf": {"x5t#S256": RFC_8705_X5T}});
-    let other = json!({"cnf": {"x5t#S256": "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}});
-    let unbound = json!({"sub": "a"});
-    let dpop = json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}});
-    let peer = Some(peer_of(RFC_8705_X5T));
-    let obj = |v: &Value| v.as_object().unwrap().clone();
-    use Binding::*;
-    use BindingError::*;
-    for (mode, token, peer, want) in [
-        (Off, &other, peer, Ok(())),
-        (Off, &json!({"cnf": 1}), None, Ok(())),
-        (IfPresent, &bound, peer, Ok(())),
-        (IfPresent, &other, peer, Err(Mismatch)),
-        (IfPresent, &bound, None, Err(NoPeerCertificate)),
-        (IfPresent, &unbound, None, Ok(())),
-        (IfPresent, &dpop, peer, Ok(())),
-        (Required, &bound, peer, Ok(())),
-        (Required, &other, peer, Err(Mismatch)),
-        (Required, &unbound, peer, Err(Unbound)),
-        (Required, &dpop, peer, Err(Unbound)),
-        (Required, &bound, None, Err(NoPeerCertificate)),
-        (IfPresent, &json!({"cnf": "x"}), peer, Err(Malformed)),
-        (
-            Required,
-            &json!({"cnf": {"x5t#S256": 1}}),
-            peer,
-            Err(Malformed),
-        ),
-        (
-            Required,
-            &json!({"cnf": {"x5t#S256": format!("{RFC_8705_X5T}=")}}),
-            peer,
-            Err(Malformed),
-        ),
-        (
-            Required,
-            &json!({"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg"}}),
-            peer,
-            Err(Malformed),
-        ),
-        (
-            Required,
-            &json!({"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5/lESsXE8o9ltc05O89jdN+dg2"}}),
-            peer,
-            Err(Malformed),
-        ),
-        (
-            Required,
-            &json!({"cnf": {"x5t#S256": ""}}),
-            peer,
-            Err(Malformed),
-        ),
-    ] {
-        assert_eq!(
-            check_binding(mode, &obj(token), peer),
-            want,
-            "{mode:?} {token}"
-        );
-    }
-}
-
-#[test]
-fn binding_names() {
-    assert_eq!(Binding::from_name("off"), Some(Binding::Off));
-    assert_eq!(Binding::from_name("if_present"), Some(Binding::IfPresent));
-    assert_eq!(Binding::from_name("required"), Some(Binding::Required));
-    assert_eq!(Binding::from_name("Required"), None);
-    assert_eq!(Binding::default(), Binding::Off);
-}
 
 #[test]
 fn peer_facts_keep_absent_and_unreadable_apart() {
