@@ -675,8 +675,9 @@ fn resume_waiting(shared: &Rc<RefCell<Shared>>, provider: ProviderId, now: Milli
     }
 }
 
-/// The current stream's request headers, read with our own pairs parser: the SDK's
-/// `get_map_bytes` traps on a header name that is not UTF-8. A map the host cannot give, or
+/// The current stream's request headers, read raw (`raw::header_pairs`, with the host's status)
+/// and parsed by our own pairs parser, which keeps names that are not UTF-8 as bytes (the SDK's
+/// map helper traps on them). A map the host cannot give, or
 /// one that does not parse, is unreadable: the engine refuses the request (400).
 ///
 /// With them, the connection properties the configuration needs (`reads`), each read raw with
