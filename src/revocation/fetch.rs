@@ -20,13 +20,19 @@
 //! `MAX_BODY_BYTES`, a document that does not read, an unsigned or badly signed list under
 //! `require_signed`, and a list older than ours (`RevocationList::may_replace`: no rollback)
 //! all count as failures, each with its `reason` for `revocation_fetch_failed.<reason>`.
+//!
+//! One fetch per Envoy: the VM that fetched publishes the body as fetched and
+//! [`ListFetch::shared_version`]; the others take it with [`ListFetch::adopt_shared`], which
+//! reads the body exactly as a response (so a signed list is verified by every VM) and bounds
+//! the record as `jwks_cache::read_version` does (not from the future, not stale, lifetime
+//! clamped), because shared data is writable by every module of the `vm_id` namespace.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ListError, RevocationList, MAX_BODY_BYTES};
 use crate::jwks::KeySet;
-use crate::jwks_cache::{max_age, Millis};
+use crate::jwks_cache::{max_age, Millis, SHARED_CLOCK_SKEW};
 use crate::jwt::Alg;
 use crate::keys::ListAvailability;
 use crate::signature::SignatureBackend;
@@ -286,9 +292,11 @@ impl ListFetch {
         self.retry_at = now.saturating_add(scaled.max(1));
     }
 
-    /// A list another VM of this Envoy fetched or confirmed at `confirmed_at` (shared data),
-    /// with its lifetime and `ETag`. Taken when it is more recent than ours, not from the
-    /// future, and may replace ours (never an older `issued_at`). Returns whether taken.
+    /// A list another VM of this Envoy fetched or confirmed at `confirmed_at`, already read,
+    /// with its lifetime and `ETag`. Taken when it is more recent than ours, at most
+    /// `SHARED_CLOCK_SKEW` ahead of `now`, not past `max_staleness`, and may replace ours
+    /// (never an older `issued_at`); its lifetime is clamped to `1s ..= cache_duration`.
+    /// Returns whether taken.
     pub fn adopt(
         &mut self,
         now: Millis,
@@ -301,7 +309,9 @@ impl ListFetch {
             .current
             .as_ref()
             .is_none_or(|c| confirmed_at > c.confirmed_at);
-        if !newer || confirmed_at > now || list.may_replace(self.list(), seconds(now)).is_err() {
+        let believable = confirmed_at <= now.saturating_add(millis(SHARED_CLOCK_SKEW))
+            && now <= confirmed_at.saturating_add(millis(self.policy.max_staleness));
+        if !newer || !believable || list.may_replace(self.list(), seconds(now)).is_err() {
             return false;
         }
         self.current = Some(InForce {
@@ -314,6 +324,54 @@ impl ListFetch {
         self.failures = 0;
         self.retry_at = 0;
         true
+    }
+
+    /// The shared-data version record of the list in force, for the other VMs of this Envoy:
+    /// `confirmed_at ttl_ms etag` (`-` for no `ETag`). Published with the body as fetched
+    /// (`adopt_shared`); after a 304 only this record changes.
+    pub fn shared_version(&self) -> Option<String> {
+        self.current.as_ref().map(|c| {
+            format!(
+                "{} {} {}",
+                c.confirmed_at,
+                millis(c.ttl),
+                c.etag.as_deref().unwrap_or("-")
+            )
+        })
+    }
+
+    /// A list a peer published in shared data: its `version` record and the body it fetched.
+    /// Shared data is writable by every module of the `vm_id` namespace, so the body is read
+    /// as a fetched one is (size, format, `require_signed` with `verify`), and the record is
+    /// bounded as in `adopt`. `Ok(false)`: nothing newer (or a record not to believe);
+    /// `Err`: the body was refused, which never touches the list in force.
+    pub fn adopt_shared(
+        &mut self,
+        now: Millis,
+        version: &[u8],
+        body: &[u8],
+        verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
+    ) -> Result<bool, ListFailure> {
+        let Some((confirmed_at, ttl, etag)) = parse_version(version) else {
+            return Ok(false);
+        };
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| confirmed_at <= c.confirmed_at)
+        {
+            return Ok(false);
+        }
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ListFailure::List(ListError::TooLarge));
+        }
+        let list = if self.policy.require_signed {
+            RevocationList::parse_signed(body, verify)
+        } else {
+            RevocationList::parse(body)
+        }
+        .map_err(ListFailure::List)?;
+        Ok(self.adopt(now, confirmed_at, list, ttl, etag))
     }
 
     /// The list in force, however old.
@@ -369,6 +427,16 @@ pub fn key_set_verifier<'a>(
     move |alg, kid, input, signature| {
         keys.is_some_and(|k| k.verify(alg, kid, input, signature, backend).is_ok())
     }
+}
+
+/// `confirmed_at ttl_ms etag` as `shared_version` writes it; `-`: no `ETag`.
+fn parse_version(bytes: &[u8]) -> Option<(Millis, Duration, Option<&str>)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut fields = text.split(' ');
+    let confirmed_at = fields.next()?.parse().ok()?;
+    let ttl = Duration::from_millis(fields.next()?.parse().ok()?);
+    let etag = fields.next().filter(|e| *e != "-");
+    fields.next().is_none().then_some((confirmed_at, ttl, etag))
 }
 
 /// An `ETag` worth sending back: visible ASCII, at most `MAX_ETAG_BYTES`.

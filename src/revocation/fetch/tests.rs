@@ -305,3 +305,80 @@ fn every_failure_reason_has_a_counter() {
         );
     }
 }
+
+#[test]
+fn one_vm_fetches_and_the_others_adopt_from_shared_data() {
+    let mut a = ListFetch::new(policy(10, 60));
+    let mut b = ListFetch::new(policy(10, 60));
+    let body = doc(T0, &["a", "b"]);
+    a.fetch_started();
+    a.fetch_done(
+        T0,
+        ListResponse {
+            etag: Some("\"v1\""),
+            ..ok(&body)
+        },
+        unsigned,
+        0,
+    )
+    .unwrap();
+    let version = a.shared_version().unwrap();
+    assert_eq!(version, format!("{T0} 10000 \"v1\""));
+    assert_eq!(
+        b.adopt_shared(T0 + 5, version.as_bytes(), body.as_bytes(), unsigned),
+        Ok(true)
+    );
+    assert_eq!(entries_at(&b, T0 + 5), Some(2));
+    assert_eq!(b.etag(), Some("\"v1\""));
+    assert!(
+        !b.wants_fetch(T0 + 9 * S),
+        "b fetches no sooner than a would"
+    );
+    // The same record again: nothing newer.
+    assert_eq!(
+        b.adopt_shared(T0 + 6, version.as_bytes(), body.as_bytes(), unsigned),
+        Ok(false)
+    );
+}
+
+#[test]
+fn shared_records_are_bounded_before_they_are_believed() {
+    let mut b = ListFetch::new(policy(10, 60));
+    let body = doc(T0, &["a"]);
+    let version = |at: Millis, ttl: u64| format!("{at} {ttl} -");
+    for (name, record, want) in [
+        ("from the future", version(T0 + 60 * S, 10_000), Ok(false)),
+        (
+            "past max_staleness",
+            version(T0 - 61 * S, 10_000),
+            Ok(false),
+        ),
+        ("not a record", "soon".to_owned(), Ok(false)),
+        ("a field too many", format!("{T0} 1 - x"), Ok(false)),
+    ] {
+        assert_eq!(
+            b.adopt_shared(T0, record.as_bytes(), body.as_bytes(), unsigned),
+            want,
+            "{name}"
+        );
+        assert_eq!(b.entries(), 0, "{name}");
+    }
+    // A lifetime beyond cache_duration is clamped; within SHARED_CLOCK_SKEW is fine.
+    let ahead = version(T0 + 2 * S, 3_600_000);
+    assert_eq!(
+        b.adopt_shared(T0, ahead.as_bytes(), body.as_bytes(), unsigned),
+        Ok(true)
+    );
+    assert!(b.wants_fetch(T0 + 12 * S), "ttl clamped to cache_duration");
+    // A bad body is refused like a fetched one, and leaves the list in force alone.
+    let later = version(T0 + 3 * S, 10_000);
+    let got = b.adopt_shared(T0 + 3 * S, later.as_bytes(), b"{\"jti\": []}", unsigned);
+    assert_eq!(got.map_err(|e| e.reason()), Err("bad_list"));
+    assert_eq!(b.entries(), 1);
+    // Under require_signed, a peer's body is verified as a fetched one is.
+    let mut p = policy(10, 60);
+    p.require_signed = true;
+    let mut c = ListFetch::new(p);
+    let got = c.adopt_shared(T0, later.as_bytes(), body.as_bytes(), |_, _, _, _| true);
+    assert_eq!(got.map_err(|e| e.reason()), Err("not_signed"));
+}
