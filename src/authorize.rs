@@ -20,8 +20,8 @@
 //! A verified token of a provider with a `revocation` list must then not be on it (401
 //! `Revoked`; no list to be had: `RevocationUnavailable`, waiting for the first one as for
 //! keys), cached tokens included. It must then carry a `typ` its provider's `allowed_typ`
-//! lists (401 `TypNotAllowed`) and be bound to the client certificate as its `certificate_bound` says
-//! (401 `CertificateBinding`); then grant the requirement's `required_scopes` (403
+//! lists (401 `TypNotAllowed`) and be bound to the client certificate as its
+//! `certificate_bound` says (401 `CertificateBinding`); then grant the requirement's `required_scopes` (403
 //! `InsufficientScope`), be of its `token_kind` (403 `TokenKindNotAllowed`) and satisfy its
 //! `required_claims` (403 `ClaimMismatch`).
 //!
