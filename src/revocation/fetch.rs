@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ListError, RevocationList, MAX_BODY_BYTES};
+use crate::config::{Config, ProviderId};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{max_age, Millis, SHARED_CLOCK_SKEW};
 use crate::jwt::Alg;
@@ -415,6 +416,62 @@ impl ListFetch {
 impl InForce {
     fn due(&self) -> Millis {
         self.confirmed_at.saturating_add(millis(self.ttl))
+    }
+}
+
+/// Every provider's list state in one VM, indexed by `ProviderId` (`None`: no `revocation`):
+/// what the instance core owns beside the remote key sets, and answers
+/// `KeyStore::revocation` from.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderLists {
+    lists: Vec<Option<ListFetch>>,
+}
+
+impl ProviderLists {
+    /// One `ListFetch` per provider with `revocation`, each wanting its first fetch now.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            lists: config
+                .providers
+                .iter()
+                .map(|p| {
+                    p.revocation
+                        .as_ref()
+                        .map(|r| ListFetch::new(r.policy.clone()))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, provider: ProviderId) -> Option<&ListFetch> {
+        self.lists.get(provider).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, provider: ProviderId) -> Option<&mut ListFetch> {
+        self.lists.get_mut(provider).and_then(Option::as_mut)
+    }
+
+    /// The providers whose list should be fetched now.
+    pub fn due(&self, now: Millis) -> Vec<ProviderId> {
+        (0..self.lists.len())
+            .filter(|&p| self.get(p).is_some_and(|l| l.wants_fetch(now)))
+            .collect()
+    }
+
+    /// The earliest `next_fetch_at` of all (for the timer); `None` when nothing is scheduled.
+    pub fn next_fetch_at(&self) -> Option<Millis> {
+        self.lists
+            .iter()
+            .flatten()
+            .filter_map(ListFetch::next_fetch_at)
+            .min()
+    }
+
+    /// `KeyStore::revocation` at `now`. A provider without `revocation` is never asked; if it
+    /// were, it has nothing: `Unavailable`.
+    pub fn availability(&self, provider: ProviderId, now: Millis) -> ListAvailability<'_> {
+        self.get(provider)
+            .map_or(ListAvailability::Unavailable, |l| l.availability(now))
     }
 }
 
