@@ -1,9 +1,10 @@
 //! The life of one provider's revocation list in one VM, as pure functions of `now`: when to
 //! fetch, what a response means (200, 304, a failure), which list is in force, how long a last
 //! good list survives an outage, and the backoff. No I/O: the instance core sends the fetches
-//! this asks for (`oauth::revocation_list_request` with [`ListFetch::etag`]) and reports what came back; time
-//! (milliseconds since the epoch) and randomness (jitter) come in as arguments. Shaped like
-//! `jwks_cache::RemoteKeys` so both can sit behind one resource machinery.
+//! this asks for (`oauth::revocation_list_request` with [`ListFetch::etag`]) and reports what
+//! came back; time (milliseconds since the epoch) and randomness (jitter) come in as
+//! arguments. Shaped like `jwks_cache::RemoteKeys` so both can sit behind one resource
+//! machinery; [`ProviderLists`] holds one per provider and answers `KeyStore::revocation`.
 //!
 //! ```text
 //!            200, a list that may replace ours           due: cache_duration (or a shorter
