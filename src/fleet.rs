@@ -164,21 +164,19 @@ impl Fleet {
             };
             keys.fetch_started();
             let taken = match base {
-                Some(base) => data
-                    .set(
-                        &format!("{base}/lease"),
-                        mine.encode().as_bytes(),
-                        cas.unwrap_or(0),
-                    )
-                    .is_ok(),
-                None => true,
+                Some(base) => data.set(
+                    &format!("{base}/lease"),
+                    mine.encode().as_bytes(),
+                    cas.unwrap_or(0),
+                ),
+                None => Ok(()),
             };
-            if taken {
-                round.due.push(id);
-            } else {
-                // Another VM won the lease just now (CasMismatch), or the host refused the
-                // write: either way not ours; watch for the winner's fetch.
-                round.poll = true;
+            match taken {
+                // A host that refuses the write shares nothing: this VM fetches for itself,
+                // as with `share_key_sets: false`, rather than wait for a lease no one holds.
+                Ok(()) | Err(SetError::Host(_)) => round.due.push(id),
+                // Another VM won the lease just now: watch for the winner's fetch.
+                Err(SetError::CasMismatch) => round.poll = true,
             }
         }
         round

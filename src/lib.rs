@@ -78,7 +78,9 @@ pub mod error;
 #[cfg(feature = "explain")]
 pub mod explain;
 pub mod extract;
+pub mod filter;
 pub mod fleet;
+pub mod host;
 pub mod introspection;
 pub mod jwks;
 pub mod jwks_cache;
