@@ -2,7 +2,7 @@
 //! through proxy-wasm shared data. Owns the protocol and its records: per provider a `lease`
 //! (who fetches, until when, and the shared backoff), a `version` (when the published key set
 //! was fetched, and its lifetime) and the `jwks` body. Pure functions over a `SharedData`
-//! trait: the glue implements it with raw host calls, tests with an in-memory store that
+//! trait: `host::Shared` implements it over the host seam, tests with an in-memory store that
 //! several fake VMs share. It does not fetch, log or set timers; it says what to fetch, which
 //! waiting streams to decide again, and whether to poll for a peer's fetch.
 //!
@@ -78,7 +78,7 @@ pub struct Round {
     /// peer's fetch ended without one.
     pub changed: Vec<ProviderId>,
     /// A peer fetches keys that streams of this VM wait for, or just won the lease: watch
-    /// shared data often (the glue's `PEER_POLL`) until that fetch ends.
+    /// shared data often (`filter::PEER_POLL`) until that fetch ends.
     pub poll: bool,
 }
 
