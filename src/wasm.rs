@@ -2,7 +2,7 @@
 //! the proxy-wasm entry points, each handing its event to the instance core (`filter`).
 //!
 //! Host facts it relies on (measured in Envoy 1.40, `shared/ENVOY-WASM-FACTS.md`):
-//! - request headers are read as bytes (`raw::header_pairs`, with the host's status);
+//! - request headers are read as bytes, with the host's status (`raw`);
 //! - callouts go through the SDK's `dispatch_http_call`, whose dispatcher routes the answer by
 //!   the token it registers there (Envoy answers only Ok, BadArgument or InternalFailure); every
 //!   one is sent from the root, so its answer comes back to the root even when the stream that
@@ -16,147 +16,40 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action as HostAction, ContextType, LogLevel};
 
 use crate::filter::Filter;
-use crate::fleet::{HostError, SetError};
-use crate::host::{Action, Callout, Host, Level, MetricKind};
+use crate::fleet::HostError;
+use crate::host::{Action, Callout, Level};
 
 mod raw;
+
+use raw::Envoy;
 
 proxy_wasm::main! {{
     // No host call other than logging is allowed here (Envoy restricts `_initialize`).
     // `set_log_level` installs the SDK's panic hook; ours replaces it (see `crash`).
     proxy_wasm::set_log_level(LogLevel::Trace);
     std::panic::set_hook(Box::new(|info| {
-        raw::log(Level::Critical as u32, &crate::crash::report(info));
+        raw::log(Level::Critical, &crate::crash::report(info));
     }));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-/// Envoy, through raw host calls.
-struct Envoy;
-
-impl Host for Envoy {
-    fn now_nanos(&self) -> Option<u64> {
-        raw::now_nanos().ok()
-    }
-
-    fn log(&self, level: Level, message: &str) {
-        raw::log(level as u32, message);
-    }
-
-    fn log_level(&self) -> Option<Level> {
-        // 6 is "off": nothing is written, as above critical.
-        raw::log_level().ok().map(|level| match level {
-            0 => Level::Trace,
-            1 => Level::Debug,
-            2 => Level::Info,
-            3 => Level::Warn,
-            4 => Level::Error,
-            _ => Level::Critical,
-        })
-    }
-
-    fn shared_get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
-        match raw::shared_get(key) {
-            Ok((Some(value), Some(cas))) => Ok(Some((value, cas))),
-            Ok(_) => Ok(None),
-            Err(status) => Err(HostError(status)),
-        }
-    }
-
-    fn shared_set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), SetError> {
-        raw::shared_set(key, value, cas).map_err(|status| match status {
-            raw::CAS_MISMATCH => SetError::CasMismatch,
-            other => SetError::Host(HostError(other)),
-        })
-    }
-
-    fn dispatch(&self, callout: &Callout<'_>) -> Result<u32, HostError> {
-        let body = (!callout.body.is_empty()).then_some(callout.body);
-        proxy_wasm::hostcalls::dispatch_http_call(
-            callout.cluster,
-            callout.headers.to_vec(),
-            body,
-            vec![],
-            callout.timeout,
-        )
-        .map_err(|status| HostError(status as u32))
-    }
-
-    fn callout_header(&self, name: &str) -> Option<Vec<u8>> {
-        raw::header_value(raw::HTTP_CALL_RESPONSE_HEADERS, name)
-            .ok()
-            .flatten()
-    }
-
-    fn callout_body(&self, size: usize) -> Option<Vec<u8>> {
-        raw::buffer_bytes(raw::HTTP_CALL_RESPONSE_BODY, 0, size)
-            .ok()
-            .flatten()
-    }
-
-    fn set_tick(&self, period: Duration) -> Result<(), HostError> {
-        let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
-        raw::set_tick_period_ms(ms).map_err(HostError)
-    }
-
-    fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
-        let kind = match kind {
-            MetricKind::Counter => raw::COUNTER,
-            MetricKind::Gauge => raw::GAUGE,
-        };
-        raw::define_metric(kind, name).ok()
-    }
-
-    fn increment(&self, metric: u32) {
-        let _ = raw::increment_metric(metric, 1);
-    }
-
-    fn record(&self, metric: u32, value: u64) {
-        let _ = raw::record_metric(metric, value);
-    }
-
-    fn set_effective_context(&self, id: u32) -> bool {
-        raw::set_effective_context(id).is_ok()
-    }
-
-    // Refusals below mean the stream is gone or already answered: nothing is left to do.
-    fn continue_request(&self) {
-        let _ = raw::continue_request();
-    }
-
-    fn send_local_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) {
-        let _ = raw::send_local_response(status, headers, body);
-    }
-
-    fn request_header_pairs(&self) -> Option<Vec<u8>> {
-        raw::header_pairs(raw::REQUEST_HEADERS).ok().flatten()
-    }
-
-    fn remove_request_header(&self, name: &str) {
-        let _ = raw::remove_request_header(name);
-    }
-
-    fn set_request_header(&self, name: &str, value: &str) {
-        let _ = raw::set_request_header(name, value);
-    }
-
-    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        raw::property(path).map_err(HostError)
-    }
-
-    fn set_property(&self, path: &str, value: &str) {
-        let _ = raw::set_property(path, value);
-    }
-
-    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Option<Vec<u8>> {
-        raw::call_foreign_function(name, arguments).ok().flatten()
-    }
+/// Sends a callout through the SDK, whose dispatcher routes its answer to the root by the
+/// token it registers here.
+fn dispatch(callout: &Callout<'_>) -> Result<u32, HostError> {
+    let body = (!callout.body.is_empty()).then_some(callout.body);
+    proxy_wasm::hostcalls::dispatch_http_call(
+        callout.cluster,
+        callout.headers.to_vec(),
+        body,
+        vec![],
+        callout.timeout,
+    )
+    .map_err(|status| HostError(status as u32))
 }
 
 /// The instance core of this VM, lent out for each event, and the streams that went away while
@@ -205,10 +98,7 @@ impl RootContext for Root {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         // No configuration (NotFound) is an empty one, which the core refuses; a buffer the
         // host will not give is refused the same way.
-        let bytes = raw::buffer_bytes(raw::PLUGIN_CONFIGURATION, 0, plugin_configuration_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let bytes = raw::plugin_configuration(plugin_configuration_size).unwrap_or_default();
         let Some(filter) = Filter::configure(&Envoy, &bytes) else {
             return false;
         };
@@ -255,11 +145,11 @@ impl HttpContext for Stream {
         match decided {
             Some(decided) => action(decided),
             None => {
-                Envoy.log(
+                raw::log(
                     Level::Error,
                     "jwt-authn-wasm: no configuration; refusing request",
                 );
-                let _ = raw::send_local_response(500, &[], b"");
+                raw::send_local_response(500, &[], b"");
                 HostAction::Pause
             }
         }
