@@ -15,6 +15,8 @@
 //! What happens between VMs is `fleet`; what a key-set callout leads to is `callouts`; which
 //! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`.
 
+#[cfg(test)]
+mod revocation_tests;
 mod stats;
 #[cfg(test)]
 mod tests;
