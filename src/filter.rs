@@ -30,12 +30,16 @@ use crate::engine::Final;
 use crate::fleet::{Fleet, Local};
 use crate::host::{self, Action, Callout, Host, Level};
 use crate::jwks_cache::{Millis, RemoteKeys};
+use crate::keys::{Availability, KeyStore};
 use crate::logline::{self, Admit, RateLimit};
+use crate::oauth;
 use crate::pairs;
 use crate::parked::{self, Deciding, Parked, Parking};
 use crate::peer::PeerFacts;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
+use crate::revocation::fetch::{ListFailure, ListFetch, ListResponse, ProviderLists};
+use crate::revocation::{self, fetch::key_set_verifier};
 use crate::signature::{self, PureRust, SignatureBackend};
 use crate::token_cache::TokenCache;
 use stats::Stats;
@@ -65,6 +69,14 @@ pub struct Filter {
     fleet: Fleet,
     /// Verified tokens of the providers with `jwt_cache_config`.
     cache: TokenCache,
+    /// The revocation lists of the providers with `revocation` (`revocation::fetch`).
+    lists: ProviderLists,
+    /// List fetches the root dispatches at its next tick (configure asks for every list).
+    lists_requested: Vec<ProviderId>,
+    /// List callouts in flight: (token, provider).
+    list_callouts: Vec<(u32, ProviderId)>,
+    /// Indexed by provider id; `Some` for providers with a list whose stats the host defined.
+    list_stats: Vec<Option<stats::Lists>>,
     /// Whether RS* and ES* signatures go to the host's `verify_signature`.
     host_signatures: bool,
     /// The budget of per-request log lines (`logline`).
@@ -142,8 +154,21 @@ impl Filter {
                 JwksSource::Local(_) => None,
             })
             .collect();
+        let list_stats = config
+            .providers
+            .iter()
+            .map(|p| {
+                p.revocation
+                    .as_ref()
+                    .and_then(|_| stats::Lists::define(host, &p.name))
+            })
+            .collect();
         let mut filter = Filter {
             stats: Stats::define(host, &config),
+            lists: ProviderLists::new(&config),
+            lists_requested: Vec::new(),
+            list_callouts: Vec::new(),
+            list_stats,
             callouts: Callouts::new(config.providers.len()),
             cache: config.token_cache(),
             fleet: Fleet::new(&config, &plugin, me),
@@ -165,6 +190,13 @@ impl Filter {
                 filter.requested.push(id);
             }
         }
+        // Lists likewise: requests wait for the first one.
+        for id in 0..filter.config.providers.len() {
+            if let Some(list) = filter.lists.get_mut(id) {
+                list.fetch_started();
+                filter.lists_requested.push(id);
+            }
+        }
         if filter.has_remote() {
             filter.set_tick(host, POKE);
         }
@@ -183,6 +215,12 @@ impl Filter {
             if let Some(request) = self.callouts.request(&self.config, provider) {
                 self.send(host, &request, now);
             }
+        }
+        let mut lists = std::mem::take(&mut self.lists_requested);
+        lists.extend(self.lists.due(now));
+        lists.dedup();
+        for provider in lists {
+            self.send_list(host, provider, now);
         }
         self.record_ages(host, now);
         self.flush_log(host, now);
@@ -208,6 +246,11 @@ impl Filter {
         body_size: usize,
     ) {
         let now = now_millis(host);
+        if let Some(at) = self.list_callouts.iter().position(|(t, _)| *t == token) {
+            let (_, provider) = self.list_callouts.swap_remove(at);
+            self.list_answered(host, provider, headers, body_size, now);
+            return;
+        }
         let next = self.with_keys(host, now, |callouts, keys| {
             callouts.on_response(token, headers, body_size, &host::Response(host), keys)
         });
@@ -319,8 +362,133 @@ impl Filter {
         }
     }
 
+    /// Whether anything is fetched: remote key sets or revocation lists (the timer runs).
     fn has_remote(&self) -> bool {
         self.remote.iter().any(Option::is_some)
+            || self.lists.next_fetch_at().is_some()
+            || self.list_stats.iter().any(Option::is_some)
+    }
+
+    /// Sends `provider`'s revocation list request (with the list's `ETag`); a dispatch the host
+    /// refuses is a failed fetch, and the streams that waited are decided again.
+    fn send_list(&mut self, host: &impl Host, provider: ProviderId, now: Millis) {
+        let Some(revocation) = self
+            .config
+            .providers
+            .get(provider)
+            .and_then(|p| p.revocation.as_ref())
+        else {
+            return;
+        };
+        let Some(list) = self.lists.get_mut(provider) else {
+            return;
+        };
+        list.fetch_started();
+        let endpoint = oauth::Endpoint {
+            authority: revocation.target.authority.clone(),
+            path: revocation.target.path.clone(),
+        };
+        let request = oauth::revocation_list_request(&endpoint, list.etag());
+        let headers: Vec<(&str, &str)> = request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let sent = host.dispatch(&Callout {
+            cluster: &revocation.cluster,
+            headers: &headers,
+            body: &request.body,
+            timeout: revocation.timeout,
+        });
+        match sent {
+            Ok(token) => self.list_callouts.push((token, provider)),
+            Err(_) => {
+                list.fetch_failed(now, jitter(host));
+                self.list_ended(host, provider, Err(ListFailure::Dispatch), now);
+            }
+        }
+    }
+
+    /// The answer to `provider`'s list request: read it (`ListFetch::fetch_done`; a signed
+    /// list is checked with the provider's key set as it is now), then count, log and resume.
+    fn list_answered(
+        &mut self,
+        host: &impl Host,
+        provider: ProviderId,
+        headers: usize,
+        body_size: usize,
+        now: Millis,
+    ) {
+        let header = |name: &str| {
+            host.callout_header(name)
+                .and_then(|v| String::from_utf8(v).ok())
+        };
+        let status = if headers == 0 {
+            None
+        } else {
+            header(":status")
+        };
+        let (etag, cache_control) = (header("etag"), header("cache-control"));
+        let body = if body_size <= revocation::MAX_BODY_BYTES {
+            host.callout_body(body_size).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let response = ListResponse {
+            status: status.as_deref(),
+            body_size,
+            body: &body,
+            etag: etag.as_deref(),
+            cache_control: cache_control.as_deref(),
+        };
+        let host_signatures = host::Signatures(host);
+        let signatures: &dyn SignatureBackend = if self.host_signatures {
+            &host_signatures
+        } else {
+            &PureRust
+        };
+        let keys = match self.remote.get(provider).and_then(Option::as_ref) {
+            Some(remote) => remote.availability(now),
+            None => KeyStore::keys(&*self.config, provider),
+        };
+        let keys = match keys {
+            Availability::Ready(keys) => Some(keys),
+            _ => None,
+        };
+        let jitter = jitter(host);
+        let Some(list) = self.lists.get_mut(provider) else {
+            return;
+        };
+        let result = list
+            .fetch_done(now, response, key_set_verifier(keys, signatures), jitter)
+            .map(|_| ());
+        self.list_ended(host, provider, result, now);
+    }
+
+    /// A list fetch ended: log a failure at warn (never a listed value), count, and decide
+    /// again for the streams that waited on the provider.
+    fn list_ended(
+        &mut self,
+        host: &impl Host,
+        provider: ProviderId,
+        result: Result<(), ListFailure>,
+        now: Millis,
+    ) {
+        let name = self
+            .config
+            .providers
+            .get(provider)
+            .map_or("", |p| p.name.as_str());
+        if let Err(failure) = &result {
+            host.log(
+                Level::Warn,
+                &format!("jwt-authn-wasm: revocation list of {name}: fetch failed: {failure}"),
+            );
+        }
+        if let Some(stats) = self.list_stats.get(provider).and_then(Option::as_ref) {
+            stats.record(host, result.err().as_ref().map(ListFailure::reason));
+        }
+        self.resume_waiting(host, provider, now);
     }
 
     /// Decides for the request in `headers` (`parked::decide`), parking it when it must wait,
@@ -342,6 +510,7 @@ impl Filter {
         let mut parking = Parking::default();
         let Filter {
             remote,
+            lists,
             cache,
             parked,
             requested,
@@ -351,12 +520,14 @@ impl Filter {
         } = self;
         let vm = Deciding {
             remote,
+            lists,
             signatures,
             cache,
         };
         let decision = parked::decide(config, vm, headers, now, |remote, wait| {
             let in_flight = callouts.in_flight(wait.provider);
-            parking = parked.park(id, wait, remote, requested, in_flight, now);
+            let list_fetching = lists.get(wait.provider).is_some_and(ListFetch::is_fetching);
+            parking = parked.park(id, wait, remote, requested, in_flight, list_fetching, now);
             if parking.refetch {
                 if let Some(fetches) = stats.fetches(wait.provider) {
                     host.increment(fetches.unknown_kid_refetch);
@@ -461,11 +632,18 @@ impl Filter {
         }
     }
 
-    /// Sets each remote provider's key-set age gauge.
+    /// Sets each remote provider's key-set age gauge, and each list's age and entries.
     fn record_ages(&self, host: &impl Host, now: Millis) {
         for (keys, stats) in self.remote.iter().zip(&self.stats.fetches) {
             if let (Some(keys), Some(stats)) = (keys, stats) {
                 host.record(stats.age_seconds, keys.age_seconds(now).unwrap_or(0));
+            }
+        }
+        for (provider, stats) in self.list_stats.iter().enumerate() {
+            if let (Some(list), Some(stats)) = (self.lists.get(provider), stats) {
+                host.record(stats.age_seconds, list.age_seconds(now).unwrap_or(0));
+                let entries = u64::try_from(list.entries()).unwrap_or(u64::MAX);
+                host.record(stats.entries, entries);
             }
         }
     }

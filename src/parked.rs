@@ -9,7 +9,9 @@ use crate::config::{Config, ProviderId};
 use crate::engine::{decide_in, Availability, Final, KeyStore, Verdict, Vm, Wait};
 use crate::error::{deny, AuthError};
 use crate::jwks_cache::{Millis, RemoteKeys};
+use crate::keys::ListAvailability;
 use crate::request::RequestHeaders;
+use crate::revocation::fetch::ProviderLists;
 use crate::signature::SignatureBackend;
 use crate::token_cache::TokenCache;
 
@@ -31,10 +33,13 @@ pub struct Parking {
 }
 
 impl Parked {
-    /// Parks stream `id` until `wait.provider`'s keys change. Starts a refetch (added to
-    /// `requested`) when the wait is for an unknown kid and the budget allows. Not parked when
-    /// nothing is on the way (the caller then decides again and gets a final answer).
-    /// `in_flight`: whether this VM's own callout for the provider is in flight.
+    /// Parks stream `id` until `wait.provider`'s keys or revocation list change. Starts a
+    /// refetch (added to `requested`) when the wait is for an unknown kid and the budget
+    /// allows. Not parked when nothing is on the way (the caller then decides again and gets a
+    /// final answer). `in_flight`: whether this VM's own key-set callout for the provider is in
+    /// flight; `list_fetching`: whether the provider's revocation list is being fetched (a
+    /// wait without a kid may be for it).
+    #[allow(clippy::too_many_arguments)]
     pub fn park(
         &mut self,
         id: u32,
@@ -42,24 +47,29 @@ impl Parked {
         remote: &mut [Option<RemoteKeys>],
         requested: &mut Vec<ProviderId>,
         in_flight: bool,
+        list_fetching: bool,
         now: Millis,
     ) -> Parking {
         let mut parking = Parking::default();
-        let Some(keys) = remote.get_mut(wait.provider).and_then(Option::as_mut) else {
-            return parking;
-        };
-        if let Some(kid) = &wait.kid {
-            if keys.unknown_kid(kid, now) {
-                keys.fetch_started();
-                requested.push(wait.provider);
-                parking.refetch = true;
+        if let Some(keys) = remote.get_mut(wait.provider).and_then(Option::as_mut) {
+            if let Some(kid) = &wait.kid {
+                if keys.unknown_kid(kid, now) {
+                    keys.fetch_started();
+                    requested.push(wait.provider);
+                    parking.refetch = true;
+                }
+            }
+            if keys.is_fetching() {
+                self.waiting.push((id, wait.provider));
+                parking.parked = true;
+                // The next tick keeps polling while streams wait, and stops when none does.
+                parking.peer = !requested.contains(&wait.provider) && !in_flight;
+                return parking;
             }
         }
-        if keys.is_fetching() {
+        if list_fetching && wait.kid.is_none() {
             self.waiting.push((id, wait.provider));
             parking.parked = true;
-            // The next tick keeps polling while streams wait, and stops when none does.
-            parking.peer = !requested.contains(&wait.provider) && !in_flight;
         }
         parking
     }
@@ -85,6 +95,8 @@ impl Parked {
 /// What a decision needs of this VM besides the request.
 pub struct Deciding<'a> {
     pub remote: &'a mut [Option<RemoteKeys>],
+    /// The revocation lists of the providers that have one.
+    pub lists: &'a ProviderLists,
     pub signatures: &'a dyn SignatureBackend,
     pub cache: &'a mut TokenCache,
 }
@@ -102,6 +114,7 @@ pub fn decide<'c>(
 ) -> Option<Final<'c>> {
     let Deciding {
         remote,
+        lists,
         signatures,
         cache,
     } = vm;
@@ -109,6 +122,7 @@ pub fn decide<'c>(
         let store = Store {
             config,
             remote,
+            lists,
             now,
         };
         let vm = Vm {
@@ -128,6 +142,7 @@ pub fn decide<'c>(
     let store = Store {
         config,
         remote,
+        lists,
         now,
     };
     let vm = Vm {
@@ -167,6 +182,7 @@ fn seconds(now: Millis) -> i64 {
 struct Store<'s> {
     config: &'s Config,
     remote: &'s [Option<RemoteKeys>],
+    lists: &'s ProviderLists,
     now: Millis,
 }
 
@@ -184,6 +200,10 @@ impl KeyStore for Store<'_> {
             .and_then(Option::as_ref)
             .is_some_and(|r| r.may_learn_kid(kid, self.now))
     }
+
+    fn revocation(&self, provider: ProviderId) -> ListAvailability<'_> {
+        self.lists.availability(provider, self.now)
+    }
 }
 
 /// A store that never makes a request wait (the last word of a bounded decision loop).
@@ -193,6 +213,13 @@ impl KeyStore for NoWait<'_> {
     fn keys(&self, provider: ProviderId) -> Availability<'_> {
         match self.0.keys(provider) {
             Availability::Pending => Availability::Unavailable,
+            other => other,
+        }
+    }
+
+    fn revocation(&self, provider: ProviderId) -> ListAvailability<'_> {
+        match self.0.revocation(provider) {
+            ListAvailability::Pending => ListAvailability::Unavailable,
             other => other,
         }
     }

@@ -129,3 +129,40 @@ impl Stats {
         }
     }
 }
+
+/// Host metric ids of one provider's revocation list.
+pub struct Lists {
+    success: u32,
+    /// In `metrics::REVOCATION_FETCH_FAILURE_REASONS` order.
+    failed: Vec<(&'static str, u32)>,
+    pub age_seconds: u32,
+    pub entries: u32,
+}
+
+impl Lists {
+    pub fn define(host: &impl Host, provider: &str) -> Option<Lists> {
+        let counter = |name: String| host.define_metric(MetricKind::Counter, &name);
+        let gauge = |name: String| host.define_metric(MetricKind::Gauge, &name);
+        Some(Lists {
+            success: counter(metrics::revocation_fetch_success(provider))?,
+            failed: metrics::REVOCATION_FETCH_FAILURE_REASONS
+                .iter()
+                .map(|r| Some((*r, counter(metrics::revocation_fetch_failed(provider, r))?)))
+                .collect::<Option<_>>()?,
+            age_seconds: gauge(metrics::revocation_list_age_seconds(provider))?,
+            entries: gauge(metrics::revocation_entries(provider))?,
+        })
+    }
+
+    /// Counts one list fetch outcome (`None`: success), by its failure's reason.
+    pub fn record(&self, host: &impl Host, failure: Option<&'static str>) {
+        match failure {
+            None => host.increment(self.success),
+            Some(reason) => {
+                if let Some((_, id)) = self.failed.iter().find(|(r, _)| *r == reason) {
+                    host.increment(*id);
+                }
+            }
+        }
+    }
+}

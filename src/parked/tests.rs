@@ -8,6 +8,7 @@ use crate::config::JwksSource;
 use crate::jwks::KeySet;
 use crate::jwks_cache::Fetched;
 use crate::mint;
+use crate::revocation::fetch::ProviderLists;
 use crate::signature::PureRust;
 
 const T0: Millis = 1_700_000_000_000;
@@ -85,11 +86,12 @@ impl Vm {
         } = self;
         let vm = Deciding {
             remote,
+            lists: &ProviderLists::new(config),
             signatures: &PureRust,
             cache,
         };
         let decision = decide(config, vm, &request(), T0, |remote, wait| {
-            *last = parked.park(id, wait, remote, requested, in_flight, T0);
+            *last = parked.park(id, wait, remote, requested, in_flight, false, T0);
             last.parked
         });
         decision.map(|d| matches!(d, Final::Allow { .. }))
@@ -148,6 +150,7 @@ fn a_request_that_cannot_park_gets_a_final_decision() {
     let mut asked = 0;
     let vm = Deciding {
         remote: &mut remote,
+        lists: &ProviderLists::new(&config),
         signatures: &PureRust,
         cache: &mut cache,
     };
@@ -174,9 +177,15 @@ fn nothing_on_the_way_is_not_parked() {
         provider: P,
         kid: None,
     };
-    let parking = vm
-        .parked
-        .park(1, &wait, &mut vm.remote, &mut vm.requested, false, T0);
+    let parking = vm.parked.park(
+        1,
+        &wait,
+        &mut vm.remote,
+        &mut vm.requested,
+        false,
+        false,
+        T0,
+    );
     assert_eq!(parking, Parking::default());
     assert!(vm.parked.providers().is_empty());
 }
