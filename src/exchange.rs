@@ -3,8 +3,8 @@
 //! which replaces it upstream. This module owns the per-VM state and every rule of it; the
 //! plugin instance owns the callouts, the paused streams and the clock.
 //!
-//! - **Which exchange, which token**: the matched rule's `token_exchange`, with the token that
-//!   satisfied its requirement ([`Subject`]), sent as `subject_token` with the exchange's
+//! - **Which exchange, which token** ([`subject_for`]): the matched rule's `token_exchange`,
+//!   with the token that satisfied its requirement ([`Subject`]), sent as `subject_token` with the exchange's
 //!   `subject_token_type`, and `audience`, `resource`, `scope`, `requested_token_type` as
 //!   configured (`oauth::exchange_request`).
 //! - **Cache key** ([`ExchangeKey`]): HMAC-SHA-256, under a key the VM draws at start, of the
@@ -34,12 +34,14 @@
 //! (paused; released by someone else's `finish`) or `Fail`; [`header_ops`] and
 //! [`Failure::denial`] turn the outcome into what the request gets.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::config::{Actor, Config, ExchangeId, Location, OnFailure, TokenExchange};
+use crate::engine::Verdict;
 use crate::error::{quoted_string_content, AuthError, Denial};
-use crate::extract::remove_query_param;
+use crate::extract::{extract, remove_query_param};
 use crate::introspection::TokenKeyer;
 use crate::jwks_cache::{Availability, Millis};
 use crate::keys::KeyStore;
@@ -82,13 +84,50 @@ pub fn cache_key(keyer: &TokenKeyer, name: &str, subject: &str) -> ExchangeKey {
     ]))
 }
 
-/// The token that satisfied the route's requirement: its text, where it was found, and its
-/// verified `exp` (seconds).
-#[derive(Clone, Copy)]
+/// The token that satisfied the route's requirement: its text (borrowed from the request, or
+/// decoded from a query parameter), where it was found, and its verified `exp` (seconds).
+#[derive(Clone)]
 pub struct Subject<'c, 'h> {
-    pub token: &'h str,
+    pub token: Cow<'h, str>,
     pub location: &'c Location,
     pub exp: Option<i64>,
+}
+
+/// The exchange a request allowed with `verdict` runs, and with which token: the first rule
+/// that matches `headers` (the engine's rule) names an exchange, its requirement was satisfied
+/// (`verdict.failure` is `None`: a request let through by a failure policy or `report_only`
+/// exchanges nothing), and the provider whose token satisfied it (`verdict.provider`) finds a
+/// token at its locations: the first, as every token there verified. `None`: nothing to
+/// exchange (no rule, no exchange, no token: `allow_missing` without one).
+pub fn subject_for<'c, 'h>(
+    config: &'c Config,
+    verdict: &Verdict,
+    headers: &'h RequestHeaders,
+) -> Option<(ExchangeId, Subject<'c, 'h>)> {
+    if verdict.failure.is_some() {
+        return None;
+    }
+    let rule = config
+        .rules
+        .iter()
+        .find(|r| r.matcher.matches(headers) == Ok(true))?;
+    let id = rule.token_exchange?;
+    let provider = config.providers.get(verdict.provider?)?;
+    let found = extract(headers, &provider.locations)
+        .into_iter()
+        .find_map(|f| f.token.ok().map(|token| (f.location, token)))?;
+    let (location, token) = found;
+    let exp = crate::jwt::parse(&token)
+        .ok()
+        .and_then(|jwt| jwt.claims.exp);
+    Some((
+        id,
+        Subject {
+            token,
+            location,
+            exp,
+        },
+    ))
 }
 
 impl std::fmt::Debug for Subject<'_, '_> {
@@ -361,7 +400,7 @@ impl Exchanges {
                 }
             },
         };
-        let key = cache_key(&self.keyer, &ex.name, subject.token);
+        let key = cache_key(&self.keyer, &ex.name, &subject.token);
         match table.find(&key, stream, now_ms) {
             Found::Answer(issued) => Step::Ready(issued.clone()),
             Found::Wait => Step::Wait,
@@ -370,7 +409,7 @@ impl Exchanges {
                 pending: Pending::Exchange(id, key),
                 cluster: ex.cluster.clone(),
                 timeout: ex.timeout,
-                request: subject_request(ex, subject.token, actor.as_ref()),
+                request: subject_request(ex, &subject.token, actor.as_ref()),
             },
         }
     }

@@ -51,7 +51,7 @@ fn header_location() -> Location {
 
 fn subject<'a>(token: &'a str, location: &'a Location, exp: Option<i64>) -> Subject<'a, 'a> {
     Subject {
-        token,
+        token: Cow::Borrowed(token),
         location,
         exp,
     }
@@ -770,4 +770,132 @@ fn stat_names() {
         stat_cache_hit("to-orders"),
         "jwt_authn_wasm.exchange.to-orders.cache_hit"
     );
+}
+
+/// The gateway of the issue, natively: the engine verifies the user's token (audience
+/// `gateway`, `forward: true`), the exchange replaces it; the claim header is still the user's.
+#[test]
+fn through_the_engine_the_upstream_gets_the_exchanged_token_and_the_users_identity() {
+    let cfg = json!({
+        "providers": {
+            "idp": { "issuer": "https://idp.example.com", "audiences": ["gateway"], "forward": true,
+                     "local_jwks": { "inline_string": mint::JWKS },
+                     "claim_to_headers": [ { "header_name": "x-user", "claim_name": "sub" } ] },
+            "internal": provider(&["orders"])
+        },
+        "token_exchanges": { "to-orders": {
+            "http_uri": { "uri": "https://idp.example.com/token", "cluster": "idp", "timeout": "2s" },
+            "client_id": "gateway", "client_secret": { "inline_string": "gateway-secret" },
+            "audience": "orders", "verify_with": "internal" } },
+        "rules": [
+            { "match": { "prefix": "/orders" }, "requires": { "provider_name": "idp" },
+              "token_exchange": "to-orders" },
+            { "match": { "prefix": "/public" }, "requires": { "allow_missing": {} },
+              "token_exchange": "to-orders" },
+            { "match": { "prefix": "/" }, "requires": { "provider_name": "idp" } }
+        ]
+    });
+    let cfg = Config::from_json(cfg.to_string().as_bytes()).unwrap();
+    let user = mint::token(
+        "RS256",
+        &json!({ "iss": "https://idp.example.com", "aud": "gateway", "sub": "alice",
+                 "exp": NOW_S + 600 }),
+    );
+    let request = |path: &str, token: Option<&str>| {
+        let mut pairs = vec![
+            (":method".to_owned(), b"GET".to_vec()),
+            (":path".to_owned(), path.as_bytes().to_vec()),
+            (":authority".to_owned(), b"api.example.com".to_vec()),
+        ];
+        if let Some(t) = token {
+            pairs.push((
+                "authorization".to_owned(),
+                format!("Bearer {t}").into_bytes(),
+            ));
+        }
+        crate::request::RequestHeaders::new(pairs)
+    };
+    let headers = request("/orders/1", Some(&user));
+    let decision = crate::engine::decide(&cfg, &cfg, &headers, NOW_S);
+    let crate::engine::Decision::Allow { mut ops, verdict } = decision else {
+        panic!("expected the user's token to verify, got {decision:?}");
+    };
+    let (id, subject) = subject_for(&cfg, &verdict, &headers).expect("an exchange route");
+    assert_eq!(
+        (id, subject.token.as_ref(), subject.exp),
+        (0, user.as_str(), Some(NOW_S + 600))
+    );
+
+    let mut state = Exchanges::new(&cfg, &[9; 32]);
+    let (pending, request_sent) = callout(state.begin(&cfg, id, &subject, 1, NOW));
+    assert_eq!(
+        param(&request_sent, "subject_token").as_deref(),
+        Some(user.as_str())
+    );
+    let issued_token = mint::token(
+        "RS256",
+        &json!({ "iss": "https://idp.example.com", "aud": "orders", "sub": "alice",
+                 "act": { "sub": "gateway" }, "exp": NOW_S + 300 }),
+    );
+    let done = state.finish(
+        &cfg,
+        pending,
+        Some(200),
+        &issued(&issued_token, Some(300)),
+        subject.exp,
+        &cfg,
+        &PureRust,
+        NOW,
+    );
+    let Then::Use(exchanged) = done.then else {
+        panic!("expected the issued token, got {:?}", done.then);
+    };
+    header_ops(
+        &cfg.token_exchanges[id],
+        subject.location,
+        &headers,
+        &exchanged,
+        &mut ops,
+    );
+    // What the upstream gets: the last word on `authorization` is the issued token.
+    let mut upstream: Vec<(String, String)> =
+        vec![("authorization".into(), format!("Bearer {user}"))];
+    for op in &ops {
+        match op {
+            HeaderOp::Remove(name) => upstream.retain(|(n, _)| n != name),
+            HeaderOp::Set(name, value) => {
+                upstream.retain(|(n, _)| n != name);
+                upstream.push(((*name).to_owned(), value.clone()));
+            }
+            HeaderOp::FilterState(..) => {}
+        }
+    }
+    assert!(upstream.contains(&("authorization".into(), format!("Bearer {issued_token}"))));
+    assert!(upstream.contains(&("x-user".into(), "alice".into())));
+    assert!(
+        !upstream.iter().any(|(_, v)| v.contains(&user)),
+        "the original token leaked"
+    );
+
+    // No exchange on a route without one, and none without a token to exchange.
+    let plain = request("/other", Some(&user));
+    let crate::engine::Decision::Allow { verdict, .. } =
+        crate::engine::decide(&cfg, &cfg, &plain, NOW_S)
+    else {
+        panic!("expected allow");
+    };
+    assert!(subject_for(&cfg, &verdict, &plain).is_none());
+    let anonymous = request("/public", None);
+    let crate::engine::Decision::Allow { verdict, .. } =
+        crate::engine::decide(&cfg, &cfg, &anonymous, NOW_S)
+    else {
+        panic!("expected allow");
+    };
+    assert!(subject_for(&cfg, &verdict, &anonymous).is_none());
+    // A requirement that failed (let through by a policy) exchanges nothing.
+    let failed = crate::engine::Verdict {
+        failure: Some(AuthError::Expired),
+        provider: Some(0),
+    };
+    assert!(subject_for(&cfg, &failed, &headers).is_none());
 }
