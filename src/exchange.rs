@@ -29,10 +29,19 @@
 //!   503 by default (`failure_policy.exchange_unavailable`). Errors are never remembered, and
 //!   the original token is never forwarded instead.
 //!
-//! The shape the instance core calls: [`Exchanges::begin`] → `Ready` (use it now), `Callout`
-//! (dispatch this request to `cluster`, then [`Exchanges::finish`] with the answer), `Wait`
-//! (paused; released by someone else's `finish`) or `Fail`; [`header_ops`] and
-//! [`Failure::denial`] turn the outcome into what the request gets.
+//! The shape the instance core calls, per VM one [`Exchanges`] (`Exchanges::new` with 32
+//! random bytes drawn at start):
+//! 1. the engine's decision is `Allow { ops, verdict }`: [`subject_for`] says whether an
+//!    exchange runs and with which token (`None`: forward with `ops` as today);
+//! 2. [`Exchanges::begin`] → `Ready` (a cache hit: count `exchange.<name>.cache_hit`),
+//!    `Callout` (dispatch `request` to `cluster` with `timeout`, keep `pending` by callout
+//!    token, pause the stream), `Wait` (pause; someone else's callout answers) or `Fail`;
+//! 3. the callout's answer (status and body; no status on a reset or timeout) goes to
+//!    [`Exchanges::finish`] with the asking stream's `subject.exp`, the VM's key store and
+//!    signature backend; each stream of `Finished::waiters` is resumed: `Use` → [`header_ops`]
+//!    after the engine's `ops`, continue (count `exchange.<name>.success` once); `Fail` →
+//!    [`Failure::denial`] (count `exchange.<name>.failed.<reason>`); `Again` → `begin` again;
+//! 4. a stream gone → [`Exchanges::forget`]; a tick → [`Exchanges::expire`].
 
 use std::borrow::Cow;
 use std::rc::Rc;

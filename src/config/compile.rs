@@ -55,6 +55,19 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .collect();
     emitted_headers.sort();
     emitted_headers.dedup();
+    if let Some(ex) = token_exchanges
+        .iter()
+        .find(|ex| emitted_headers.contains(&ex.forward_header))
+    {
+        return Err(ConfigError::new(
+            format!("token_exchanges.{}.forward_header.name", ex.name),
+            format!(
+                "{:?} is a header the filter sets from the verified token (or its outcome \
+                 header); the issued token needs its own",
+                ex.forward_header
+            ),
+        ));
+    }
     let peer_reads = PeerReads {
         uri_san: rules
             .iter()

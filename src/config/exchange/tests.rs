@@ -216,6 +216,15 @@ fn an_exchange_needs_a_requirement_and_never_falls_back_to_the_original_token() 
     assert_eq!(e.field, "rules[0].token_exchange");
     assert!(e.reason.contains("needs `requires`"), "{}", e.reason);
 
+    // The issued token cannot go where an identity header goes.
+    let mut cfg = config(exchange(), json!("to-orders"));
+    cfg["providers"]["idp"]["claim_to_headers"] =
+        json!([{ "header_name": "X-User", "claim_name": "sub" }]);
+    cfg["token_exchanges"]["to-orders"]["forward_header"] = json!({ "name": "x-user" });
+    let e = load(&cfg).unwrap_err();
+    assert_eq!(e.field, "token_exchanges.to-orders.forward_header.name");
+    assert!(e.reason.contains("its own"), "{}", e.reason);
+
     let mut cfg = config(exchange(), json!("to-orders"));
     cfg["failure_policy"] = json!({ "exchange_unavailable": "allow" });
     let e = load(&cfg).unwrap_err();
