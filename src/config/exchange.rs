@@ -191,10 +191,14 @@ pub(crate) fn compile_exchange(
 ) -> Result<TokenExchange, ConfigError> {
     let field = format!("token_exchanges.{name}");
     let at = |sub: &str| format!("{field}.{sub}");
-    if name.is_empty() {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
         return Err(ConfigError::new(
             field,
-            "an exchange needs a non-empty name",
+            "an exchange's name is part of its stat names: letters, digits, `-` and `_` only",
         ));
     }
     let target = Target::parse(&raw.http_uri.uri).ok_or_else(|| {

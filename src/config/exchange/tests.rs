@@ -225,6 +225,13 @@ fn an_exchange_needs_a_requirement_and_never_falls_back_to_the_original_token() 
     assert_eq!(e.field, "token_exchanges.to-orders.forward_header.name");
     assert!(e.reason.contains("its own"), "{}", e.reason);
 
+    // The name goes into stat names.
+    let mut cfg = config(exchange(), json!("to.orders"));
+    cfg["token_exchanges"] = json!({ "to.orders": exchange() });
+    let e = load(&cfg).unwrap_err();
+    assert_eq!(e.field, "token_exchanges.to.orders");
+    assert!(e.reason.contains("stat names"), "{}", e.reason);
+
     let mut cfg = config(exchange(), json!("to-orders"));
     cfg["failure_policy"] = json!({ "exchange_unavailable": "allow" });
     let e = load(&cfg).unwrap_err();
