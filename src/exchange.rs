@@ -24,7 +24,8 @@
 //!   cookie), and the issued token set in `forward_header`. Identity headers stay the engine's,
 //!   made from the verified user token.
 //! - **Errors** ([`Failure`]): the server refuses the subject token → 401 `invalid_token`, reason
-//!   `exchange_refused`; anything else (no answer, 5xx, not a token, our credentials refused,
+//!   `exchange_refused`; anything else (no answer, 5xx, not a token, not a bearer token
+//!   (`token_type` `N_A` or `DPoP`), our credentials refused,
 //!   the actor token not had, `verify_with` failed, the table full) → `exchange_unavailable`,
 //!   503 by default (`failure_policy.exchange_unavailable`). Errors are never remembered, and
 //!   the original token is never forwarded instead.
@@ -586,6 +587,14 @@ fn read_exchange(
         TokenOutcome::Refused(refusal) => return Err(Failure::Refused(refusal)),
         TokenOutcome::Unavailable(u) => return Err(Failure::Unavailable(Cause::Server(u))),
     };
+    // RFC 8693 §2.2.1: `N_A` when the token is not an access token (an ID token asked for by
+    // `requested_token_type`), `DPoP` when it is bound to a key the gateway does not hold:
+    // neither can be forwarded as a bearer token.
+    if !issued.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(Failure::Unavailable(Cause::Server(
+            Unavailable::BadResponse,
+        )));
+    }
     let Some(provider_id) = ex.verify_with else {
         return Ok((issued, None));
     };

@@ -421,6 +421,25 @@ fn a_refused_subject_token_is_a_401_and_an_unreachable_server_a_503() {
             503,
         ),
         (Some(302), Vec::new(), "exchange_unavailable", "status", 503),
+        // Not a bearer token: cannot be forwarded as one.
+        (
+            Some(200),
+            json!({ "access_token": "id.token.x", "token_type": "N_A", "expires_in": 60 })
+                .to_string()
+                .into_bytes(),
+            "exchange_unavailable",
+            "bad_response",
+            503,
+        ),
+        (
+            Some(200),
+            json!({ "access_token": "a.b.c", "token_type": "DPoP", "expires_in": 60 })
+                .to_string()
+                .into_bytes(),
+            "exchange_unavailable",
+            "bad_response",
+            503,
+        ),
     ];
     for (status, body, class, reason, http) in cases {
         let mut state = Exchanges::new(&cfg, &[7; 32]);
