@@ -187,7 +187,9 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 #[test]
 fn the_next_service_gets_a_token_made_for_it_once_per_user_token() {
-    let s = server();
+    // Its own server: its counts are this test's requests only.
+    let own = AuthServer::start(&ServerConfig::standard());
+    let s = &own;
     let cfg = gateway(s);
     let orders = orders_service(s);
     let mut state = Exchanges::new(&cfg, &[5; 32]);
