@@ -634,6 +634,21 @@ pub fn header_ops<'c>(
     issued: &Exchanged,
     ops: &mut Vec<HeaderOp<'c>>,
 ) {
+    remove_original(location, headers, ops);
+    ops.push(HeaderOp::Set(
+        &ex.forward_header,
+        format!("{}{}", ex.forward_prefix, issued.token.expose()),
+    ));
+}
+
+/// Removes the original token from `location` (a header, the query parameter, or the cookie),
+/// whatever the provider's `forward` says: what `header_ops` does first, and all that is done
+/// when `report_only` lets a failed exchange through (no token reaches the upstream then).
+pub fn remove_original<'c>(
+    location: &'c Location,
+    headers: &RequestHeaders,
+    ops: &mut Vec<HeaderOp<'c>>,
+) {
     match location {
         Location::Header { name, .. } => ops.push(HeaderOp::Remove(name)),
         Location::Param(name) => {
@@ -651,10 +666,6 @@ pub fn header_ops<'c>(
             }
         }
     }
-    ops.push(HeaderOp::Set(
-        &ex.forward_header,
-        format!("{}{}", ex.forward_prefix, issued.token.expose()),
-    ));
 }
 
 /// The request's cookies (every `cookie` header, joined with `; `) without those named `name`;

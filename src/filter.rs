@@ -15,6 +15,7 @@
 //! What happens between VMs is `fleet`; what a key-set callout leads to is `callouts`; which
 //! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`.
 
+mod exchange;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -69,6 +70,8 @@ pub struct Filter {
     log_limit: RateLimit,
     /// This plugin instance's name (Envoy's `plugin_name`), for lines Envoy does not name it in.
     plugin: String,
+    /// Token exchanges: issued tokens, callouts queued and in flight (`filter::exchange`).
+    exchange: exchange::ExchangeState,
 }
 
 /// The host clock in milliseconds (0 when the host will not say).
@@ -141,6 +144,7 @@ impl Filter {
             })
             .collect();
         let mut filter = Filter {
+            exchange: exchange::ExchangeState::new(host, &config),
             stats: Stats::define(host, &config),
             callouts: Callouts::new(config.providers.len()),
             cache: config.token_cache(),
@@ -182,6 +186,7 @@ impl Filter {
                 self.send(host, &request, now);
             }
         }
+        self.send_exchanges(host, now);
         self.record_ages(host, now);
         self.flush_log(host, now);
     }
@@ -190,7 +195,11 @@ impl Filter {
     pub fn on_request_headers(&mut self, host: &impl Host, id: u32) -> Action {
         let config = Rc::clone(&self.config);
         let headers = request_headers(host, &config);
-        match self.decide(host, &config, id, &headers, now_millis(host)) {
+        let now = now_millis(host);
+        let decided = self
+            .decide(host, &config, id, &headers, now)
+            .and_then(|d| self.exchange(host, &config, id, &headers, d, now));
+        match decided {
             Some(decision) => apply(host, &decision),
             None => Action::Pause,
         }
@@ -205,6 +214,9 @@ impl Filter {
         headers: usize,
         body_size: usize,
     ) {
+        if self.exchange_response(host, token, headers, body_size) {
+            return;
+        }
         let now = now_millis(host);
         let next = self.with_keys(host, now, |callouts, keys| {
             callouts.on_response(token, headers, body_size, &host::Response(host), keys)
@@ -219,6 +231,7 @@ impl Filter {
     /// Stream `id` went away: it is never resumed.
     pub fn on_stream_gone(&mut self, id: u32) {
         self.parked.gone(id);
+        self.exchange.gone(id);
     }
 
     /// One tick of the fetch protocol between the VMs of this Envoy (`fleet`). Returns the
@@ -309,7 +322,10 @@ impl Filter {
             }
             let config = Rc::clone(&self.config);
             let headers = request_headers(host, &config);
-            if let Some(decision) = self.decide(host, &config, id, &headers, now) {
+            let decided = self
+                .decide(host, &config, id, &headers, now)
+                .and_then(|d| self.exchange(host, &config, id, &headers, d, now));
+            if let Some(decision) = decided {
                 if apply(host, &decision) == Action::Continue {
                     host.continue_request();
                 }
