@@ -13,7 +13,9 @@
 //! to report.
 //!
 //! What happens between VMs is `fleet`; what a key-set callout leads to is `callouts`; which
-//! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`.
+//! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`; token
+//! exchanges after an allowed decision (pause, callout from the root, resume) are
+//! `filter::exchange`.
 
 mod exchange;
 mod stats;
