@@ -29,12 +29,7 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let exchange_names: Vec<&str> = exchange_names.iter().map(String::as_str).collect();
     let token_exchanges =
         super::exchange::compile_exchanges(raw.token_exchanges, &names, &super::secret::vm_env)?;
-    if raw.failure_policy.exchange_unavailable == OnFailure::Allow {
-        return Err(ConfigError::new(
-            "failure_policy.exchange_unavailable",
-            "must be `deny_503` or `deny_401`: `allow` would forward the original token",
-        ));
-    }
+    check_exchange_policy(&raw.failure_policy)?;
     let mut rules = Vec::with_capacity(raw.rules.len());
     for (i, rule) in raw.rules.into_iter().enumerate() {
         rules.push(compile_rule(i, rule, &names, &exchange_names)?);
@@ -97,6 +92,17 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
+/// `failure_policy.exchange_unavailable` may not be `allow`: the original token would go on.
+fn check_exchange_policy(policy: &FailurePolicy) -> Result<(), ConfigError> {
+    if policy.exchange_unavailable == OnFailure::Allow {
+        return Err(ConfigError::new(
+            "failure_policy.exchange_unavailable",
+            "must be `deny_503` or `deny_401`: `allow` would forward the original token",
+        ));
+    }
+    Ok(())
+}
+
 /// Rule `i`; `names`: the configured providers, in `Config::providers` order; `exchanges`: the
 /// configured token exchanges, sorted.
 fn compile_rule(
@@ -152,10 +158,13 @@ pub(crate) fn check_parts(value: serde_json::Value) -> Vec<ConfigError> {
     let providers = top.remove("providers");
     let rules = top.remove("rules");
     let exchanges = top.remove("token_exchanges");
-    let mut errors: Vec<ConfigError> = from_value::<RawConfig>(Value::Object(top), "")
-        .err()
-        .into_iter()
-        .collect();
+    let mut errors: Vec<ConfigError> = match from_value::<RawConfig>(Value::Object(top), "") {
+        Ok(raw) => check_exchange_policy(&raw.failure_policy)
+            .err()
+            .into_iter()
+            .collect(),
+        Err(e) => vec![e],
+    };
     let mut names = Vec::new();
     match providers {
         Some(Value::Object(map)) if !map.is_empty() => {

@@ -236,6 +236,18 @@ fn an_exchange_needs_a_requirement_and_never_falls_back_to_the_original_token() 
     cfg["failure_policy"] = json!({ "exchange_unavailable": "allow" });
     let e = load(&cfg).unwrap_err();
     assert_eq!(e.field, "failure_policy.exchange_unavailable");
+    // `check` lists it beside another part's error.
+    let mut both = cfg.clone();
+    both["rules"][0]["token_exchange"] = json!("nope");
+    let found = Config::check(both.to_string().as_bytes());
+    let fields: Vec<&str> = found.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "failure_policy.exchange_unavailable",
+            "rules[0].token_exchange"
+        ]
+    );
     cfg["failure_policy"] = json!({ "exchange_unavailable": "deny_401" });
     assert_eq!(
         load(&cfg).unwrap().failure_policy.exchange_unavailable,
