@@ -93,7 +93,7 @@ schema: ## Regenerate manifests/schema/plugin-config.schema.json from the config
 # each when set. Seeds: tests/fuzz/seeds/<target> (read only); the growing corpus and any
 # crash input go under target/fuzz/. No sanitizer by default (the code is safe Rust; -s none
 # runs several times faster): FUZZ_SANITIZER=address to use ASan.
-FUZZ_TARGETS   := token jwks config headers jwks_response
+FUZZ_TARGETS   := token jwks config headers jwks_response revocation_list
 FUZZ_RUNS      ?= 10000000
 FUZZ_SECONDS   ?=
 FUZZ_SANITIZER ?= none

@@ -17,9 +17,11 @@
 //! its siblings failed, a token one of them refused (its scope, claim or audience check failed)
 //! sets no identity, even if it would verify on its own.
 //!
-//! A verified token must then carry a `typ` its provider's `allowed_typ` lists (401
-//! `TypNotAllowed`) and be bound to the client certificate as its `certificate_bound` says
-//! (401 `CertificateBinding`); then grant the requirement's `required_scopes` (403
+//! A verified token of a provider with a `revocation` list must then not be on it (401
+//! `Revoked`; no list to be had: `RevocationUnavailable`, waiting for the first one as for
+//! keys), cached tokens included. It must then carry a `typ` its provider's `allowed_typ`
+//! lists (401 `TypNotAllowed`) and be bound to the client certificate as its
+//! `certificate_bound` says (401 `CertificateBinding`); then grant the requirement's `required_scopes` (403
 //! `InsufficientScope`), be of its `token_kind` (403 `TokenKindNotAllowed`) and satisfy its
 //! `required_claims` (403 `ClaimMismatch`).
 //!
@@ -41,7 +43,7 @@ use crate::config::{Config, Location, Provider, ProviderId, Requirement};
 use crate::error::AuthError;
 use crate::extract::extract;
 use crate::jwt::{self, UntrustedJwt};
-use crate::keys::{Availability, KeyStore, Wait};
+use crate::keys::{Availability, KeyStore, ListAvailability, Wait};
 use crate::peer::{self, PrincipalPattern};
 use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
@@ -391,6 +393,20 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         let token = result?;
         if let (false, Some(keys), Some(cache)) = (hit, keys, self.cache.provider_mut(id)) {
             cache.insert(Rc::clone(&parsed.token), token.clone(), keys.version(), now);
+        }
+        if provider.revocation.is_some() {
+            // On every request, cached tokens too: the cache vouches for the signature only.
+            let checked = match store.revocation(id) {
+                ListAvailability::Ready(list) => list.check(&token).map_err(|_| AuthError::Revoked),
+                ListAvailability::Pending => {
+                    self.wait_for(id, None);
+                    Err(AuthError::RevocationUnavailable)
+                }
+                ListAvailability::Unavailable => Err(AuthError::RevocationUnavailable),
+            };
+            self.trace
+                .record(|| trace::revocation_step(provider, checked));
+            checked?;
         }
         if let Some(allowed) = &provider.allowed_typ {
             let result = allowed

@@ -22,7 +22,7 @@
 use crate::authorize::Evaluation;
 use crate::config::{Config, OnFailure, ProviderId, OUTCOME_HEADER};
 use crate::error::{deny, AuthError, Denial, FailureClass};
-pub use crate::keys::{Availability, KeyStore, Wait};
+pub use crate::keys::{Availability, KeyStore, ListAvailability, Wait};
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
 use crate::signature::{PureRust, SignatureBackend};
@@ -244,6 +244,10 @@ pub fn decide_traced<'c, S: Sink>(
                 FailureClass::KeysUnavailable => {
                     ("keys_unavailable", config.failure_policy.keys_unavailable)
                 }
+                FailureClass::RevocationUnavailable => (
+                    "revocation_unavailable",
+                    config.failure_policy.revocation_unavailable,
+                ),
                 // `deny` makes it a 403.
                 FailureClass::Forbidden => ("forbidden (always 403)", OnFailure::Deny401),
             };
@@ -331,6 +335,8 @@ fn is_cors_preflight(headers: &RequestHeaders) -> bool {
             .is_some_and(|v| !v.is_empty())
 }
 
+#[cfg(test)]
+mod revocation_tests;
 #[cfg(test)]
 mod service_tests;
 #[cfg(test)]

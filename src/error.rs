@@ -91,6 +91,13 @@ pub enum AuthError {
     PeerUnreadable,
     /// The provider has no key set to verify with.
     KeysUnavailable,
+    /// The verified token is on its provider's revocation list (`revocation::Revoked`: a
+    /// listed `jti`, `sub`, `client_id` or `sid`, or an `iat` before an `issued_before`
+    /// cutoff). Checked after signature, issuer, time and audience, cached tokens included.
+    Revoked,
+    /// The provider's revocation list could not be had: none yet after the wait, or the last
+    /// good one is older than `max_staleness`. Never "nothing is revoked".
+    RevocationUnavailable,
     /// The request itself cannot be read (`request::Unreadable`: headers the host could not
     /// give, no `:path` or `:method`, an `:authority` a `hosts` rule cannot parse). Refused
     /// with 400 before any failure policy or `report_only`: nothing can be decided on it.
@@ -107,6 +114,8 @@ pub enum FailureClass {
     Invalid,
     /// The provider's key set could not be had.
     KeysUnavailable,
+    /// The provider's revocation list could not be had, or is older than `max_staleness`.
+    RevocationUnavailable,
     /// A good token that does not grant access here (audience, scope, claim, token kind), or
     /// a peer that may not call: always 403 (503 when the peer cannot be read).
     Forbidden,
@@ -154,6 +163,8 @@ impl AuthError {
             Self::PeerNotAllowed => "Peer is not allowed",
             Self::PeerUnreadable => "Peer certificate cannot be read",
             Self::KeysUnavailable => "Jwks remote fetch is failed",
+            Self::Revoked => "Jwt has been revoked",
+            Self::RevocationUnavailable => "Jwt revocation list is unavailable",
             Self::UnreadableRequest => "Bad request",
         }
     }
@@ -193,6 +204,8 @@ impl AuthError {
             Self::TokenKindNotAllowed => "token_kind",
             Self::PeerNotAllowed | Self::PeerUnreadable => "peer",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::Revoked => "revoked",
+            Self::RevocationUnavailable => "revocation_unavailable",
         }
     }
 
@@ -201,6 +214,7 @@ impl AuthError {
         match self {
             Self::Missing => FailureClass::Missing,
             Self::KeysUnavailable => FailureClass::KeysUnavailable,
+            Self::RevocationUnavailable => FailureClass::RevocationUnavailable,
             Self::AudienceNotAllowed
             | Self::InsufficientScope
             | Self::ClaimMismatch

@@ -517,9 +517,15 @@ impl<'c> Keys<'c> {
                         .to_owned(),
                 ],
             };
+            let revocation = provider.revocation.as_ref().map(|_| {
+                "revocation list not fetched offline: its verified tokens fail as \
+                 revocation_unavailable"
+                    .to_owned()
+            });
             notes.extend(
                 lines
                     .into_iter()
+                    .chain(revocation)
                     .map(|line| format!("provider {:?}: {line}", provider.name)),
             );
         }

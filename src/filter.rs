@@ -18,6 +18,8 @@
 //! `filter::exchange`.
 
 mod exchange;
+#[cfg(test)]
+mod revocation_tests;
 mod stats;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,25 @@
-//! Key availability: what the request path needs from whoever holds a provider's keys, as of
-//! the moment of the request (`KeyStore`), and why a request waits for them (`Wait`). A leaf
-//! below `authorize` and `engine`: both use it, it uses neither. Local (inline) key sets are
-//! served by the configuration itself; remote ones by the plugin instance's store.
+//! Key availability: what the request path needs from whoever holds a provider's keys and
+//! revocation list, as of the moment of the request (`KeyStore`), and why a request waits for
+//! them (`Wait`). A leaf below `authorize` and `engine`: both use it, it uses neither. Local
+//! (inline) key sets are served by the configuration itself; remote ones, and revocation
+//! lists, by the plugin instance's store.
 
 use crate::config::{Config, JwksSource, ProviderId};
 pub use crate::jwks_cache::Availability;
+use crate::revocation::RevocationList;
+
+/// What a request can have of a provider's revocation list right now (asked only for a
+/// provider whose configuration names one).
+#[derive(Debug, Clone, Copy)]
+pub enum ListAvailability<'l> {
+    /// The list in force: fetched within `max_staleness`.
+    Ready(&'l RevocationList),
+    /// No list yet, but a fetch is on the way: wait for it (`Wait` with no kid).
+    Pending,
+    /// None to be had: none after the wait, or the last good one is past `max_staleness`.
+    /// The request fails as `RevocationUnavailable`, never as "nothing revoked".
+    Unavailable,
+}
 
 /// What the core needs from a key store, as of the moment of the request.
 pub trait KeyStore {
@@ -15,6 +30,13 @@ pub trait KeyStore {
     /// is in flight, and this kid was not already looked for in vain. Local key sets: never.
     fn may_learn_kid(&self, _provider: ProviderId, _kid: &str) -> bool {
         false
+    }
+
+    /// The provider's revocation list (issue 15), asked after a token of it verified, when its
+    /// configuration has `revocation`. The default, for a store that holds no lists, is
+    /// `Unavailable`: such a provider's tokens fail closed (`revocation_unavailable`).
+    fn revocation(&self, _provider: ProviderId) -> ListAvailability<'_> {
+        ListAvailability::Unavailable
     }
 }
 
@@ -29,7 +51,9 @@ impl KeyStore for Config {
     }
 }
 
-/// Why a request waits: the provider whose keys are on the way, and the kid to learn, if any.
+/// Why a request waits: the provider whose keys (or, with no kid, whose first revocation list)
+/// are on the way, and the kid to learn, if any. The instance core resumes a stream waiting
+/// for a provider when either of its resources changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wait {
     pub provider: ProviderId,

@@ -15,7 +15,8 @@
 //! Request flow (`engine::decide`): strip every header the filter can emit → CORS preflight
 //! bypass → first matching rule (`matcher`) → requirement tree (`authorize`) → for each token
 //! at the provider's locations (`extract`): parse (`jwt`), issuer, signature with keys the
-//! provider chose (`jwks`), claims (`verify`) → required scopes and claims (`scopes`,
+//! provider chose (`jwks`), claims (`verify`) → the provider's revocation list, if it has one
+//! (`revocation`, through `keys::KeyStore::revocation`) → required scopes and claims (`scopes`,
 //! `claims`) → identity headers (`propagate`) → allow, or deny through the one failure-to-HTTP
 //! mapping (`error::deny`), as the failure policy of the failure's class says; `report_only`
 //! allows everything and tells the upstream the outcome. Every decision carries a verdict

@@ -20,7 +20,7 @@ pub const FETCH_FAILURE_REASONS: [&str; 7] = [
 ];
 
 /// Every `AuthError::reason`, so each denial counter exists (at 0) from the start.
-pub const DENY_REASONS: [&str; 16] = [
+pub const DENY_REASONS: [&str; 18] = [
     "missing",
     "malformed",
     "signature",
@@ -37,6 +37,24 @@ pub const DENY_REASONS: [&str; 16] = [
     "token_kind",
     "peer",
     "keys_unavailable",
+    "revoked",
+    "revocation_unavailable",
+];
+
+/// Every `ListFailure::reason` (`revocation::fetch`), so each revocation fetch failure counter
+/// exists (at 0) from the start.
+pub const REVOCATION_FETCH_FAILURE_REASONS: [&str; 11] = [
+    "status",
+    "dispatch",
+    "reset",
+    "too_large",
+    "not_json",
+    "bad_list",
+    "too_many_entries",
+    "not_signed",
+    "bad_signature",
+    "older",
+    "future",
 ];
 
 /// Requests whose requirement was satisfied (or that had none): all of them with `None`, those
@@ -84,6 +102,30 @@ pub fn jwks_age_seconds(provider: &str) -> String {
     format!("{PREFIX}.{}.jwks_age_seconds", segment(provider))
 }
 
+/// Revocation list fetches that produced a list in force (a 304 that kept the list counts).
+pub fn revocation_fetch_success(provider: &str) -> String {
+    format!("{PREFIX}.{}.revocation_fetch_success", segment(provider))
+}
+
+/// Failed revocation list fetches, by `ListFailure::reason`; the last good list stays.
+pub fn revocation_fetch_failed(provider: &str, reason: &str) -> String {
+    format!(
+        "{PREFIX}.{}.revocation_fetch_failed.{reason}",
+        segment(provider)
+    )
+}
+
+/// Seconds since the list in force was last fetched or confirmed (a gauge; 0 before the
+/// first).
+pub fn revocation_list_age_seconds(provider: &str) -> String {
+    format!("{PREFIX}.{}.revocation_list_age_seconds", segment(provider))
+}
+
+/// Values and cutoffs of the list in force (a gauge; 0 before the first).
+pub fn revocation_entries(provider: &str) -> String {
+    format!("{PREFIX}.{}.revocation_entries", segment(provider))
+}
+
 /// A provider name as one stat-name segment: dots and anything unusual become `_`.
 fn segment(name: &str) -> String {
     name.chars()
@@ -118,5 +160,21 @@ mod tests {
             "jwt_authn_wasm.okta.denied.expired"
         );
         assert_eq!(denied(None, "scope"), "jwt_authn_wasm.denied.scope");
+        assert_eq!(
+            revocation_fetch_failed("a.b", "bad_signature"),
+            "jwt_authn_wasm.a_b.revocation_fetch_failed.bad_signature"
+        );
+        assert_eq!(
+            revocation_list_age_seconds("okta"),
+            "jwt_authn_wasm.okta.revocation_list_age_seconds"
+        );
+        assert_eq!(
+            revocation_entries("okta"),
+            "jwt_authn_wasm.okta.revocation_entries"
+        );
+        assert_eq!(
+            revocation_fetch_success("okta"),
+            "jwt_authn_wasm.okta.revocation_fetch_success"
+        );
     }
 }

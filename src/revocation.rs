@@ -26,6 +26,7 @@
 //!   refused (it would block every later list).
 //! - Signed lists ([`RevocationList::parse_signed`]): a compact JWS over the document, checked by
 //!   a caller-supplied function (the provider's key set); `crit` is refused as in `jwt`.
+//! - [`fetch`]: when the list is fetched, what a response means, which list is in force.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
@@ -491,6 +492,8 @@ fn shown(name: &str) -> String {
         .take(64)
         .collect()
 }
+
+pub mod fetch;
 
 #[cfg(test)]
 mod tests;

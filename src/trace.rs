@@ -77,6 +77,8 @@ pub enum Check {
     Binding,
     /// The requirement's `token_kind`.
     TokenKind,
+    /// The provider's revocation list (issue 15).
+    Revocation,
     /// A check this list has no name for: its failure reason says what it is.
     Other,
 }
@@ -95,6 +97,7 @@ impl Check {
             Check::Typ => "typ",
             Check::Binding => "binding",
             Check::TokenKind => "token_kind",
+            Check::Revocation => "revocation",
             Check::Other => "check",
         }
     }
@@ -477,6 +480,17 @@ pub fn typ_step(provider: &Provider, token: &Verified, result: Result<(), AuthEr
         check: Check::Typ,
         result,
         detail: format!("typ {typ}, allowed_typ of the provider"),
+    }
+}
+
+/// The revocation check: `Revoked`, `RevocationUnavailable`, or passed. Never the listed
+/// value: the list holds fingerprints only.
+pub fn revocation_step(provider: &Provider, result: Result<(), AuthError>) -> Step {
+    Step::Checked {
+        provider: provider.name.clone(),
+        check: Check::Revocation,
+        result,
+        detail: "jti, sub, client_id, sid and iat against the provider's revocation list".into(),
     }
 }
 

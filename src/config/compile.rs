@@ -10,6 +10,7 @@ use crate::binding::Binding;
 use crate::claims::{is_scalar, ClaimTest};
 use crate::matcher::{compile_regex, HeaderMatcher, HostMatcher, PathMatcher, TextOp};
 use crate::peer::PrincipalPattern;
+use crate::revocation::fetch::{ListPolicy, MIN_CACHE_DURATION as MIN_LIST_CACHE_DURATION};
 use crate::scopes::is_scope_token;
 use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 
@@ -401,6 +402,10 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
             ServiceTest::ResourceOwnerClaims(raw.resource_owner_claims)
         }
     };
+    let revocation = raw
+        .revocation
+        .map(|r| compile_revocation(&field("revocation"), r))
+        .transpose()?;
     let certificate_bound = match raw.certificate_bound {
         RawBinding::Off => Binding::Off,
         RawBinding::IfPresent => Binding::IfPresent,
@@ -432,6 +437,57 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         allowed_typ,
         service_test,
         certificate_bound,
+        revocation,
+    })
+}
+
+/// `revocation`: a fetchable URL and cluster, a timeout as for key sets, `cache_duration` of at
+/// least 1 s (kept as configured: no hidden floor above that), `max_staleness` at least
+/// `cache_duration` (else a healthy list would expire between two fetches).
+fn compile_revocation(field: &str, raw: RawRevocation) -> Result<Revocation, ConfigError> {
+    let target = Target::parse(&raw.http_uri.uri).ok_or_else(|| {
+        ConfigError::new(
+            format!("{field}.http_uri.uri"),
+            "must be an http:// or https:// URL with a host",
+        )
+    })?;
+    if raw.http_uri.cluster.is_empty() {
+        return Err(ConfigError::new(
+            format!("{field}.http_uri.cluster"),
+            "must name the Envoy cluster of the revocation list host",
+        ));
+    }
+    let timeout = raw.http_uri.timeout.unwrap_or_default();
+    if timeout.is_zero() || timeout > Duration::from_secs(3600) {
+        return Err(ConfigError::new(
+            format!("{field}.http_uri.timeout"),
+            "must be set, above 0s and at most 3600s",
+        ));
+    }
+    let defaults = ListPolicy::default();
+    let cache_duration = raw.cache_duration.unwrap_or(defaults.cache_duration);
+    if cache_duration < MIN_LIST_CACHE_DURATION {
+        return Err(ConfigError::new(
+            format!("{field}.cache_duration"),
+            "must be at least 1s",
+        ));
+    }
+    let max_staleness = raw.max_staleness.unwrap_or(defaults.max_staleness);
+    if max_staleness < cache_duration {
+        return Err(ConfigError::new(
+            format!("{field}.max_staleness"),
+            "must be at least cache_duration",
+        ));
+    }
+    Ok(Revocation {
+        cluster: raw.http_uri.cluster,
+        target,
+        timeout,
+        policy: ListPolicy {
+            cache_duration,
+            max_staleness,
+            require_signed: raw.require_signed,
+        },
     })
 }
 

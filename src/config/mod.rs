@@ -138,21 +138,27 @@ pub struct FailurePolicy {
     #[serde(default = "deny_503")]
     #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_503")))]
     pub exchange_unavailable: OnFailure,
-}
-
-fn deny_503() -> OnFailure {
-    OnFailure::Deny503
+    /// The provider's revocation list could not be had: none yet after the wait, or the last
+    /// successful fetch is older than its `max_staleness`. Default `deny_503`.
+    #[serde(default = "deny_503")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_503")))]
+    pub revocation_unavailable: OnFailure,
 }
 
 impl Default for FailurePolicy {
     fn default() -> Self {
-        FailurePolicy {
-            token_missing: OnFailure::default(),
-            token_invalid: OnFailure::default(),
-            keys_unavailable: OnFailure::default(),
+        Self {
+            token_missing: OnFailure::Deny401,
+            token_invalid: OnFailure::Deny401,
+            keys_unavailable: OnFailure::Deny401,
+            revocation_unavailable: OnFailure::Deny503,
             exchange_unavailable: OnFailure::Deny503,
         }
     }
+}
+
+fn deny_503() -> OnFailure {
+    OnFailure::Deny503
 }
 
 /// One class's outcome.
@@ -203,6 +209,8 @@ pub struct Provider {
     pub service_test: ServiceTest,
     /// `certificate_bound` (ours, RFC 8705).
     pub certificate_bound: Binding,
+    /// `revocation` (ours, issue 15): the provider's revocation list; `None`: no check.
+    pub revocation: Option<Revocation>,
 }
 
 impl Provider {
@@ -261,6 +269,18 @@ pub struct RemoteJwks {
     pub oidc_discovery: bool,
     pub timeout: Duration,
     pub policy: FetchPolicy,
+}
+
+/// `revocation`, resolved: where the list is fetched and how fresh it must be
+/// (`revocation::fetch::ListPolicy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The Envoy cluster the callout goes to.
+    pub cluster: String,
+    /// `http_uri.uri`.
+    pub target: Target,
+    pub timeout: Duration,
+    pub policy: crate::revocation::fetch::ListPolicy,
 }
 
 /// Where a provider looks for tokens (defined beside the extraction that reads it).
@@ -382,6 +402,8 @@ mod schema;
 #[cfg(feature = "schema")]
 pub use schema::{json_schema, SCHEMA_PATH};
 
+#[cfg(test)]
+mod revocation_tests;
 #[cfg(test)]
 mod service_tests;
 #[cfg(test)]

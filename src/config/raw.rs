@@ -150,6 +150,11 @@ pub(crate) struct RawProvider {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(extend("default" = "off")))]
     pub(crate) certificate_bound: RawBinding,
+    /// Ours: a revocation list (README "Revocation") fetched from `http_uri` and refreshed every
+    /// `cache_duration`; every verified token of this provider, cached ones included, is
+    /// checked against it. Default: none.
+    #[serde(default)]
+    pub(crate) revocation: Option<RawRevocation>,
     // Known jwt_authn fields a wasm filter cannot honour: refused by name in `compile`, and
     // left out of the JSON Schema (`schemars(skip)`) so editors never offer them.
     #[serde(default)]
@@ -258,6 +263,34 @@ pub(crate) struct RawRemoteJwks {
     /// leave `http_uri.uri` empty. Default `false`.
     #[serde(default)]
     pub(crate) oidc_discovery: bool,
+}
+
+/// `revocation` (ours, issue 15): where the provider's revocation list is fetched and how fresh
+/// it must be.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRevocation {
+    /// Where the list is fetched: `{uri, cluster, timeout}`; `uri` is required here. Required.
+    pub(crate) http_uri: RawHttpUri,
+    /// How often the list is fetched again, as configured: at least `1s`, no hidden floor. A
+    /// `Cache-Control: max-age` can only shorten it. A revoked token is refused at most this long
+    /// plus the fetch time after the list is published. Default `60s`.
+    #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "super::schema::ProtoDuration"))]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "60s")))]
+    pub(crate) cache_duration: Option<Duration>,
+    /// How long after the last successful fetch the list is still used while fetches fail; past
+    /// it, requests fail as `revocation_unavailable` (`failure_policy`, default `deny_503`). At
+    /// least `cache_duration`. Default `300s`.
+    #[serde(default, deserialize_with = "duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "super::schema::ProtoDuration"))]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "300s")))]
+    pub(crate) max_staleness: Option<Duration>,
+    /// The body must be a compact JWS over the list, verified with this provider's key set; an
+    /// unsigned or badly signed list is a failed fetch. Default `false`.
+    #[serde(default)]
+    pub(crate) require_signed: bool,
 }
 
 /// `HttpUri`: where a key set is fetched, through which Envoy cluster, how long a fetch may take.

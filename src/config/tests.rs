@@ -400,13 +400,20 @@ fn identity_header_policies_and_report_only_load() {
             token_missing: OnFailure::Allow,
             token_invalid: OnFailure::Deny401,
             keys_unavailable: OnFailure::Deny503,
+            revocation_unavailable: OnFailure::Deny503,
             exchange_unavailable: OnFailure::Deny503,
         }
     );
     assert!(cfg.report_only);
-    // Defaults: everything denied with 401, enforced; the outcome header is stripped anyway.
+    // Defaults: everything denied with 401 but an unavailable revocation list (503: the
+    // client is not at fault), enforced; the outcome header is stripped anyway.
     let cfg = load(&json!({ "providers": { "p": provider() } })).unwrap();
     assert_eq!(cfg.failure_policy, FailurePolicy::default());
+    assert_eq!(
+        cfg.failure_policy.revocation_unavailable,
+        OnFailure::Deny503
+    );
+    assert_eq!(cfg.failure_policy.keys_unavailable, OnFailure::Deny401);
     assert!(!cfg.report_only && cfg.emitted_headers == [OUTCOME_HEADER]);
 }
 

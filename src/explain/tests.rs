@@ -621,3 +621,29 @@ fn typ_binding_and_token_kind_are_steps_of_their_own() {
     assert_eq!(checks(&untyped).last(), Some(&(Check::Typ, false)));
     assert_eq!(untyped.status(), 401);
 }
+
+#[test]
+fn a_revocation_list_is_a_step_and_offline_it_is_unavailable() {
+    let mut json = config_json();
+    json["providers"]["local"]["revocation"] = json!({ "http_uri": {
+        "uri": "https://idp.example/revocations.json", "cluster": "idp", "timeout": "1s" } });
+    let cfg = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let keys = Keys::new(&cfg, vec![]).unwrap();
+    let auth = format!("Bearer {}", token(json!({})));
+    let e = run(&cfg, &keys, "/x", &[("authorization", &auth)]);
+    assert_eq!(
+        checks(&e).last(),
+        Some(&(Check::Revocation, false)),
+        "{}",
+        e.text()
+    );
+    assert_eq!(e.failure.map(|f| f.0), Some("revocation_unavailable"));
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("revocation list not fetched offline")),
+        "{:?}",
+        e.notes
+    );
+    assert!(e.text().contains("503"), "{}", e.text());
+}
