@@ -313,7 +313,7 @@ pub fn deny(
 
 /// Makes `s` safe inside an RFC 7230 quoted-string: drops control characters and non-ASCII,
 /// escapes `"` and `\`. The realm comes from the request, so it is client bytes.
-fn quoted_string_content(s: &str) -> String {
+pub(crate) fn quoted_string_content(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

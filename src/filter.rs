@@ -13,8 +13,11 @@
 //! to report.
 //!
 //! What happens between VMs is `fleet`; what a key-set callout leads to is `callouts`; which
-//! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`.
+//! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`; token
+//! exchanges after an allowed decision (pause, callout from the root, resume) are
+//! `filter::exchange`.
 
+mod exchange;
 #[cfg(test)]
 mod revocation_tests;
 mod stats;
@@ -83,6 +86,8 @@ pub struct Filter {
     log_limit: RateLimit,
     /// This plugin instance's name (Envoy's `plugin_name`), for lines Envoy does not name it in.
     plugin: String,
+    /// Token exchanges: issued tokens, callouts queued and in flight (`filter::exchange`).
+    exchange: exchange::ExchangeState,
 }
 
 /// The host clock in milliseconds (0 when the host will not say).
@@ -164,6 +169,7 @@ impl Filter {
             })
             .collect();
         let mut filter = Filter {
+            exchange: exchange::ExchangeState::new(host, &config),
             stats: Stats::define(host, &config),
             lists: ProviderLists::new(&config),
             lists_requested: Vec::new(),
@@ -222,6 +228,7 @@ impl Filter {
         for provider in lists {
             self.send_list(host, provider, now);
         }
+        self.send_exchanges(host, now);
         self.record_ages(host, now);
         self.flush_log(host, now);
     }
@@ -230,7 +237,11 @@ impl Filter {
     pub fn on_request_headers(&mut self, host: &impl Host, id: u32) -> Action {
         let config = Rc::clone(&self.config);
         let headers = request_headers(host, &config);
-        match self.decide(host, &config, id, &headers, now_millis(host)) {
+        let now = now_millis(host);
+        let decided = self
+            .decide(host, &config, id, &headers, now)
+            .and_then(|d| self.exchange(host, &config, id, &headers, d, now));
+        match decided {
             Some(decision) => apply(host, &decision),
             None => Action::Pause,
         }
@@ -245,6 +256,9 @@ impl Filter {
         headers: usize,
         body_size: usize,
     ) {
+        if self.exchange_response(host, token, headers, body_size) {
+            return;
+        }
         let now = now_millis(host);
         if let Some(at) = self.list_callouts.iter().position(|(t, _)| *t == token) {
             let (_, provider) = self.list_callouts.swap_remove(at);
@@ -264,6 +278,7 @@ impl Filter {
     /// Stream `id` went away: it is never resumed.
     pub fn on_stream_gone(&mut self, id: u32) {
         self.parked.gone(id);
+        self.exchange.gone(id);
     }
 
     /// One tick of the fetch protocol between the VMs of this Envoy (`fleet`). Returns the
@@ -354,7 +369,10 @@ impl Filter {
             }
             let config = Rc::clone(&self.config);
             let headers = request_headers(host, &config);
-            if let Some(decision) = self.decide(host, &config, id, &headers, now) {
+            let decided = self
+                .decide(host, &config, id, &headers, now)
+                .and_then(|d| self.exchange(host, &config, id, &headers, d, now));
+            if let Some(decision) = decided {
                 if apply(host, &decision) == Action::Continue {
                     host.continue_request();
                 }
@@ -365,8 +383,7 @@ impl Filter {
     /// Whether anything is fetched: remote key sets or revocation lists (the timer runs).
     fn has_remote(&self) -> bool {
         self.remote.iter().any(Option::is_some)
-            || self.lists.next_fetch_at().is_some()
-            || self.list_stats.iter().any(Option::is_some)
+            || self.config.providers.iter().any(|p| p.revocation.is_some())
     }
 
     /// Sends `provider`'s revocation list request (with the list's `ETag`); a dispatch the host

@@ -80,6 +80,7 @@ pub mod config;
 pub mod crash;
 pub mod engine;
 pub mod error;
+pub mod exchange;
 #[cfg(feature = "explain")]
 pub mod explain;
 pub mod extract;

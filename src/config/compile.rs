@@ -26,9 +26,14 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         providers.push(compile_provider(&name, provider)?);
     }
     let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+    let exchange_names: Vec<String> = raw.token_exchanges.keys().cloned().collect();
+    let exchange_names: Vec<&str> = exchange_names.iter().map(String::as_str).collect();
+    let token_exchanges =
+        super::exchange::compile_exchanges(raw.token_exchanges, &names, &super::secret::vm_env)?;
+    check_exchange_policy(&raw.failure_policy)?;
     let mut rules = Vec::with_capacity(raw.rules.len());
     for (i, rule) in raw.rules.into_iter().enumerate() {
-        rules.push(compile_rule(i, rule, &names)?);
+        rules.push(compile_rule(i, rule, &names, &exchange_names)?);
     }
     let mut emitted_headers: Vec<String> = providers
         .iter()
@@ -46,6 +51,19 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .collect();
     emitted_headers.sort();
     emitted_headers.dedup();
+    if let Some(ex) = token_exchanges
+        .iter()
+        .find(|ex| emitted_headers.contains(&ex.forward_header))
+    {
+        return Err(ConfigError::new(
+            format!("token_exchanges.{}.forward_header.name", ex.name),
+            format!(
+                "{:?} is a header the filter sets from the verified token (or its outcome \
+                 header); the issued token needs its own",
+                ex.forward_header
+            ),
+        ));
+    }
     let peer_reads = PeerReads {
         uri_san: rules
             .iter()
@@ -71,11 +89,29 @@ pub(crate) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         host_signatures: raw.host_signatures,
         share_key_sets: raw.share_key_sets,
         peer_reads,
+        token_exchanges,
     })
 }
 
-/// Rule `i`; `names`: the configured providers, in `Config::providers` order.
-fn compile_rule(i: usize, rule: RawRule, names: &[&str]) -> Result<Rule, ConfigError> {
+/// `failure_policy.exchange_unavailable` may not be `allow`: the original token would go on.
+fn check_exchange_policy(policy: &FailurePolicy) -> Result<(), ConfigError> {
+    if policy.exchange_unavailable == OnFailure::Allow {
+        return Err(ConfigError::new(
+            "failure_policy.exchange_unavailable",
+            "must be `deny_503` or `deny_401`: `allow` would forward the original token",
+        ));
+    }
+    Ok(())
+}
+
+/// Rule `i`; `names`: the configured providers, in `Config::providers` order; `exchanges`: the
+/// configured token exchanges, sorted.
+fn compile_rule(
+    i: usize,
+    rule: RawRule,
+    names: &[&str],
+    exchanges: &[&str],
+) -> Result<Rule, ConfigError> {
     let field = format!("rules[{i}]");
     if rule.requirement_name.is_some() {
         return Err(ConfigError::new(
@@ -88,9 +124,22 @@ fn compile_rule(i: usize, rule: RawRule, names: &[&str]) -> Result<Rule, ConfigE
         None => None,
         Some(raw) => compile_requirement(&format!("{field}.requires"), raw, names)?,
     };
+    let exchange_field = format!("{field}.token_exchange");
+    let token_exchange = super::exchange::resolve_exchange(
+        &exchange_field,
+        rule.token_exchange.as_deref(),
+        exchanges,
+    )?;
+    if token_exchange.is_some() && requirement.is_none() {
+        return Err(ConfigError::new(
+            exchange_field,
+            "needs `requires`: only a token that satisfied the route's requirement is exchanged",
+        ));
+    }
     Ok(Rule {
         matcher,
         requirement,
+        token_exchange,
     })
 }
 
@@ -109,10 +158,14 @@ pub(crate) fn check_parts(value: serde_json::Value) -> Vec<ConfigError> {
     };
     let providers = top.remove("providers");
     let rules = top.remove("rules");
-    let mut errors: Vec<ConfigError> = from_value::<RawConfig>(Value::Object(top), "")
-        .err()
-        .into_iter()
-        .collect();
+    let exchanges = top.remove("token_exchanges");
+    let mut errors: Vec<ConfigError> = match from_value::<RawConfig>(Value::Object(top), "") {
+        Ok(raw) => check_exchange_policy(&raw.failure_policy)
+            .err()
+            .into_iter()
+            .collect(),
+        Err(e) => vec![e],
+    };
     let mut names = Vec::new();
     match providers {
         Some(Value::Object(map)) if !map.is_empty() => {
@@ -133,12 +186,41 @@ pub(crate) fn check_parts(value: serde_json::Value) -> Vec<ConfigError> {
     }
     names.sort();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut exchange_names = Vec::new();
+    match exchanges {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, exchange) in map {
+                let field = format!("token_exchanges.{name}");
+                let compiled = from_value::<super::exchange::RawTokenExchange>(exchange, &field)
+                    .and_then(|raw| {
+                        super::exchange::compile_exchange(
+                            &name,
+                            raw,
+                            &names,
+                            &super::secret::vm_env,
+                        )
+                    });
+                errors.extend(compiled.err());
+                exchange_names.push(name);
+            }
+        }
+        Some(other) => errors.extend(
+            from_value::<BTreeMap<String, super::exchange::RawTokenExchange>>(
+                other,
+                "token_exchanges",
+            )
+            .err(),
+        ),
+    }
+    exchange_names.sort();
+    let exchange_names: Vec<&str> = exchange_names.iter().map(String::as_str).collect();
     match rules {
         None | Some(Value::Null) => {}
         Some(Value::Array(list)) => {
             for (i, rule) in list.into_iter().enumerate() {
                 let compiled = from_value::<RawRule>(rule, &format!("rules[{i}]"))
-                    .and_then(|raw| compile_rule(i, raw, &names));
+                    .and_then(|raw| compile_rule(i, raw, &names, &exchange_names));
                 errors.extend(compiled.err());
             }
         }

@@ -29,7 +29,13 @@ use crate::scopes::ScopeRule;
 use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 
 mod compile;
+mod exchange;
 mod raw;
+pub(crate) mod secret;
+
+pub use exchange::{
+    Actor, ExchangeId, TokenExchange, DEFAULT_MAX_CACHE_ENTRIES, DEFAULT_REFRESH_BEFORE,
+};
 
 use compile::compile;
 #[cfg(test)]
@@ -90,6 +96,8 @@ pub struct Config {
     pub share_key_sets: bool,
     /// Which connection properties the glue must read for each request (issue 17).
     pub peer_reads: PeerReads,
+    /// `token_exchanges` (ours, issue 16), sorted by name; an `ExchangeId` indexes this list.
+    pub token_exchanges: Vec<TokenExchange>,
 }
 
 /// The connection properties a configuration needs; the glue reads only these, and a needed
@@ -123,6 +131,13 @@ pub struct FailurePolicy {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_401")))]
     pub keys_unavailable: OnFailure,
+    /// A token exchange that could not be done: the authorization server unreachable, a 5xx,
+    /// a timeout, an answer that is not a token, an issued token that fails `verify_with`, or
+    /// the filter's own credentials refused. `deny_503` or `deny_401`; never `allow` (the
+    /// original token must not be forwarded instead). Default `deny_503`.
+    #[serde(default = "deny_503")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_503")))]
+    pub exchange_unavailable: OnFailure,
     /// The provider's revocation list could not be had: none yet after the wait, or the last
     /// successful fetch is older than its `max_staleness`. Default `deny_503`.
     #[serde(default = "deny_503")]
@@ -137,6 +152,7 @@ impl Default for FailurePolicy {
             token_invalid: OnFailure::Deny401,
             keys_unavailable: OnFailure::Deny401,
             revocation_unavailable: OnFailure::Deny503,
+            exchange_unavailable: OnFailure::Deny503,
         }
     }
 }
@@ -283,6 +299,8 @@ pub struct Rule {
     pub matcher: RouteMatcher,
     /// `None`: the route needs no token.
     pub requirement: Option<Requirement>,
+    /// `token_exchange` (ours): the exchange run once the requirement is satisfied.
+    pub token_exchange: Option<ExchangeId>,
 }
 
 /// `JwtRequirement`, with provider names resolved.

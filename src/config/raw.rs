@@ -52,6 +52,11 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     #[allow(dead_code)]
     pub(crate) stat_prefix: Option<String>,
+    /// Ours: RFC 8693 token exchanges by name, used by rules that name one in `token_exchange`:
+    /// the token that satisfied the route's requirement is exchanged for one made for the next
+    /// service, which replaces it upstream. Default `{}`.
+    #[serde(default)]
+    pub(crate) token_exchanges: BTreeMap<String, super::exchange::RawTokenExchange>,
 }
 
 /// A `JwtProvider`: one issuer, its keys, where its tokens are found and what a verified token
@@ -293,14 +298,14 @@ pub(crate) struct RawRevocation {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHttpUri {
-    /// The key set's URL, http or https: its host becomes `:authority`, its path and query `:path`.
-    /// Empty with `oidc_discovery`.
+    /// The URL, http or https (the key set's; in `token_exchanges`, the token endpoint's): its
+    /// host becomes `:authority`, its path and query `:path`. Empty with `oidc_discovery`.
     #[serde(default)]
     pub(crate) uri: String,
-    /// The Envoy cluster the fetch goes to (in Istio `outbound|<port>||<host>`). Required.
+    /// The Envoy cluster the callout goes to (in Istio `outbound|<port>||<host>`). Required.
     pub(crate) cluster: String,
-    /// How long a fetch, and a request waiting for it, may take: above `0s`, at most `3600s`.
-    /// Required.
+    /// How long a callout, and a request waiting for it, may take: above `0s`, at most `3600s`
+    /// (a token exchange: at most `60s`). Required.
     #[serde(deserialize_with = "duration")]
     #[cfg_attr(feature = "schema", schemars(with = "super::schema::ProtoDuration"))]
     pub(crate) timeout: Option<Duration>,
@@ -398,6 +403,12 @@ pub(crate) struct RawRule {
     /// What the requests must carry. Absent: no token needed.
     #[serde(default)]
     pub(crate) requires: Option<RawRequirement>,
+    /// Ours: the name of a `token_exchanges` entry. Once `requires` is satisfied, the token that
+    /// satisfied it is exchanged and the issued token replaces it upstream (the original never
+    /// reaches the upstream, whatever the provider's `forward` says). Needs `requires`. Default:
+    /// no exchange.
+    #[serde(default)]
+    pub(crate) token_exchange: Option<String>,
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(skip))]
     pub(crate) requirement_name: Option<String>,
