@@ -244,6 +244,10 @@ pub fn decide_traced<'c, S: Sink>(
                 FailureClass::KeysUnavailable => {
                     ("keys_unavailable", config.failure_policy.keys_unavailable)
                 }
+                FailureClass::IntrospectionUnavailable => (
+                    "introspection_unavailable",
+                    config.failure_policy.introspection_unavailable,
+                ),
                 // `deny` makes it a 403.
                 FailureClass::Forbidden => ("forbidden (always 403)", OnFailure::Deny401),
             };

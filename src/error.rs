@@ -91,6 +91,13 @@ pub enum AuthError {
     PeerUnreadable,
     /// The provider has no key set to verify with.
     KeysUnavailable,
+    /// The authorization server said the opaque token is not active (RFC 7662 `"active":
+    /// false`): 401 `invalid_token`.
+    Inactive,
+    /// The token could not be introspected: the server failed, refused the filter's own
+    /// credentials, answered something that is not an RFC 7662 answer, or too many
+    /// introspections were in flight (`introspection_unavailable` policy, default 503).
+    IntrospectionUnavailable,
     /// The request itself cannot be read (`request::Unreadable`: headers the host could not
     /// give, no `:path` or `:method`, an `:authority` a `hosts` rule cannot parse). Refused
     /// with 400 before any failure policy or `report_only`: nothing can be decided on it.
@@ -107,6 +114,8 @@ pub enum FailureClass {
     Invalid,
     /// The provider's key set could not be had.
     KeysUnavailable,
+    /// An opaque token could not be introspected.
+    IntrospectionUnavailable,
     /// A good token that does not grant access here (audience, scope, claim, token kind), or
     /// a peer that may not call: always 403 (503 when the peer cannot be read).
     Forbidden,
@@ -154,6 +163,8 @@ impl AuthError {
             Self::PeerNotAllowed => "Peer is not allowed",
             Self::PeerUnreadable => "Peer certificate cannot be read",
             Self::KeysUnavailable => "Jwks remote fetch is failed",
+            Self::Inactive => "Token is not active",
+            Self::IntrospectionUnavailable => "Token introspection is unavailable",
             Self::UnreadableRequest => "Bad request",
         }
     }
@@ -193,6 +204,8 @@ impl AuthError {
             Self::TokenKindNotAllowed => "token_kind",
             Self::PeerNotAllowed | Self::PeerUnreadable => "peer",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::Inactive => "inactive",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 
@@ -201,6 +214,7 @@ impl AuthError {
         match self {
             Self::Missing => FailureClass::Missing,
             Self::KeysUnavailable => FailureClass::KeysUnavailable,
+            Self::IntrospectionUnavailable => FailureClass::IntrospectionUnavailable,
             Self::AudienceNotAllowed
             | Self::InsufficientScope
             | Self::ClaimMismatch

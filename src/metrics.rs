@@ -20,7 +20,7 @@ pub const FETCH_FAILURE_REASONS: [&str; 7] = [
 ];
 
 /// Every `AuthError::reason`, so each denial counter exists (at 0) from the start.
-pub const DENY_REASONS: [&str; 16] = [
+pub const DENY_REASONS: [&str; 18] = [
     "missing",
     "malformed",
     "signature",
@@ -37,6 +37,8 @@ pub const DENY_REASONS: [&str; 16] = [
     "token_kind",
     "peer",
     "keys_unavailable",
+    "inactive",
+    "introspection_unavailable",
 ];
 
 /// Requests whose requirement was satisfied (or that had none): all of them with `None`, those

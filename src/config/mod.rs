@@ -105,7 +105,7 @@ pub struct PeerReads {
 
 /// `failure_policy` (our extension): what each class of failure leads to. 403s (audience,
 /// scope, claim) are always 403: the token is good, the caller is not allowed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailurePolicy {
@@ -123,6 +123,29 @@ pub struct FailurePolicy {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_401")))]
     pub keys_unavailable: OnFailure,
+    /// An introspection provider could not say whether an opaque token is active (server down,
+    /// 5xx, timeout, not an RFC 7662 answer, the filter's own credentials refused), and no
+    /// cached answer may serve (`stale_if_error`). Default `deny_503`: the client is not at
+    /// fault, and nothing the server did not call active is let through unless this says
+    /// `allow`.
+    #[serde(default = "deny_503")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_503")))]
+    pub introspection_unavailable: OnFailure,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            token_missing: OnFailure::Deny401,
+            token_invalid: OnFailure::Deny401,
+            keys_unavailable: OnFailure::Deny401,
+            introspection_unavailable: OnFailure::Deny503,
+        }
+    }
+}
+
+fn deny_503() -> OnFailure {
+    OnFailure::Deny503
 }
 
 /// One class's outcome.

@@ -400,6 +400,7 @@ fn identity_header_policies_and_report_only_load() {
             token_missing: OnFailure::Allow,
             token_invalid: OnFailure::Deny401,
             keys_unavailable: OnFailure::Deny503,
+            introspection_unavailable: OnFailure::Deny503,
         }
     );
     assert!(cfg.report_only);
