@@ -29,7 +29,11 @@ use crate::scopes::ScopeRule;
 use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 
 mod compile;
+mod introspection;
 mod raw;
+mod secret;
+
+pub use introspection::Introspection;
 
 use compile::compile;
 #[cfg(test)]
@@ -196,6 +200,10 @@ pub struct Provider {
     pub service_test: ServiceTest,
     /// `certificate_bound` (ours, RFC 8705).
     pub certificate_bound: Binding,
+    /// `introspection` (ours, issue 14): this provider's tokens are opaque and introspected;
+    /// its `jwks` is then an empty local set, which verifies nothing (the JWT path never
+    /// accepts a token for it: `authorize` routes its tokens to introspection).
+    pub introspection: Option<Box<Introspection>>,
 }
 
 impl Provider {
