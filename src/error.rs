@@ -49,6 +49,9 @@ pub enum AuthError {
     PayloadBadClaim,
     /// The signature segment is not base64url.
     SignatureBadBase64,
+    /// A token for an introspection provider that is not an RFC 6750 `b64token`: refused
+    /// before any callout.
+    NotB64Token,
     /// `iss` does not name the provider's issuer (or, when choosing by issuer, any provider).
     UnknownIssuer,
     /// No key in the provider's JWKS fits the token's `kid` and `alg`.
@@ -146,6 +149,7 @@ impl AuthError {
                 "Jwt payload has a registered claim of the wrong type or out of range"
             }
             Self::SignatureBadBase64 => "Jwt signature is an invalid Base64url encoded",
+            Self::NotB64Token => "Token is not a valid bearer token",
             Self::UnknownIssuer => "Jwt issuer is not configured",
             Self::NoMatchingKey => "Jwks doesn't have key to match kid or alg from Jwt",
             Self::SignatureInvalid => "Jwt verification fails",
@@ -189,7 +193,8 @@ impl AuthError {
             | Self::PayloadBadBase64
             | Self::PayloadBadJson
             | Self::PayloadBadClaim
-            | Self::SignatureBadBase64 => "malformed",
+            | Self::SignatureBadBase64
+            | Self::NotB64Token => "malformed",
             Self::UnknownIssuer => "issuer",
             Self::NoMatchingKey | Self::SignatureInvalid => "signature",
             Self::Expired => "expired",
