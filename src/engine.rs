@@ -384,6 +384,8 @@ fn is_cors_preflight(headers: &RequestHeaders) -> bool {
 }
 
 #[cfg(test)]
+mod introspection_tests;
+#[cfg(test)]
 mod service_tests;
 #[cfg(test)]
 mod tests;
