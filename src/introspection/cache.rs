@@ -216,12 +216,27 @@ impl IntrospectionCache {
     }
 }
 
+/// The warn line for a failed introspection the operator must fix, naming the provider and
+/// never the secret: the server refused the filter's own credentials (401/403,
+/// `invalid_client`). `None` for other failures (counted, not logged per request).
+pub fn refusal_warning(provider: &str, failure: Unavailable) -> Option<String> {
+    (failure == Unavailable::ClientRejected).then(|| {
+        format!(
+            "introspection for provider `{provider}`: the authorization server refused the \
+             filter's credentials (401/403): check introspection.client_id, client_secret and \
+             auth_method"
+        )
+    })
+}
+
 /// The answers one request decides with: the VM's cache at `now`, and what this request was
 /// told when its lookups ended (an answer not cached, a failure).
 pub struct RequestAnswers<'a> {
     cache: &'a IntrospectionCache,
     now: Millis,
     own: Vec<(ProviderId, CacheKey, Result<Answer, Unavailable>)>,
+    /// Answers read from the cache, by provider (`introspection_cache_hit`).
+    hits: std::cell::RefCell<Vec<ProviderId>>,
 }
 
 impl<'a> RequestAnswers<'a> {
@@ -230,7 +245,14 @@ impl<'a> RequestAnswers<'a> {
             cache,
             now,
             own: Vec::new(),
+            hits: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// The providers whose answer this decision read from the cache, once per read: count
+    /// `introspection_cache_hit` from the `RequestAnswers` of a request's final decision only.
+    pub fn cache_hits(&self) -> Vec<ProviderId> {
+        self.hits.borrow().clone()
     }
 
     /// Records what a lookup of this request ended with (`Outcome::Uncached`, `Failed`, or a
@@ -260,7 +282,10 @@ impl Answers for RequestAnswers<'_> {
         }
         match self.cache.table(provider) {
             Some(table) => match table.lookup.peek(key, self.now) {
-                Some(answer) => Known::Answer(answer),
+                Some(answer) => {
+                    self.hits.borrow_mut().push(provider);
+                    Known::Answer(answer)
+                }
                 None => Known::Unknown,
             },
             None => Known::Failed,

@@ -140,3 +140,28 @@ fn max_cache_entries_bounds_the_table() {
     // A JWT provider has no table: nothing can be known there.
     assert_eq!(answers.answer(0, &key(&cache, "a")), Known::Failed);
 }
+
+#[test]
+fn a_refused_filter_is_a_warning_naming_the_provider_not_the_secret() {
+    let line = refusal_warning("opaque", Unavailable::ClientRejected).unwrap();
+    assert!(
+        line.contains("`opaque`") && line.contains("401/403"),
+        "{line}"
+    );
+    assert!(!line.contains("gateway-secret"));
+    assert_eq!(refusal_warning("opaque", Unavailable::ServerError), None);
+}
+
+#[test]
+fn cache_hits_are_counted_per_read_from_the_cache() {
+    let mut cache = IntrospectionCache::new(&config(json!({})), &[0; 32]);
+    let k = key(&cache, "t");
+    let answers = RequestAnswers::new(&cache, T0);
+    assert_eq!(answers.answer(P, &k), Known::Unknown);
+    assert!(answers.cache_hits().is_empty());
+    cache.find(P, &k, 1, T0);
+    cache.settle(P, &k, Some(200), &active(NOW + 600), T0);
+    let answers = RequestAnswers::new(&cache, T0);
+    assert!(matches!(answers.answer(P, &k), Known::Answer(_)));
+    assert_eq!(answers.cache_hits(), vec![P]);
+}
