@@ -7,9 +7,9 @@
 //!
 //! It performs no host call itself except through its arguments: the response parts through
 //! `ResponseParts`, shared data through `fleet::SharedData`. A callout is not dispatched here:
-//! `request` says what to send, the glue sends it with no state borrowed (a host call may call
-//! back into the plugin), and `sent` takes the host's answer. It logs nothing: an ended fetch
-//! comes back as `Ended`, with its log lines, for the glue to log, count and resume streams.
+//! `request` says what to send, `filter` sends it, and `sent` takes the host's answer. It logs
+//! nothing: an ended fetch comes back as `Ended`, with its log lines, for `filter` to log,
+//! count and resume streams.
 
 use std::time::Duration;
 

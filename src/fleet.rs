@@ -2,7 +2,7 @@
 //! through proxy-wasm shared data. Owns the protocol and its records: per provider a `lease`
 //! (who fetches, until when, and the shared backoff), a `version` (when the published key set
 //! was fetched, and its lifetime) and the `jwks` body. Pure functions over a `SharedData`
-//! trait: the glue implements it with raw host calls, tests with an in-memory store that
+//! trait: `host::Shared` implements it over the host seam, tests with an in-memory store that
 //! several fake VMs share. It does not fetch, log or set timers; it says what to fetch, which
 //! waiting streams to decide again, and whether to poll for a peer's fetch.
 //!
@@ -78,7 +78,7 @@ pub struct Round {
     /// peer's fetch ended without one.
     pub changed: Vec<ProviderId>,
     /// A peer fetches keys that streams of this VM wait for, or just won the lease: watch
-    /// shared data often (the glue's `PEER_POLL`) until that fetch ends.
+    /// shared data often (`filter::PEER_POLL`) until that fetch ends.
     pub poll: bool,
 }
 
@@ -164,21 +164,19 @@ impl Fleet {
             };
             keys.fetch_started();
             let taken = match base {
-                Some(base) => data
-                    .set(
-                        &format!("{base}/lease"),
-                        mine.encode().as_bytes(),
-                        cas.unwrap_or(0),
-                    )
-                    .is_ok(),
-                None => true,
+                Some(base) => data.set(
+                    &format!("{base}/lease"),
+                    mine.encode().as_bytes(),
+                    cas.unwrap_or(0),
+                ),
+                None => Ok(()),
             };
-            if taken {
-                round.due.push(id);
-            } else {
-                // Another VM won the lease just now (CasMismatch), or the host refused the
-                // write: either way not ours; watch for the winner's fetch.
-                round.poll = true;
+            match taken {
+                // A host that refuses the write shares nothing: this VM fetches for itself,
+                // as with `share_key_sets: false`, rather than wait for a lease no one holds.
+                Ok(()) | Err(SetError::Host(_)) => round.due.push(id),
+                // Another VM won the lease just now: watch for the winner's fetch.
+                Err(SetError::CasMismatch) => round.poll = true,
             }
         }
         round

@@ -1,7 +1,7 @@
 //! The lifecycle of one provider's remote key set, as pure functions of `now`: when to fetch,
 //! what a response means, which keys to use, how long last-good keys survive an outage, and
-//! when an unknown `kid` earns a refetch. No I/O: the glue performs the fetches this module
-//! asks for and reports what came back; time (milliseconds since the epoch) and randomness
+//! when an unknown `kid` earns a refetch. No I/O: the instance (`filter`) performs the fetches
+//! this module asks for and reports what came back; time (milliseconds since the epoch) and randomness
 //! (jitter) come in as arguments.
 //!
 //! ```text

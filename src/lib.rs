@@ -6,7 +6,11 @@
 //! ## Design
 //! A sans-I/O core and one thin host module. Everything that decides anything is plain Rust
 //! that runs and is tested natively; only `wasm` (compiled for `wasm32` alone) calls
-//! `proxy_wasm`.
+//! `proxy_wasm`. Between them is the host seam (`host::Host`): one plugin instance of one VM
+//! (`filter::Filter`: configure, tick, a request's headers, a callout's response, a stream
+//! gone) talks to the proxy only through it, so the whole instance (fetches, the fleet
+//! protocol, parked streams, metrics, the timer) runs natively against `host::fake::FakeHost`;
+//! `wasm` implements the trait with raw host calls and hands each event to the instance.
 //!
 //! Request flow (`engine::decide`): strip every header the filter can emit → CORS preflight
 //! bypass → first matching rule (`matcher`) → requirement tree (`authorize`) → for each token
@@ -15,7 +19,7 @@
 //! `claims`) → identity headers (`propagate`) → allow, or deny through the one failure-to-HTTP
 //! mapping (`error::deny`), as the failure policy of the failure's class says; `report_only`
 //! allows everything and tells the upstream the outcome. Every decision carries a verdict
-//! (reason, provider) that the glue counts (`metrics`).
+//! (reason, provider) that the instance counts (`metrics`).
 //!
 //! Speed: RS* and ES* signatures go to the host's native crypto where it has it, behind the
 //! `signature::SignatureBackend` seam (the core stays testable natively); verified tokens are
@@ -39,9 +43,9 @@
 //! protocol over those records (lease, version, adoption) is `fleet`, behind its `SharedData`
 //! trait, so it runs natively against several fake VMs.
 //! What a key-set callout leads to (OIDC discovery, a reset, backoff with last-good keys,
-//! publishing) is `callouts`; the glue only sends its requests and hands it the raw response.
+//! publishing) is `callouts`; `filter` sends its requests and hands it the raw response.
 //! Which paused stream waits for which provider, and the decide loop that parks a request or
-//! gives it a final answer, is `parked`; the glue resumes the streams it names. The glue gets
+//! gives it a final answer, is `parked`; `filter` resumes the streams it names. The instance gets
 //! only final decisions (`engine::Final`: allow or deny); a `Wait` never leaves the core.
 //!
 //! ## Clock
@@ -78,7 +82,9 @@ pub mod error;
 #[cfg(feature = "explain")]
 pub mod explain;
 pub mod extract;
+pub mod filter;
 pub mod fleet;
+pub mod host;
 pub mod introspection;
 pub mod jwks;
 pub mod jwks_cache;

@@ -2,8 +2,8 @@
 //! starts (a refetch for an unknown kid, within its budget), and the bounded decide loop that
 //! parks a request or gives it a final decision (the last round with a key store that never
 //! waits). A stream that goes away is forgotten, so it is never resumed. No host calls: the
-//! glue resumes the streams `take` returns, through the host's effective context, and sets the
-//! timer as `Parking` says.
+//! instance (`filter`) resumes the streams `take` returns, through the host's effective
+//! context, and sets the timer as `Parking` says.
 
 use crate::config::{Config, ProviderId};
 use crate::engine::{decide_in, Availability, Final, KeyStore, Verdict, Vm, Wait};
@@ -91,7 +91,7 @@ pub struct Deciding<'a> {
 
 /// Decides for the request in `headers` at `now`; when it must wait, asks `park` (given the
 /// remote keys), and `None` if that parked it. A wait parks at most once per provider, and
-/// the last round uses a store that never waits, so a final decision always comes: the glue
+/// the last round uses a store that never waits, so a final decision always comes: the instance
 /// is never handed a `Wait`.
 pub fn decide<'c>(
     config: &'c Config,

@@ -206,22 +206,39 @@ const PANICKING_SDK_HELPERS: &[&str] = &[
     "call_foreign_function(",
 ];
 
+/// The one SDK host call the glue makes: the SDK's dispatcher routes a callout's answer by the
+/// token this registers, and Envoy answers it only Ok, BadArgument or InternalFailure, all of
+/// which it hands back (`src/wasm/raw.rs`).
+const ALLOWED_SDK_CALLS: &[&str] = &["proxy_wasm::hostcalls::dispatch_http_call("];
+
 #[test]
 fn no_sdk_helper_that_panics_on_host_data_is_used() {
     let mut found = Vec::new();
+    let mut naming_sdk = Vec::new();
     for path in rust_files(std::path::Path::new("src")) {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.display().to_string();
+        let sdk = text
+            .lines()
+            .any(|l| l.split("//").next().unwrap_or("").contains("proxy_wasm"));
         if name.ends_with("wasm/raw.rs") {
             // The raw calls themselves: extern declarations, never the SDK.
-            let sdk = text
-                .lines()
-                .any(|l| l.split("//").next().unwrap_or("").contains("proxy_wasm"));
             assert!(!sdk, "{name} must not use the SDK");
             continue;
         }
+        if !sdk {
+            // Without the SDK nothing can call its helpers: `host::Host` methods of the
+            // same names (`define_metric`, `set_property`, ...) are ours.
+            continue;
+        }
+        naming_sdk.push(name.clone());
         found.extend(sdk_helper_uses(&name, &text));
     }
+    assert_eq!(
+        naming_sdk,
+        ["src/wasm.rs"],
+        "only the glue names proxy_wasm"
+    );
     assert!(
         found.is_empty(),
         "SDK helpers that panic on host data:\n{}",
@@ -252,9 +269,14 @@ fn sdk_helper_uses(name: &str, text: &str) -> Vec<String> {
         .enumerate()
         .filter(|(_, line)| {
             let code = line.split("//").next().unwrap_or("");
-            PANICKING_SDK_HELPERS
-                .iter()
-                .any(|h| code.contains(h) && !code.contains(&format!("raw::{h}")))
+            // Our own `host::Host` methods are defined in the glue under the same names.
+            let defines = code.trim_start().starts_with("fn ");
+            let allowed = ALLOWED_SDK_CALLS.iter().any(|a| code.contains(a));
+            !defines
+                && !allowed
+                && PANICKING_SDK_HELPERS
+                    .iter()
+                    .any(|h| code.contains(h) && !code.contains(&format!("raw::{h}")))
         })
         .map(|(n, line)| format!("{name}:{}: {}", n + 1, line.trim()))
         .collect()

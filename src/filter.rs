@@ -1,0 +1,538 @@
+//! One plugin instance per VM: configure, tick, a request's headers, a callout's response, a
+//! stream gone. It owns the compiled configuration, the remote key sets, the callouts in
+//! flight, the paused streams, the verified-token cache, the log budget and the metric ids,
+//! and talks to the proxy only through `host::Host`, so all of it runs natively against
+//! `host::fake::FakeHost` (several fake VMs sharing one shared-data store).
+//!
+//! Timer policy: while remote key sets exist the root ticks every `TICK` (refreshes and
+//! retries are checked then); a stream that needs a fetch sets it to `POKE` so the root
+//! dispatches at once (every fetch goes out from the root, so its answer comes back to the
+//! root even when the stream is gone); while a peer VM fetches keys this VM's streams wait
+//! for, it polls every `PEER_POLL`. Setting the timer restarts it, so it is set only when the
+//! period changes. A filter without remote keys ticks only while dropped log lines are left
+//! to report.
+//!
+//! What happens between VMs is `fleet`; what a key-set callout leads to is `callouts`; which
+//! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`.
+
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::callouts::{Callouts, Ended, Keys, Next, Request, Severity};
+use crate::config::{Config, JwksSource, ProviderId};
+use crate::engine::Final;
+use crate::fleet::{Fleet, Local};
+use crate::host::{self, Action, Callout, Host, Level};
+use crate::jwks_cache::{Millis, RemoteKeys};
+use crate::logline::{self, Admit, RateLimit};
+use crate::pairs;
+use crate::parked::{self, Deciding, Parked, Parking};
+use crate::peer::PeerFacts;
+use crate::propagate::HeaderOp;
+use crate::request::RequestHeaders;
+use crate::signature::{self, PureRust, SignatureBackend};
+use crate::token_cache::TokenCache;
+use stats::Stats;
+
+/// The timer period while remote key sets exist: refreshes and retries are checked this often.
+pub const TICK: Duration = Duration::from_secs(1);
+/// The timer period a stream sets to have the root dispatch a fetch right away.
+pub const POKE: Duration = Duration::from_millis(1);
+/// The timer period while another VM fetches keys this VM's requests wait for.
+pub const PEER_POLL: Duration = Duration::from_millis(50);
+
+/// One plugin instance of one VM.
+pub struct Filter {
+    config: Rc<Config>,
+    /// Indexed by provider id; `Some` for remote providers.
+    remote: Vec<Option<RemoteKeys>>,
+    stats: Stats,
+    /// Fetches a stream asked for; the root dispatches them at its next tick.
+    requested: Vec<ProviderId>,
+    /// Callouts in flight and what OIDC discovery found (`callouts`).
+    callouts: Callouts,
+    /// Paused streams and the providers they wait for (`parked`).
+    parked: Parked,
+    /// The root's timer period as last set (zero: not set yet).
+    tick: Duration,
+    /// This VM's part in the protocol between the VMs of this Envoy (`fleet`).
+    fleet: Fleet,
+    /// Verified tokens of the providers with `jwt_cache_config`.
+    cache: TokenCache,
+    /// Whether RS* and ES* signatures go to the host's `verify_signature`.
+    host_signatures: bool,
+    /// The budget of per-request log lines (`logline`).
+    log_limit: RateLimit,
+    /// This plugin instance's name (Envoy's `plugin_name`), for lines Envoy does not name it in.
+    plugin: String,
+}
+
+/// The host clock in milliseconds (0 when the host will not say).
+fn now_millis(host: &impl Host) -> Millis {
+    host.now_nanos().map_or(0, |nanos| nanos / 1_000_000)
+}
+
+/// A number in `0..1000` for backoff jitter: the host clock's sub-millisecond digits.
+fn jitter(host: &impl Host) -> u32 {
+    host.now_nanos().map_or(500, |nanos| {
+        u32::try_from(nanos / 1000 % 1000).unwrap_or(500)
+    })
+}
+
+/// Whether the host writes lines at `level` (asked each time: an operator can change Envoy's
+/// level at run time); when it cannot say, yes.
+fn log_enabled(host: &impl Host, level: Level) -> bool {
+    host.log_level().is_none_or(|lowest| level >= lowest)
+}
+
+impl Filter {
+    /// Configures one instance from the plugin configuration's bytes; `None` (the host then
+    /// refuses the plugin) when they are not a valid configuration, after logging why.
+    pub fn configure(host: &impl Host, bytes: &[u8]) -> Option<Filter> {
+        let config = match Config::from_json(bytes) {
+            Ok(config) => config,
+            Err(error) => {
+                host.log(Level::Error, &format!("jwt-authn-wasm: {error}"));
+                return None;
+            }
+        };
+        for warning in config.warnings() {
+            host.log(Level::Warn, &format!("jwt-authn-wasm: {warning}"));
+        }
+        host.log(
+            Level::Info,
+            &format!(
+                "jwt-authn-wasm: configured {} provider(s), {} rule(s)",
+                config.providers.len(),
+                config.rules.len()
+            ),
+        );
+        let plugin = host
+            .property(&["plugin_name"])
+            .ok()
+            .flatten()
+            .and_then(|name| String::from_utf8(name).ok())
+            .unwrap_or_default();
+        let me = host.now_nanos().unwrap_or(1);
+        let host_signatures =
+            config.host_signatures && signature::backend_works(&host::Signatures(host));
+        host.log(
+            Level::Info,
+            match (config.host_signatures, host_signatures) {
+                (true, true) => {
+                    "jwt-authn-wasm: signatures: RS* and ES* by the host (verify_signature)"
+                }
+                (true, false) => {
+                    "jwt-authn-wasm: signatures: all in wasm (the host has no working verify_signature)"
+                }
+                (false, _) => "jwt-authn-wasm: signatures: all in wasm (host_signatures: false)",
+            },
+        );
+        let remote = config
+            .providers
+            .iter()
+            .map(|p| match &p.jwks {
+                JwksSource::Remote(r) => Some(RemoteKeys::new(r.policy.clone())),
+                JwksSource::Local(_) => None,
+            })
+            .collect();
+        let mut filter = Filter {
+            stats: Stats::define(host, &config),
+            callouts: Callouts::new(config.providers.len()),
+            cache: config.token_cache(),
+            fleet: Fleet::new(&config, &plugin, me),
+            config: Rc::new(config),
+            remote,
+            requested: Vec::new(),
+            parked: Parked::default(),
+            tick: Duration::ZERO,
+            host_signatures,
+            log_limit: RateLimit::default(),
+            plugin,
+        };
+        // Keys are on the way from now: a request waits for them. The fetch starts at the
+        // first tick, 1 ms from now, not here: Envoy runs this in a short-lived canary VM too,
+        // which must not take the lease and die with it.
+        for (id, keys) in filter.remote.iter_mut().enumerate() {
+            if let Some(keys) = keys {
+                keys.fetch_started();
+                filter.requested.push(id);
+            }
+        }
+        if filter.has_remote() {
+            filter.set_tick(host, POKE);
+        }
+        Some(filter)
+    }
+
+    /// The root's timer fired: the fleet round (fetches due, peers' key sets adopted), gauges,
+    /// and log lines left to report.
+    pub fn on_tick(&mut self, host: &impl Host) {
+        let now = now_millis(host);
+        let (due, changed) = self.coordinate(host, now);
+        for provider in changed {
+            self.resume_waiting(host, provider, now);
+        }
+        for provider in due {
+            if let Some(request) = self.callouts.request(&self.config, provider) {
+                self.send(host, &request, now);
+            }
+        }
+        self.record_ages(host, now);
+        self.flush_log(host, now);
+    }
+
+    /// A stream's request headers arrived: decide, park, or answer.
+    pub fn on_request_headers(&mut self, host: &impl Host, id: u32) -> Action {
+        let config = Rc::clone(&self.config);
+        let headers = request_headers(host, &config);
+        match self.decide(host, &config, id, &headers, now_millis(host)) {
+            Some(decision) => apply(host, &decision),
+            None => Action::Pause,
+        }
+    }
+
+    /// The answer to callout `token` arrived at the root (`headers` headers, a body of
+    /// `body_size` bytes; no headers: the call failed).
+    pub fn on_callout_response(
+        &mut self,
+        host: &impl Host,
+        token: u32,
+        headers: usize,
+        body_size: usize,
+    ) {
+        let now = now_millis(host);
+        let next = self.with_keys(host, now, |callouts, keys| {
+            callouts.on_response(token, headers, body_size, &host::Response(host), keys)
+        });
+        match next {
+            Next::Ignored => {}
+            Next::Send(request) => self.send(host, &request, now),
+            Next::Ended(ended) => self.fetch_ended(host, ended, now),
+        }
+    }
+
+    /// Stream `id` went away: it is never resumed.
+    pub fn on_stream_gone(&mut self, id: u32) {
+        self.parked.gone(id);
+    }
+
+    /// One tick of the fetch protocol between the VMs of this Envoy (`fleet`). Returns the
+    /// providers to fetch for now (this VM took their lease) and those whose waiting streams
+    /// should be decided again. While a peer fetches keys that streams of this VM wait for,
+    /// the timer runs every `PEER_POLL`, so its success or failure releases them at once;
+    /// otherwise every `TICK` (nothing is polled while nothing waits).
+    fn coordinate(&mut self, host: &impl Host, now: Millis) -> (Vec<ProviderId>, Vec<ProviderId>) {
+        let requested = std::mem::take(&mut self.requested);
+        let own = self.callouts.providers();
+        let waited = self.parked.providers();
+        let local = Local {
+            requested: &requested,
+            own: &own,
+            waited: &waited,
+        };
+        let round = self
+            .fleet
+            .coordinate(&mut host::Shared(host), &mut self.remote, &local, now);
+        if self.has_remote() {
+            self.set_tick(host, if round.poll { PEER_POLL } else { TICK });
+        }
+        (round.due, round.changed)
+    }
+
+    /// Sends a key-set request, and hands `callouts` whether the host took it.
+    fn send(&mut self, host: &impl Host, request: &Request, now: Millis) {
+        let headers: Vec<(&str, &str)> = request
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let sent = host.dispatch(&Callout {
+            cluster: &request.cluster,
+            headers: &headers,
+            body: &[],
+            timeout: request.timeout,
+        });
+        let ended = self.with_keys(host, now, |callouts, keys| {
+            callouts.sent(request, sent, keys)
+        });
+        if let Some(ended) = ended {
+            self.fetch_ended(host, ended, now);
+        }
+    }
+
+    /// Runs `f` over the callouts and what an ended fetch changes (`callouts::Keys`).
+    fn with_keys<'h, H: Host, T>(
+        &mut self,
+        host: &'h H,
+        now: Millis,
+        f: impl FnOnce(&mut Callouts, &mut Keys<'_, host::Shared<'h, H>>) -> T,
+    ) -> T {
+        let mut data = host::Shared(host);
+        let mut keys = Keys {
+            config: &self.config,
+            remote: &mut self.remote,
+            fleet: &self.fleet,
+            data: &mut data,
+            jitter: jitter(host),
+            now,
+        };
+        f(&mut self.callouts, &mut keys)
+    }
+
+    /// A fetch of a provider's keys ended (`callouts` kept or backed off, and published): log,
+    /// count, and decide again for the streams that waited.
+    fn fetch_ended(&mut self, host: &impl Host, ended: Ended, now: Millis) {
+        for (severity, line) in &ended.lines {
+            let level = match severity {
+                Severity::Info => Level::Info,
+                Severity::Warn => Level::Warn,
+            };
+            host.log(level, line);
+        }
+        if let Some(stats) = self.stats.fetches(ended.provider) {
+            stats.record(host, ended.failure.as_ref());
+        }
+        self.resume_waiting(host, ended.provider, now);
+    }
+
+    /// Decides again for every stream waiting on `provider`, from the root, through the
+    /// host's effective context. Streams that are gone are skipped.
+    fn resume_waiting(&mut self, host: &impl Host, provider: ProviderId, now: Millis) {
+        for id in self.parked.take(provider) {
+            if !host.set_effective_context(id) {
+                continue;
+            }
+            let config = Rc::clone(&self.config);
+            let headers = request_headers(host, &config);
+            if let Some(decision) = self.decide(host, &config, id, &headers, now) {
+                if apply(host, &decision) == Action::Continue {
+                    host.continue_request();
+                }
+            }
+        }
+    }
+
+    fn has_remote(&self) -> bool {
+        self.remote.iter().any(Option::is_some)
+    }
+
+    /// Decides for the request in `headers` (`parked::decide`), parking it when it must wait,
+    /// and counts the final decision. `None`: parked.
+    fn decide<'c>(
+        &mut self,
+        host: &impl Host,
+        config: &'c Config,
+        id: u32,
+        headers: &RequestHeaders,
+        now: Millis,
+    ) -> Option<Final<'c>> {
+        let host_signatures = host::Signatures(host);
+        let signatures: &dyn SignatureBackend = if self.host_signatures {
+            &host_signatures
+        } else {
+            &PureRust
+        };
+        let mut parking = Parking::default();
+        let Filter {
+            remote,
+            cache,
+            parked,
+            requested,
+            callouts,
+            stats,
+            ..
+        } = self;
+        let vm = Deciding {
+            remote,
+            signatures,
+            cache,
+        };
+        let decision = parked::decide(config, vm, headers, now, |remote, wait| {
+            let in_flight = callouts.in_flight(wait.provider);
+            parking = parked.park(id, wait, remote, requested, in_flight, now);
+            if parking.refetch {
+                if let Some(fetches) = stats.fetches(wait.provider) {
+                    host.increment(fetches.unknown_kid_refetch);
+                }
+            }
+            parking.parked
+        });
+        if parking.refetch {
+            self.set_tick(host, POKE);
+        } else if parking.peer && self.tick > PEER_POLL {
+            self.set_tick(host, PEER_POLL);
+        }
+        let decision = decision?;
+        self.record_decision(host, &decision, headers, now);
+        Some(decision)
+    }
+
+    /// Counts a final decision, and logs a failure that was let through (at info in
+    /// `report_only`, where that is the point; at debug for a failure policy `allow`) and a
+    /// denial (at debug), through `request_line`.
+    fn record_decision(
+        &mut self,
+        host: &impl Host,
+        decision: &Final,
+        headers: &RequestHeaders,
+        now: Millis,
+    ) {
+        let (verdict, let_through) = match decision {
+            Final::Allow { verdict, .. } => (verdict, verdict.failure.is_some()),
+            Final::Deny { denial, verdict } => {
+                let status = denial.status;
+                let message = verdict.failure.map_or("", |f| f.message());
+                self.request_line(host, Level::Debug, now, || {
+                    format!(
+                        "jwt-authn-wasm: {status} {}: {message}",
+                        request_shown(headers)
+                    )
+                });
+                (verdict, false)
+            }
+        };
+        self.stats.record_decision(host, verdict, let_through);
+        if let (true, Some(failure)) = (let_through, verdict.failure) {
+            let (level, how) = if self.config.report_only {
+                (Level::Info, "report-only, not enforced")
+            } else {
+                (Level::Debug, "allowed by failure_policy")
+            };
+            self.request_line(host, level, now, || {
+                format!(
+                    "jwt-authn-wasm: {how}: {}: {failure} ({})",
+                    request_shown(headers),
+                    failure.reason()
+                )
+            });
+        }
+    }
+
+    /// Writes one per-request line at `level`, if the host writes that level and the budget
+    /// allows; `line` is built only then. The first line after some were dropped says how many
+    /// first; without one, the next tick does (a filter without remote keys ticks only while
+    /// something is left to say).
+    fn request_line(
+        &mut self,
+        host: &impl Host,
+        level: Level,
+        now: Millis,
+        line: impl FnOnce() -> String,
+    ) {
+        if !log_enabled(host, level) {
+            return;
+        }
+        match self.log_limit.admit(now) {
+            Admit::Write { suppressed } => {
+                if suppressed > 0 {
+                    host.log(
+                        Level::Info,
+                        &logline::suppressed_line(&self.plugin, suppressed),
+                    );
+                }
+                host.log(level, &line());
+            }
+            Admit::Drop => {
+                if self.log_limit.pending() == 1 && !self.has_remote() {
+                    self.set_tick(host, TICK);
+                }
+            }
+        }
+    }
+
+    /// At a tick: reports dropped lines no later line reported; stops the timer of a filter
+    /// without remote keys once nothing is left to say.
+    fn flush_log(&mut self, host: &impl Host, now: Millis) {
+        if let Some(suppressed) = self.log_limit.flush(now) {
+            host.log(
+                Level::Info,
+                &logline::suppressed_line(&self.plugin, suppressed),
+            );
+        }
+        if self.log_limit.pending() == 0 && !self.has_remote() {
+            self.set_tick(host, Duration::ZERO);
+        }
+    }
+
+    /// Sets each remote provider's key-set age gauge.
+    fn record_ages(&self, host: &impl Host, now: Millis) {
+        for (keys, stats) in self.remote.iter().zip(&self.stats.fetches) {
+            if let (Some(keys), Some(stats)) = (keys, stats) {
+                host.record(stats.age_seconds, keys.age_seconds(now).unwrap_or(0));
+            }
+        }
+    }
+
+    /// Sets the root's timer to `period` if it is not already (setting it restarts it), and
+    /// logs the change at debug; a refusal leaves the previous period.
+    fn set_tick(&mut self, host: &impl Host, period: Duration) {
+        if self.tick == period {
+            return;
+        }
+        if host.set_tick(period).is_ok() {
+            self.tick = period;
+            host.log(
+                Level::Debug,
+                &format!("jwt-authn-wasm: timer {}ms", period.as_millis()),
+            );
+        }
+    }
+}
+
+/// The current stream's request headers, read raw (with the host's status) and parsed by our
+/// own pairs parser, which keeps names that are not UTF-8 as bytes. A map the host cannot give,
+/// or one that does not parse, is unreadable: the engine refuses the request (400).
+///
+/// With them, the connection properties the configuration needs, each read with its status:
+/// NotFound (plain text, no client certificate) is "none", any other failure unreadable
+/// (`PeerFacts::read`). A configuration without peer rules reads none.
+fn request_headers(host: &impl Host, config: &Config) -> RequestHeaders {
+    let reads = config.peer_reads;
+    RequestHeaders::from_host(
+        host.request_header_pairs()
+            .and_then(|bytes| pairs::parse(&bytes)),
+    )
+    .with_peer(PeerFacts::read(reads.uri_san, reads.digest, |path| {
+        host.property(path)
+    }))
+}
+
+/// The request as a log line may show it (`logline::request`: bounded, escaped, no query).
+fn request_shown(headers: &RequestHeaders) -> String {
+    logline::request(
+        headers.get(":method").unwrap_or_default(),
+        headers.path_bytes().unwrap_or_default(),
+    )
+}
+
+/// Carries out a final decision on the current (effective) stream.
+fn apply(host: &impl Host, decision: &Final) -> Action {
+    match decision {
+        Final::Allow { ops, .. } => {
+            for op in ops {
+                match op {
+                    HeaderOp::Remove(name) => host.remove_request_header(name),
+                    HeaderOp::Set(name, value) => host.set_request_header(name, value),
+                    // Envoy prefixes what a wasm filter sets with `wasm.` itself.
+                    HeaderOp::FilterState(key, value) => {
+                        host.set_property(key.strip_prefix("wasm.").unwrap_or(key), value);
+                    }
+                }
+            }
+            Action::Continue
+        }
+        Final::Deny { denial, .. } => {
+            let extra: Vec<(&str, &str)> = match &denial.www_authenticate {
+                Some(value) => vec![("www-authenticate", value.as_str())],
+                None => vec![],
+            };
+            host.send_local_response(denial.status, &extra, denial.body.as_bytes());
+            Action::Pause
+        }
+    }
+}
