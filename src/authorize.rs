@@ -396,15 +396,24 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         if !introspection::is_b64token(token) {
             return Err(AuthError::NotB64Token);
         }
-        let answers = self.answers;
+        // The answers: the VM's, carried by the token cache inside the filter's decide loop;
+        // else the ones the caller gave (`introspection::Unwired` when it cannot ask).
+        let (now, policy) = (self.now, provider.policy());
+        let answers: &dyn Answers = match self.cache.opaque.as_deref() {
+            Some(opaque) => opaque,
+            None => self.answers,
+        };
+        let needed = &mut self.needed;
         let key = answers.key(&provider.name, token);
-        let active = match answers.answer(id, &key) {
-            Known::Answer(Answer::Active(active)) => active,
-            Known::Answer(Answer::Inactive) => return Err(AuthError::Inactive),
-            Known::Failed => return Err(AuthError::IntrospectionUnavailable),
+        let verified = match answers.answer(id, &key) {
+            Known::Answer(Answer::Active(active)) => {
+                verify::introspected(active, policy, needs.audiences, now)
+            }
+            Known::Answer(Answer::Inactive) => Err(AuthError::Inactive),
+            Known::Failed => Err(AuthError::IntrospectionUnavailable),
             Known::Unknown => {
-                if !self.needed.iter().any(|n| n.provider == id && n.key == key) {
-                    self.needed.push(Needed {
+                if !needed.iter().any(|n| n.provider == id && n.key == key) {
+                    needed.push(Needed {
                         provider: id,
                         key,
                         request: oauth::introspection_request(
@@ -415,11 +424,10 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
                         ),
                     });
                 }
-                return Err(AuthError::IntrospectionUnavailable);
+                Err(AuthError::IntrospectionUnavailable)
             }
         };
-        let token = verify::introspected(active, provider.policy(), needs.audiences, self.now)?;
-        self.accept(id, provider, location, token, needs)
+        self.accept(id, provider, location, verified?, needs)
     }
 
     /// `token` parsed: once per request, and not at all when a cache holds it (then its text

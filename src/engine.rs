@@ -261,7 +261,12 @@ fn decide_with<'c, S: Sink>(
         trace: &mut *trace,
     };
     let checked = evaluation.check(requirement);
-    needed.append(&mut evaluation.needed);
+    // Inside the filter's decide loop the lookups go back with the VM's answers, through the
+    // token cache (`TokenCache::opaque`); else to the caller.
+    match evaluation.cache.opaque.as_deref_mut() {
+        Some(opaque) => opaque.needed.append(&mut evaluation.needed),
+        None => needed.append(&mut evaluation.needed),
+    }
     match (checked, evaluation.wait) {
         (Ok(()), _) => {
             ops.append(&mut evaluation.ops);

@@ -293,5 +293,53 @@ impl Answers for RequestAnswers<'_> {
     }
 }
 
+/// The introspection side of one VM inside the decide loop (`token_cache::TokenCache::opaque`):
+/// the cache, and for the decision being made its time, what its stream was told
+/// (`RequestAnswers::record`'s entries) and the lookups it needs. The instance core sets
+/// `now` and `own` before deciding and takes `needed` after.
+pub struct Opaque {
+    pub cache: IntrospectionCache,
+    pub now: Millis,
+    pub own: Vec<(ProviderId, CacheKey, Result<Answer, Unavailable>)>,
+    pub needed: Vec<super::Needed>,
+    /// The last round of a bounded decide loop: what is unknown is taken as failed.
+    pub last_round: bool,
+}
+
+impl Opaque {
+    pub fn new(cache: IntrospectionCache) -> Opaque {
+        Opaque {
+            cache,
+            now: 0,
+            own: Vec::new(),
+            needed: Vec::new(),
+            last_round: false,
+        }
+    }
+}
+
+impl Answers for Opaque {
+    fn key(&self, provider: &str, token: &str) -> CacheKey {
+        self.cache.keyer.key(provider, token)
+    }
+
+    fn answer(&self, provider: ProviderId, key: &CacheKey) -> Known<'_> {
+        if let Some((_, _, own)) = self.own.iter().find(|(p, k, _)| *p == provider && k == key) {
+            return match own {
+                Ok(answer) => Known::Answer(answer),
+                Err(_) => Known::Failed,
+            };
+        }
+        match self.cache.table(provider) {
+            Some(table) => match table.lookup.peek(key, self.now) {
+                Some(answer) => Known::Answer(answer),
+                None if self.last_round => Known::Failed,
+                None => Known::Unknown,
+            },
+            None => Known::Failed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
