@@ -1,0 +1,143 @@
+//! Opaque tokens end to end (issue 14): the filter in a real Envoy introspects tokens at a real
+//! authorization server (oidc-provider on loopback, `common::authserver`) through an Envoy
+//! cluster, caches the answers, and decides as the README says. Counts are the server's own.
+
+// Tests fail by panicking, and index into responses they have just checked.
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::authserver::{AuthServer, Config, INTROSPECTION_PATH, ORDERS};
+use common::bootstrap::{self, Listener, Side};
+use common::envoy::Envoy;
+use common::http::Request;
+use common::upstream::{Echo, Upstream};
+
+/// Providers `jwt` (the server's JWTs, from its JWKS) and `opaque` (introspected as client
+/// `gateway` with `secret`, answers cached `cache_duration`), one `requires_any` route.
+fn filter_config(s: &AuthServer, secret: &str, cache_duration: &str) -> Value {
+    json!({
+        "providers": {
+            "jwt": {
+                "issuer": s.issuer(),
+                "local_jwks": { "inline_string": s.jwks() },
+                "claim_to_headers": [{ "header_name": "x-jwt-sub", "claim_name": "sub" }]
+            },
+            "opaque": {
+                "issuer": s.issuer(),
+                "introspection": {
+                    "http_uri": { "uri": s.url(INTROSPECTION_PATH), "cluster": "authserver",
+                                  "timeout": "2s" },
+                    "client_id": "gateway",
+                    "client_secret": { "inline_string": secret },
+                    "allow_inline_secret": true,
+                    "cache_duration": cache_duration
+                },
+                "claim_to_headers": [{ "header_name": "x-client-id", "claim_name": "client_id" }]
+            }
+        },
+        "rules": [{ "match": { "prefix": "/" }, "requires": { "requires_any": { "requirements": [
+            { "provider_name": "jwt" }, { "provider_name": "opaque" } ] } } }]
+    })
+}
+
+struct Setup {
+    envoy: Envoy,
+    _upstream: Upstream,
+}
+
+fn start(s: &AuthServer, secret: &str, cache_duration: &str) -> Setup {
+    let upstream = Upstream::start();
+    let cfg = filter_config(s, secret, cache_duration);
+    let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, &cfg)], upstream.port());
+    Setup {
+        envoy: Envoy::start(&bootstrap::with_cluster(&boot, "authserver", s.port())),
+        _upstream: upstream,
+    }
+}
+
+impl Setup {
+    fn get(&self, token: &str) -> common::http::Response {
+        Request::get("/api")
+            .bearer(token)
+            .send(self.envoy.port("wasm"))
+    }
+}
+
+/// Introspection requests the filter (client `gateway`) made.
+fn introspections(s: &AuthServer) -> u64 {
+    s.counts().client("gateway", "introspection")
+}
+
+#[test]
+fn an_opaque_token_is_introspected_once_cached_and_refused_after_revocation() {
+    let s = AuthServer::start(&Config::standard());
+    let setup = start(&s, "gateway-secret", "2s");
+    let service = Config::standard().client("service");
+    let token = s.cc_token(&service, Some("read"), None);
+    let before = introspections(&s);
+    let resp = setup.get(&token);
+    assert_eq!(resp.status, 200, "{resp}\n{}", setup.envoy.log_tail(30));
+    let echo = Echo::from_json(resp.body.as_slice()).unwrap();
+    assert_eq!(echo.header("x-client-id"), Some("service"));
+    for _ in 0..5 {
+        assert_eq!(setup.get(&token).status, 200);
+    }
+    assert_eq!(
+        introspections(&s) - before,
+        1,
+        "six requests, one introspection"
+    );
+    // Revoked at the server: still accepted while the positive answer lives (2 s), then 401.
+    s.revoke(&service, &token).unwrap();
+    assert_eq!(setup.get(&token).status, 200, "within cache_duration");
+    std::thread::sleep(Duration::from_millis(2_500));
+    let resp = setup.get(&token);
+    assert_eq!(resp.status, 401, "{resp}");
+    assert_eq!(resp.body_str(), "Token is not active");
+    assert_eq!(introspections(&s) - before, 2);
+}
+
+#[test]
+fn a_jwt_and_an_opaque_token_on_one_requires_any_route() {
+    let s = AuthServer::start(&Config::standard());
+    let setup = start(&s, "gateway-secret", "60s");
+    let service = Config::standard().client("service");
+    let before = introspections(&s);
+    let jwt = s.cc_token(&service, Some("orders:read"), Some(ORDERS));
+    let resp = setup.get(&jwt);
+    assert_eq!(resp.status, 200, "{resp}\n{}", setup.envoy.log_tail(30));
+    assert_eq!(
+        introspections(&s),
+        before,
+        "a JWT of the JWT provider is not introspected"
+    );
+    let opaque = s.cc_token(&service, Some("read"), None);
+    assert_eq!(setup.get(&opaque).status, 200);
+    assert_eq!(introspections(&s) - before, 1);
+}
+
+#[test]
+fn a_wrong_client_secret_is_503_and_a_warning_naming_the_provider_not_the_secret() {
+    let s = AuthServer::start(&Config::standard());
+    let setup = start(&s, "not-the-secret", "60s");
+    let token = s.cc_token(&Config::standard().client("service"), Some("read"), None);
+    let resp = setup.get(&token);
+    assert_eq!(resp.status, 503, "{resp}");
+    let log = setup.envoy.log();
+    assert!(
+        log.contains("provider `opaque`"),
+        "{}",
+        setup.envoy.log_tail(30)
+    );
+    assert!(!log.contains("not-the-secret"));
+}
