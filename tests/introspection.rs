@@ -25,7 +25,12 @@ use common::upstream::{Echo, Upstream};
 /// Providers `jwt` (the server's JWTs, from its JWKS) and `opaque` (introspected as client
 /// `gateway` with `secret`, answers cached `cache_duration`), one `requires_any` route.
 fn filter_config(s: &AuthServer, secret: &str, cache_duration: &str) -> Value {
-    json!({
+    filter_config_with(s, secret, cache_duration, json!({}))
+}
+
+/// `filter_config` with `extra` members in the `introspection` block.
+fn filter_config_with(s: &AuthServer, secret: &str, cache_duration: &str, extra: Value) -> Value {
+    let mut cfg = json!({
         "providers": {
             "jwt": {
                 "issuer": s.issuer(),
@@ -47,7 +52,11 @@ fn filter_config(s: &AuthServer, secret: &str, cache_duration: &str) -> Value {
         },
         "rules": [{ "match": { "prefix": "/" }, "requires": { "requires_any": { "requirements": [
             { "provider_name": "jwt" }, { "provider_name": "opaque" } ] } } }]
-    })
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        cfg["providers"]["opaque"]["introspection"][k] = v.clone();
+    }
+    cfg
 }
 
 struct Setup {
@@ -56,8 +65,12 @@ struct Setup {
 }
 
 fn start(s: &AuthServer, secret: &str, cache_duration: &str) -> Setup {
+    start_config(s, &filter_config(s, secret, cache_duration))
+}
+
+fn start_config(s: &AuthServer, cfg: &Value) -> Setup {
     let upstream = Upstream::start();
-    let cfg = filter_config(s, secret, cache_duration);
+    let cfg = cfg.clone();
     let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, &cfg)], upstream.port());
     Setup {
         envoy: Envoy::start(&bootstrap::with_cluster(&boot, "authserver", s.port())),
@@ -140,4 +153,49 @@ fn a_wrong_client_secret_is_503_and_a_warning_naming_the_provider_not_the_secret
         setup.envoy.log_tail(30)
     );
     assert!(!log.contains("not-the-secret"));
+}
+
+#[test]
+fn fifty_concurrent_requests_with_one_new_token_make_one_introspection() {
+    let s = AuthServer::start(&Config::standard());
+    let setup = start(&s, "gateway-secret", "60s");
+    let token = s.cc_token(&Config::standard().client("service"), Some("read"), None);
+    let before = introspections(&s);
+    let port = setup.envoy.port("wasm");
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let token = token.clone();
+            std::thread::spawn(move || Request::get("/api").bearer(&token).send(port).status)
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        introspections(&s) - before,
+        1,
+        "50 requests, one introspection"
+    );
+}
+
+#[test]
+fn with_the_server_stopped_cached_tokens_serve_within_stale_if_error_and_new_ones_are_503() {
+    let mut s = AuthServer::start(&Config::standard());
+    let cfg = filter_config_with(
+        &s,
+        "gateway-secret",
+        "1s",
+        json!({ "stale_if_error": "30s" }),
+    );
+    let setup = start_config(&s, &cfg);
+    let service = Config::standard().client("service");
+    let cached = s.cc_token(&service, Some("read"), None);
+    let new = s.cc_token(&service, Some("read"), None);
+    assert_eq!(setup.get(&cached).status, 200);
+    s.stop();
+    std::thread::sleep(Duration::from_millis(1_500));
+    // Past cache_duration, within stale_if_error: served from the stale answer.
+    let resp = setup.get(&cached);
+    assert_eq!(resp.status, 200, "{resp}\n{}", setup.envoy.log_tail(20));
+    // Never answered: 503 (failure_policy.introspection_unavailable's default).
+    assert_eq!(setup.get(&new).status, 503);
 }
