@@ -354,6 +354,7 @@ impl Filter {
             let needed = self.take_needed();
             if needed.is_empty() || round == opaque::ROUNDS {
                 self.opaque.own.remove(&id);
+                self.count_hits(host, id);
                 self.record_decision(host, &decision, headers, now);
                 return Some(decision);
             }

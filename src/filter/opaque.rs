@@ -11,7 +11,7 @@ use super::{apply, request_headers, Filter, POKE};
 use crate::config::{Config, ProviderId};
 use crate::host::{Action, Callout, Host, Level};
 use crate::introspection::cache::{self, IntrospectionCache, Opaque, Outcome, Step};
-use crate::introspection::{Answer, CacheKey, Needed};
+use crate::introspection::{Answer, Answers as _, CacheKey, Known, Needed};
 use crate::jwks_cache::Millis;
 use crate::oauth::Unavailable;
 use std::rc::Rc;
@@ -33,6 +33,8 @@ pub(super) struct Pending {
     resume: Vec<u32>,
     /// Per waiting stream: answers not cached and failures, for its next decision.
     pub(super) own: HashMap<u32, Vec<Told>>,
+    /// Streams that waited for an introspection (counted as cache misses, not hits).
+    waited: std::collections::HashSet<u32>,
 }
 
 impl Pending {
@@ -67,6 +69,7 @@ impl Filter {
             opaque.own = self.opaque.own.get(&id).cloned().unwrap_or_default();
             opaque.needed.clear();
             opaque.last_round = last_round;
+            opaque.hits.borrow_mut().clear();
         }
     }
 
@@ -77,6 +80,22 @@ impl Filter {
             .as_deref_mut()
             .map(|o| std::mem::take(&mut o.needed))
             .unwrap_or_default()
+    }
+
+    /// Counts the cache hits of stream `id`'s final decision (`introspection_cache_hit`),
+    /// unless it waited for an answer (a miss, counted when the answer came).
+    pub(super) fn count_hits(&mut self, host: &impl Host, id: u32) {
+        if self.opaque.waited.remove(&id) {
+            return;
+        }
+        let Some(opaque) = self.cache.opaque.as_deref() else {
+            return;
+        };
+        for provider in opaque.hits.borrow().iter() {
+            if let Some(stats) = self.stats.introspection(*provider) {
+                host.increment(stats.cache_hit);
+            }
+        }
     }
 
     /// Joins or starts each lookup stream `id` needs; true when the stream waits for one.
@@ -113,6 +132,9 @@ impl Filter {
         }
         if !self.opaque.idle() {
             self.set_tick(host, POKE);
+        }
+        if waits {
+            self.opaque.waited.insert(id);
         }
         waits
     }
@@ -192,13 +214,21 @@ impl Filter {
             return;
         };
         let (waiters, outcome) = opaque.cache.settle(provider, key, status, body, now);
+        let inactive = match &outcome {
+            Outcome::Uncached(answer) => *answer == Answer::Inactive,
+            Outcome::Cached => {
+                let answers = cache::RequestAnswers::new(&opaque.cache, now);
+                answers.answer(provider, key) == Known::Answer(&Answer::Inactive)
+            }
+            Outcome::Failed(_) => false,
+        };
         let name = self
             .config
             .providers
             .get(provider)
             .map_or("", |p| p.name.as_str());
         if let Some(stats) = self.stats.introspection(provider) {
-            stats.record(host, &outcome, waiters.len());
+            stats.record(host, &outcome, waiters.len(), inactive);
         }
         let told = match outcome {
             Outcome::Cached => None,
@@ -237,6 +267,7 @@ impl Filter {
     /// Stream `id` went away: never resumed, and what it was told is dropped.
     pub(super) fn introspection_stream_gone(&mut self, id: u32) {
         self.opaque.own.remove(&id);
+        self.opaque.waited.remove(&id);
         if let Some(opaque) = self.cache.opaque.as_deref_mut() {
             opaque.cache.forget_waiter(id);
         }

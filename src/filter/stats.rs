@@ -6,7 +6,6 @@ use crate::config::{Config, JwksSource};
 use crate::engine::Verdict;
 use crate::host::{Host, MetricKind};
 use crate::introspection::cache::Outcome;
-use crate::introspection::Answer;
 use crate::jwks_cache::FetchFailure;
 use crate::metrics;
 
@@ -53,6 +52,7 @@ pub struct Introspections {
     /// In `metrics::INTROSPECTION_FAILURE_REASONS` order.
     failed: Vec<(&'static str, u32)>,
     pub failed_in_flight: u32,
+    pub cache_hit: u32,
     cache_miss: u32,
     inactive: u32,
 }
@@ -68,9 +68,8 @@ impl Introspections {
             .iter()
             .find(|(r, _)| *r == "in_flight")
             .map(|(_, id)| *id)?;
-        // Defined so they exist at 0; `introspection_cache_hit` is not counted yet.
-        counter(metrics::introspection_cache_hit(provider))?;
         Some(Introspections {
+            cache_hit: counter(metrics::introspection_cache_hit(provider))?,
             success: counter(metrics::introspection_success(provider))?,
             failed,
             failed_in_flight,
@@ -79,8 +78,9 @@ impl Introspections {
         })
     }
 
-    /// Counts one introspection that ended, and the `waiters` that missed the cache for it.
-    pub fn record(&self, host: &impl Host, outcome: &Outcome, waiters: usize) {
+    /// Counts one introspection that ended (`inactive`: its answer said so), and the
+    /// `waiters` that missed the cache for it.
+    pub fn record(&self, host: &impl Host, outcome: &Outcome, waiters: usize, inactive: bool) {
         for _ in 0..waiters {
             host.increment(self.cache_miss);
         }
@@ -90,11 +90,12 @@ impl Introspections {
                     host.increment(*id);
                 }
             }
-            Outcome::Uncached(Answer::Inactive) => {
+            Outcome::Cached | Outcome::Uncached(_) => {
                 host.increment(self.success);
-                host.increment(self.inactive);
+                if inactive {
+                    host.increment(self.inactive);
+                }
             }
-            Outcome::Cached | Outcome::Uncached(_) => host.increment(self.success),
         }
     }
 }

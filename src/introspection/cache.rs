@@ -304,6 +304,8 @@ pub struct Opaque {
     pub needed: Vec<super::Needed>,
     /// The last round of a bounded decide loop: what is unknown is taken as failed.
     pub last_round: bool,
+    /// Providers whose answer this decision read from the cache (`introspection_cache_hit`).
+    pub hits: std::cell::RefCell<Vec<ProviderId>>,
 }
 
 impl Opaque {
@@ -314,6 +316,7 @@ impl Opaque {
             own: Vec::new(),
             needed: Vec::new(),
             last_round: false,
+            hits: std::cell::RefCell::new(Vec::new()),
         }
     }
 }
@@ -332,7 +335,10 @@ impl Answers for Opaque {
         }
         match self.cache.table(provider) {
             Some(table) => match table.lookup.peek(key, self.now) {
-                Some(answer) => Known::Answer(answer),
+                Some(answer) => {
+                    self.hits.borrow_mut().push(provider);
+                    Known::Answer(answer)
+                }
                 None if self.last_round => Known::Failed,
                 None => Known::Unknown,
             },
