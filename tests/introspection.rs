@@ -199,3 +199,43 @@ fn with_the_server_stopped_cached_tokens_serve_within_stale_if_error_and_new_one
     // Never answered: 503 (failure_policy.introspection_unavailable's default).
     assert_eq!(setup.get(&new).status, 503);
 }
+
+/// `bootstrap` with `environment_variables.key_values` {`name`: `value`} in every Wasm VM's
+/// `vm_config` (Envoy's way to give a VM environment variables).
+fn with_vm_env(bootstrap: &str, name: &str, value: &str) -> String {
+    fn walk(v: &mut Value, name: &str, value: &str) {
+        match v {
+            Value::Object(map) => {
+                if let Some(vm) = map.get_mut("vm_config") {
+                    vm["environment_variables"] = json!({ "key_values": { name: value } });
+                }
+                map.values_mut().for_each(|v| walk(v, name, value));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, name, value)),
+            _ => {}
+        }
+    }
+    let mut doc: Value = serde_json::from_str(bootstrap).unwrap();
+    walk(&mut doc, name, value);
+    doc.to_string()
+}
+
+#[test]
+fn the_client_secret_from_the_vms_environment_works() {
+    let s = AuthServer::start(&Config::standard());
+    let mut cfg = filter_config(&s, "unused", "60s");
+    cfg["providers"]["opaque"]["introspection"]["client_secret"] =
+        json!({ "environment_variable": "INTROSPECTION_SECRET" });
+    cfg["providers"]["opaque"]["introspection"]
+        .as_object_mut()
+        .unwrap()
+        .remove("allow_inline_secret");
+    let upstream = Upstream::start();
+    let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, &cfg)], upstream.port());
+    let boot = with_vm_env(&boot, "INTROSPECTION_SECRET", "gateway-secret");
+    let envoy = Envoy::start(&bootstrap::with_cluster(&boot, "authserver", s.port()));
+    let token = s.cc_token(&Config::standard().client("service"), Some("read"), None);
+    let resp = Request::get("/api").bearer(&token).send(envoy.port("wasm"));
+    assert_eq!(resp.status, 200, "{resp}\n{}", envoy.log_tail(30));
+    assert!(!envoy.log().contains("gateway-secret"));
+}
