@@ -42,8 +42,10 @@ use crate::claims::ClaimRule;
 use crate::config::{Config, Location, Provider, ProviderId, Requirement};
 use crate::error::AuthError;
 use crate::extract::extract;
+use crate::introspection::{self, Answer, Answers, Known, Needed};
 use crate::jwt::{self, UntrustedJwt};
 use crate::keys::{Availability, KeyStore, ListAvailability, Wait};
+use crate::oauth;
 use crate::peer::{self, PrincipalPattern};
 use crate::propagate::{self, HeaderOp};
 use crate::request::RequestHeaders;
@@ -63,6 +65,10 @@ pub struct Evaluation<'c, 'e, S: Sink = Off> {
     pub signatures: &'e dyn SignatureBackend,
     pub cache: &'e mut TokenCache,
     pub headers: &'e RequestHeaders,
+    /// The introspection answers known for this request (`introspection::Unwired`: none).
+    pub answers: &'e dyn Answers,
+    /// Introspections this request needs before it can be decided (no answer known yet).
+    pub needed: Vec<Needed>,
     pub now: i64,
     pub ops: Vec<HeaderOp<'c>>,
     /// Set when a failure could turn out otherwise once a provider's keys arrive.
@@ -248,6 +254,18 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
                 location: trace::describe_location(f.location),
                 token: f.token.as_deref().map(trace::token_hint).map_err(|e| *e),
             });
+            if provider.introspection.is_some() {
+                let token = f.token?;
+                if self.names_jwt_provider(&token) {
+                    // A JWT of a JWT provider's issuer goes there, not to introspection.
+                    return Err(AuthError::UnknownIssuer);
+                }
+                if let Err(e) = self.opaque(id, provider, f.location, &token, needs) {
+                    self.rejected.push(Rc::from(&*token));
+                    return Err(e);
+                }
+                continue;
+            }
             let parsed = self.parse(&f.token?)?;
             if let Err(e) = self.token(id, provider, f.location, &parsed, needs) {
                 self.rejected.push(Rc::clone(&parsed.token));
@@ -275,6 +293,16 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
                         || (tolerate_failure && self.rejected.iter().any(|r| **r == *token))
                     {
                         return Ok(());
+                    }
+                    if let Some((opaque, location)) = self.introspector_for(f.location, &token) {
+                        let owner = config
+                            .providers
+                            .get(opaque)
+                            .ok_or(AuthError::UnknownIssuer)?;
+                        self.failed = Some(opaque);
+                        let result = self.opaque(opaque, owner, location, &token, Needs::default());
+                        seen.push(token);
+                        return result;
                     }
                     let parsed = self.parse(&token);
                     seen.push(token);
@@ -306,12 +334,102 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         }
     }
 
+    /// The JWT provider a JWT of issuer `iss` goes to (introspection providers take no JWT by
+    /// its issuer: see `introspector_for`).
     fn provider_for_issuer(&self, iss: Option<&str>) -> Option<ProviderId> {
         let providers = &self.config.providers;
+        let jwt = |p: &Provider| p.introspection.is_none();
         providers
             .iter()
-            .position(|p| p.issuer.is_some() && p.issuer.as_deref() == iss)
-            .or_else(|| providers.iter().position(|p| p.issuer.is_none()))
+            .position(|p| jwt(p) && p.issuer.is_some() && p.issuer.as_deref() == iss)
+            .or_else(|| providers.iter().position(|p| jwt(p) && p.issuer.is_none()))
+    }
+
+    /// Whether `token` is a JWT whose `iss` names a JWT provider (one with that `issuer` and
+    /// no `introspection`): such a token is never introspected.
+    fn names_jwt_provider(&mut self, token: &str) -> bool {
+        let Ok(parsed) = self.parse(token) else {
+            return false;
+        };
+        let iss = parsed.jwt.claims.iss.as_deref();
+        iss.is_some()
+            && self
+                .config
+                .providers
+                .iter()
+                .any(|p| p.introspection.is_none() && p.issuer.as_deref() == iss)
+    }
+
+    /// The introspection provider that takes `token`, found at `location`: the first one
+    /// looking at the same location, unless the token is a JWT of a JWT provider's issuer.
+    fn introspector_for(
+        &mut self,
+        location: &Location,
+        token: &str,
+    ) -> Option<(ProviderId, &'c Location)> {
+        let config = self.config;
+        let found = config.providers.iter().enumerate().find_map(|(id, p)| {
+            p.introspection.as_ref()?;
+            let own = p.locations.iter().find(|l| *l == location)?;
+            Some((id, own))
+        })?;
+        (!self.names_jwt_provider(token)).then_some(found)
+    }
+
+    /// One token at introspection provider `id`: its syntax and size (before any callout),
+    /// then what the authorization server said about it, then every check a verified JWT
+    /// gets. No answer yet: the lookup is recorded in `needed` and the token fails
+    /// `IntrospectionUnavailable` until the request is decided again with the answer.
+    fn opaque(
+        &mut self,
+        id: ProviderId,
+        provider: &'c Provider,
+        location: &'c Location,
+        token: &str,
+        needs: Needs<'_>,
+    ) -> Result<(), AuthError> {
+        let introspection = provider
+            .introspection
+            .as_deref()
+            .ok_or(AuthError::IntrospectionUnavailable)?;
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        if !introspection::is_b64token(token) {
+            return Err(AuthError::NotB64Token);
+        }
+        // The answers: the VM's, carried by the token cache inside the filter's decide loop;
+        // else the ones the caller gave (`introspection::Unwired` when it cannot ask).
+        let (now, policy) = (self.now, provider.policy());
+        let answers: &dyn Answers = match self.cache.opaque.as_deref() {
+            Some(opaque) => opaque,
+            None => self.answers,
+        };
+        let needed = &mut self.needed;
+        let key = answers.key(&provider.name, token);
+        let verified = match answers.answer(id, &key) {
+            Known::Answer(Answer::Active(active)) => {
+                verify::introspected(active, policy, needs.audiences, now)
+            }
+            Known::Answer(Answer::Inactive) => Err(AuthError::Inactive),
+            Known::Failed => Err(AuthError::IntrospectionUnavailable),
+            Known::Unknown => {
+                if !needed.iter().any(|n| n.provider == id && n.key == key) {
+                    needed.push(Needed {
+                        provider: id,
+                        key,
+                        request: oauth::introspection_request(
+                            &introspection.endpoint,
+                            &introspection.client,
+                            token,
+                            Some("access_token"),
+                        ),
+                    });
+                }
+                Err(AuthError::IntrospectionUnavailable)
+            }
+        };
+        self.accept(id, provider, location, verified?, needs)
     }
 
     /// `token` parsed: once per request, and not at all when a cache holds it (then its text
@@ -408,6 +526,19 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
                 .record(|| trace::revocation_step(provider, checked));
             checked?;
         }
+        self.accept(id, provider, location, token, needs)
+    }
+
+    /// A verified token (a JWT, or an opaque token the server called active) against the rest
+    /// of the provider's and the requirement's checks; then its identity headers.
+    fn accept(
+        &mut self,
+        id: ProviderId,
+        provider: &'c Provider,
+        location: &'c Location,
+        token: Verified,
+        needs: Needs<'_>,
+    ) -> Result<(), AuthError> {
         if let Some(allowed) = &provider.allowed_typ {
             let result = allowed
                 .check(&token)

@@ -22,6 +22,7 @@
 use crate::authorize::Evaluation;
 use crate::config::{Config, OnFailure, ProviderId, OUTCOME_HEADER};
 use crate::error::{deny, AuthError, Denial, FailureClass};
+use crate::introspection::{Answers, Needed, Unwired};
 pub use crate::keys::{Availability, KeyStore, ListAvailability, Wait};
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
@@ -138,13 +139,56 @@ pub fn decide_in<'c>(
 }
 
 /// `decide_in`, telling `trace` every step (`jwt-authn-explain`): the same code, so the steps
-/// explain the decision the filter makes. With `trace::Off` nothing is built.
+/// explain the decision the filter makes. With `trace::Off` nothing is built. Opaque tokens
+/// are `introspection_unavailable` here (`introspection::Unwired`): a caller that can ask
+/// the authorization server uses `decide_introspecting`.
 pub fn decide_traced<'c, S: Sink>(
     config: &'c Config,
     vm: Vm<'_>,
     headers: &RequestHeaders,
     now: i64,
     trace: &mut S,
+) -> Decision<'c> {
+    decide_with(config, vm, &Unwired, headers, now, trace, &mut Vec::new())
+}
+
+/// A decision on a request that may carry opaque tokens (issue 14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introspecting<'c> {
+    /// Every answer the request needs was in `answers`: decided (possibly a key `Wait`).
+    Decided(Decision<'c>),
+    /// These introspections must be answered first (each key once): ask them (or join the
+    /// question already out, `introspection::cache`), then decide again with the answers.
+    Ask(Vec<Needed>),
+}
+
+/// Decides one request with what `vm` offers and the introspection answers known for it.
+/// When a token's answer is unknown, nothing is decided: the lookups come back, as a `Wait`
+/// comes back for keys, and the request is decided again once they are answered (or failed).
+pub fn decide_introspecting<'c>(
+    config: &'c Config,
+    vm: Vm<'_>,
+    answers: &dyn Answers,
+    headers: &RequestHeaders,
+    now: i64,
+) -> Introspecting<'c> {
+    let mut needed = Vec::new();
+    let decision = decide_with(config, vm, answers, headers, now, &mut Off, &mut needed);
+    if needed.is_empty() {
+        Introspecting::Decided(decision)
+    } else {
+        Introspecting::Ask(needed)
+    }
+}
+
+fn decide_with<'c, S: Sink>(
+    config: &'c Config,
+    vm: Vm<'_>,
+    answers: &dyn Answers,
+    headers: &RequestHeaders,
+    now: i64,
+    trace: &mut S,
+    needed: &mut Vec<Needed>,
 ) -> Decision<'c> {
     if BENCH_STOP == BenchStop::Headers {
         return finish(config, Vec::new(), Verdict::default(), None);
@@ -204,6 +248,8 @@ pub fn decide_traced<'c, S: Sink>(
         signatures: vm.signatures,
         cache: vm.cache,
         headers,
+        answers,
+        needed: Vec::new(),
         now,
         ops: Vec::new(),
         wait: None,
@@ -214,7 +260,14 @@ pub fn decide_traced<'c, S: Sink>(
         rejected: Vec::new(),
         trace: &mut *trace,
     };
-    match (evaluation.check(requirement), evaluation.wait) {
+    let checked = evaluation.check(requirement);
+    // Inside the filter's decide loop the lookups go back with the VM's answers, through the
+    // token cache (`TokenCache::opaque`); else to the caller.
+    match evaluation.cache.opaque.as_deref_mut() {
+        Some(opaque) => opaque.needed.append(&mut evaluation.needed),
+        None => needed.append(&mut evaluation.needed),
+    }
+    match (checked, evaluation.wait) {
         (Ok(()), _) => {
             ops.append(&mut evaluation.ops);
             let verdict = Verdict {
@@ -247,6 +300,10 @@ pub fn decide_traced<'c, S: Sink>(
                 FailureClass::RevocationUnavailable => (
                     "revocation_unavailable",
                     config.failure_policy.revocation_unavailable,
+                ),
+                FailureClass::IntrospectionUnavailable => (
+                    "introspection_unavailable",
+                    config.failure_policy.introspection_unavailable,
                 ),
                 // `deny` makes it a 403.
                 FailureClass::Forbidden => ("forbidden (always 403)", OnFailure::Deny401),
@@ -335,6 +392,8 @@ fn is_cors_preflight(headers: &RequestHeaders) -> bool {
             .is_some_and(|v| !v.is_empty())
 }
 
+#[cfg(test)]
+mod introspection_tests;
 #[cfg(test)]
 mod revocation_tests;
 #[cfg(test)]

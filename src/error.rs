@@ -49,6 +49,9 @@ pub enum AuthError {
     PayloadBadClaim,
     /// The signature segment is not base64url.
     SignatureBadBase64,
+    /// A token for an introspection provider that is not an RFC 6750 `b64token`: refused
+    /// before any callout.
+    NotB64Token,
     /// `iss` does not name the provider's issuer (or, when choosing by issuer, any provider).
     UnknownIssuer,
     /// No key in the provider's JWKS fits the token's `kid` and `alg`.
@@ -98,6 +101,13 @@ pub enum AuthError {
     /// The provider's revocation list could not be had: none yet after the wait, or the last
     /// good one is older than `max_staleness`. Never "nothing is revoked".
     RevocationUnavailable,
+    /// The authorization server said the opaque token is not active (RFC 7662 `"active":
+    /// false`): 401 `invalid_token`.
+    Inactive,
+    /// The token could not be introspected: the server failed, refused the filter's own
+    /// credentials, answered something that is not an RFC 7662 answer, or too many
+    /// introspections were in flight (`introspection_unavailable` policy, default 503).
+    IntrospectionUnavailable,
     /// The request itself cannot be read (`request::Unreadable`: headers the host could not
     /// give, no `:path` or `:method`, an `:authority` a `hosts` rule cannot parse). Refused
     /// with 400 before any failure policy or `report_only`: nothing can be decided on it.
@@ -116,6 +126,8 @@ pub enum FailureClass {
     KeysUnavailable,
     /// The provider's revocation list could not be had, or is older than `max_staleness`.
     RevocationUnavailable,
+    /// An opaque token could not be introspected.
+    IntrospectionUnavailable,
     /// A good token that does not grant access here (audience, scope, claim, token kind), or
     /// a peer that may not call: always 403 (503 when the peer cannot be read).
     Forbidden,
@@ -146,6 +158,7 @@ impl AuthError {
                 "Jwt payload has a registered claim of the wrong type or out of range"
             }
             Self::SignatureBadBase64 => "Jwt signature is an invalid Base64url encoded",
+            Self::NotB64Token => "Token is not a valid bearer token",
             Self::UnknownIssuer => "Jwt issuer is not configured",
             Self::NoMatchingKey => "Jwks doesn't have key to match kid or alg from Jwt",
             Self::SignatureInvalid => "Jwt verification fails",
@@ -165,6 +178,8 @@ impl AuthError {
             Self::KeysUnavailable => "Jwks remote fetch is failed",
             Self::Revoked => "Jwt has been revoked",
             Self::RevocationUnavailable => "Jwt revocation list is unavailable",
+            Self::Inactive => "Token is not active",
+            Self::IntrospectionUnavailable => "Token introspection is unavailable",
             Self::UnreadableRequest => "Bad request",
         }
     }
@@ -189,7 +204,8 @@ impl AuthError {
             | Self::PayloadBadBase64
             | Self::PayloadBadJson
             | Self::PayloadBadClaim
-            | Self::SignatureBadBase64 => "malformed",
+            | Self::SignatureBadBase64
+            | Self::NotB64Token => "malformed",
             Self::UnknownIssuer => "issuer",
             Self::NoMatchingKey | Self::SignatureInvalid => "signature",
             Self::Expired => "expired",
@@ -206,6 +222,8 @@ impl AuthError {
             Self::KeysUnavailable => "keys_unavailable",
             Self::Revoked => "revoked",
             Self::RevocationUnavailable => "revocation_unavailable",
+            Self::Inactive => "inactive",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 
@@ -215,6 +233,7 @@ impl AuthError {
             Self::Missing => FailureClass::Missing,
             Self::KeysUnavailable => FailureClass::KeysUnavailable,
             Self::RevocationUnavailable => FailureClass::RevocationUnavailable,
+            Self::IntrospectionUnavailable => FailureClass::IntrospectionUnavailable,
             Self::AudienceNotAllowed
             | Self::InsufficientScope
             | Self::ClaimMismatch

@@ -12,12 +12,18 @@
 //! period changes. A filter without remote keys ticks only while dropped log lines are left
 //! to report.
 //!
+//! Opaque tokens (issue 14, `filter/opaque.rs`): a decision that needs an introspection
+//! answer parks its stream on the lookup (`introspection::cache`); the root dispatches the
+//! callout at its next tick (`POKE`), like a key fetch, and the answer resumes every stream
+//! that waited for it.
+//!
 //! What happens between VMs is `fleet`; what a key-set callout leads to is `callouts`; which
 //! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`; token
 //! exchanges after an allowed decision (pause, callout from the root, resume) are
 //! `filter::exchange`.
 
 mod exchange;
+mod opaque;
 #[cfg(test)]
 mod revocation_tests;
 mod stats;
@@ -88,6 +94,8 @@ pub struct Filter {
     plugin: String,
     /// Token exchanges: issued tokens, callouts queued and in flight (`filter::exchange`).
     exchange: exchange::ExchangeState,
+    /// Introspections in flight and to send, and what each waiting stream was told.
+    opaque: opaque::Pending,
 }
 
 /// The host clock in milliseconds (0 when the host will not say).
@@ -186,7 +194,9 @@ impl Filter {
             host_signatures,
             log_limit: RateLimit::default(),
             plugin,
+            opaque: opaque::Pending::default(),
         };
+        filter.cache.opaque = opaque::session(&filter.config);
         // Keys are on the way from now: a request waits for them. The fetch starts at the
         // first tick, 1 ms from now, not here: Envoy runs this in a short-lived canary VM too,
         // which must not take the lease and die with it.
@@ -213,6 +223,7 @@ impl Filter {
     /// and log lines left to report.
     pub fn on_tick(&mut self, host: &impl Host) {
         let now = now_millis(host);
+        self.send_introspections(host, now);
         let (due, changed) = self.coordinate(host, now);
         for provider in changed {
             self.resume_waiting(host, provider, now);
@@ -265,6 +276,9 @@ impl Filter {
             self.list_answered(host, provider, headers, body_size, now);
             return;
         }
+        if self.introspection_answered(host, token, headers, body_size, now) {
+            return;
+        }
         let next = self.with_keys(host, now, |callouts, keys| {
             callouts.on_response(token, headers, body_size, &host::Response(host), keys)
         });
@@ -279,6 +293,7 @@ impl Filter {
     pub fn on_stream_gone(&mut self, id: u32) {
         self.parked.gone(id);
         self.exchange.gone(id);
+        self.introspection_stream_gone(id);
     }
 
     /// One tick of the fetch protocol between the VMs of this Envoy (`fleet`). Returns the
@@ -508,9 +523,38 @@ impl Filter {
         self.resume_waiting(host, provider, now);
     }
 
-    /// Decides for the request in `headers` (`parked::decide`), parking it when it must wait,
-    /// and counts the final decision. `None`: parked.
+    /// Decides for the request in `headers`, parking it while a key set or an introspection
+    /// it needs is on the way, and counts the final decision. `None`: parked.
     fn decide<'c>(
+        &mut self,
+        host: &impl Host,
+        config: &'c Config,
+        id: u32,
+        headers: &RequestHeaders,
+        now: Millis,
+    ) -> Option<Final<'c>> {
+        // Each round either parks or learns an answer (or a failure) for every lookup it
+        // needed; the last one takes every lookup still unknown as failed.
+        for round in 0..=opaque::ROUNDS {
+            self.begin_decision(id, now, round == opaque::ROUNDS);
+            let decision = self.decide_keys(host, config, id, headers, now)?;
+            let needed = self.take_needed();
+            if needed.is_empty() || round == opaque::ROUNDS {
+                self.opaque.own.remove(&id);
+                self.count_hits(host, id);
+                self.record_decision(host, &decision, headers, now);
+                return Some(decision);
+            }
+            if self.ask_introspections(host, id, needed, now) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// `parked::decide`: decides, parking the stream while keys it needs are on the way.
+    /// `None`: parked.
+    fn decide_keys<'c>(
         &mut self,
         host: &impl Host,
         config: &'c Config,
@@ -557,9 +601,7 @@ impl Filter {
         } else if parking.peer && self.tick > PEER_POLL {
             self.set_tick(host, PEER_POLL);
         }
-        let decision = decision?;
-        self.record_decision(host, &decision, headers, now);
-        Some(decision)
+        decision
     }
 
     /// Counts a final decision, and logs a failure that was let through (at info in
@@ -644,7 +686,7 @@ impl Filter {
                 &logline::suppressed_line(&self.plugin, suppressed),
             );
         }
-        if self.log_limit.pending() == 0 && !self.has_remote() {
+        if self.log_limit.pending() == 0 && !self.has_remote() && self.opaque.idle() {
             self.set_tick(host, Duration::ZERO);
         }
     }

@@ -18,12 +18,75 @@
 //! - [`TokenKeyer`]: the cache key is HMAC-SHA-256 of (provider, token) under a key the VM
 //!   draws at start, so the cache holds no token text, and its keys say nothing about the
 //!   tokens to whoever sees them.
+//! - What a decision needs ([`Answers`]): the answers known for this request, by key. A token
+//!   with none is a [`Needed`] lookup (key and ready callout), which the engine hands back
+//!   (`engine::decide_introspecting`) for the instance core to ask, as it hands back a `Wait`
+//!   for keys; the per-VM table is [`cache::IntrospectionCache`].
+//! - [`is_b64token`]: the syntax (RFC 6750 §2.1) and size a token must have before any callout.
 
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+use crate::config::ProviderId;
 use crate::jwt::{self, Claims};
-use crate::oauth::{self, Unavailable};
+use crate::oauth::{self, CalloutRequest, Unavailable};
+
+pub mod cache;
+
+/// Whether `token` may be sent to an authorization server: an RFC 6750 §2.1 `b64token`
+/// (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`) of at most
+/// `jwt::MAX_TOKEN_BYTES`. Anything else is refused before a callout.
+pub fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    token.len() <= jwt::MAX_TOKEN_BYTES
+        && !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// What is known, for one request, about one token at one introspection provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known<'a> {
+    /// The server's answer (from the cache, or just received).
+    Answer(&'a Answer),
+    /// Asking failed for this request and nothing cached may serve: `introspection_unavailable`.
+    Failed,
+    /// Nobody has asked: the request needs a lookup ([`Needed`]).
+    Unknown,
+}
+
+/// What the engine needs from whoever holds the introspection answers, as of the moment of
+/// the request (as `KeyStore` for keys).
+pub trait Answers {
+    /// The cache key of `token` at `provider` (`TokenKeyer::key`).
+    fn key(&self, provider: &str, token: &str) -> CacheKey;
+    /// What is known under `key` at `provider`.
+    fn answer(&self, provider: ProviderId, key: &CacheKey) -> Known<'_>;
+}
+
+/// No introspection wired in (a glue that does not ask): every opaque token is
+/// `introspection_unavailable`, so nothing the server did not call active is let through.
+pub struct Unwired;
+
+impl Answers for Unwired {
+    fn key(&self, provider: &str, token: &str) -> CacheKey {
+        TokenKeyer::new(&[0; 32]).key(provider, token)
+    }
+
+    fn answer(&self, _provider: ProviderId, _key: &CacheKey) -> Known<'_> {
+        Known::Failed
+    }
+}
+
+/// One introspection a request waits for: the key its answer is kept under and the callout
+/// that asks (sent to the provider's `introspection.http_uri.cluster` with its timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needed {
+    pub provider: ProviderId,
+    pub key: CacheKey,
+    pub request: CalloutRequest,
+}
 
 /// An active token, as the authorization server described it.
 #[derive(Debug, Clone, PartialEq, Eq)]

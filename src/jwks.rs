@@ -222,13 +222,24 @@ impl KeySet {
         })
     }
 
+    /// The set of no keys, which verifies nothing: the key set of a provider whose tokens are
+    /// introspected (`config::Introspection`), never parsed from a document.
+    pub fn none() -> KeySet {
+        KeySet {
+            keys: Vec::new(),
+            skipped: Vec::new(),
+            notes: Vec::new(),
+            version: VERSIONS.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
     /// Identifies this key set among all those parsed in this VM: a provider whose version
     /// changed has new keys, and what the old ones verified no longer counts.
     pub fn version(&self) -> u64 {
         self.version
     }
 
-    /// The number of usable keys (never 0 for a set `from_json` returned).
+    /// The number of usable keys (never 0 for a set `from_json` returned; 0 for `none`).
     pub fn len(&self) -> usize {
         self.keys.len()
     }

@@ -207,6 +207,26 @@ pub fn parse(token: &str) -> Result<UntrustedJwt, AuthError> {
     })
 }
 
+impl UntrustedJwt {
+    /// The claims an authorization server gave for an opaque token (`verify::introspected`
+    /// is the only caller), in the shape the claim checks and identity headers read. It has no
+    /// JOSE header, no signature and no `payload_b64` (empty: `forward_payload_header` is
+    /// refused at load for introspection providers); `alg` is a placeholder nothing reads, as
+    /// no signature check ever runs on it and the verified-token cache never holds it.
+    pub(crate) fn introspected(claims: Claims, payload: Map<String, Value>) -> UntrustedJwt {
+        UntrustedJwt {
+            alg: Alg::RS256,
+            kid: None,
+            typ: None,
+            claims,
+            payload,
+            signing_input: String::new(),
+            payload_start: 0,
+            signature: Vec::new(),
+        }
+    }
+}
+
 /// The registered claims of a JSON object (a JWT payload, or an RFC 7662 introspection answer,
 /// whose members are the same claims): `None` when one has the wrong type or a time is out of
 /// range.

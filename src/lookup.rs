@@ -139,6 +139,19 @@ impl<K: Hash + Eq + Clone, V> Lookup<K, V> {
         self.bytes
     }
 
+    /// The answer `find` would serve for `key` at `now` (fresh, or stale while asking again
+    /// fails), without asking or recording anyone: what a decision reads.
+    pub fn peek(&self, key: &K, now: Millis) -> Option<&V> {
+        match self.slots.get(key) {
+            Some(Slot::Answered(a))
+                if now < a.life.fresh_until || (now < a.life.stale_until && now < a.retry_at) =>
+            {
+                Some(&a.value)
+            }
+            _ => None,
+        }
+    }
+
     /// What stream `waiter` finds for `key` at `now`. On [`Found::Ask`] and [`Found::Wait`]
     /// the waiter is recorded and is among those `settle` returns.
     pub fn find(&mut self, key: &K, waiter: u32, now: Millis) -> Found<'_, V> {

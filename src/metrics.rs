@@ -20,7 +20,7 @@ pub const FETCH_FAILURE_REASONS: [&str; 7] = [
 ];
 
 /// Every `AuthError::reason`, so each denial counter exists (at 0) from the start.
-pub const DENY_REASONS: [&str; 18] = [
+pub const DENY_REASONS: [&str; 20] = [
     "missing",
     "malformed",
     "signature",
@@ -39,6 +39,8 @@ pub const DENY_REASONS: [&str; 18] = [
     "keys_unavailable",
     "revoked",
     "revocation_unavailable",
+    "inactive",
+    "introspection_unavailable",
 ];
 
 /// Every `ListFailure::reason` (`revocation::fetch`), so each revocation fetch failure counter
@@ -115,6 +117,32 @@ pub fn revocation_fetch_failed(provider: &str, reason: &str) -> String {
     )
 }
 
+/// Every `oauth::Unavailable::reason` of an introspection, and `in_flight` (refused by the
+/// per-VM bound before any callout), so each failure counter exists (at 0) from the start.
+pub const INTROSPECTION_FAILURE_REASONS: [&str; 8] = [
+    "no_response",
+    "server_error",
+    "client_rejected",
+    "status",
+    "too_large",
+    "not_json",
+    "bad_response",
+    "in_flight",
+];
+
+/// Introspections answered (active or not) by the authorization server.
+pub fn introspection_success(provider: &str) -> String {
+    format!("{PREFIX}.{}.introspection_success", segment(provider))
+}
+
+/// Introspections that failed, by reason (`INTROSPECTION_FAILURE_REASONS`).
+pub fn introspection_failed(provider: &str, reason: &str) -> String {
+    format!(
+        "{PREFIX}.{}.introspection_failed.{reason}",
+        segment(provider)
+    )
+}
+
 /// Seconds since the list in force was last fetched or confirmed (a gauge; 0 before the
 /// first).
 pub fn revocation_list_age_seconds(provider: &str) -> String {
@@ -124,6 +152,21 @@ pub fn revocation_list_age_seconds(provider: &str) -> String {
 /// Values and cutoffs of the list in force (a gauge; 0 before the first).
 pub fn revocation_entries(provider: &str) -> String {
     format!("{PREFIX}.{}.revocation_entries", segment(provider))
+}
+
+/// Tokens decided from a cached answer (`cache::RequestAnswers::cache_hits`).
+pub fn introspection_cache_hit(provider: &str) -> String {
+    format!("{PREFIX}.{}.introspection_cache_hit", segment(provider))
+}
+
+/// Tokens the cache had no answer for (a `cache::Step::Ask` or `Wait`).
+pub fn introspection_cache_miss(provider: &str) -> String {
+    format!("{PREFIX}.{}.introspection_cache_miss", segment(provider))
+}
+
+/// Answers that said `"active": false`.
+pub fn introspection_inactive(provider: &str) -> String {
+    format!("{PREFIX}.{}.introspection_inactive", segment(provider))
 }
 
 /// A provider name as one stat-name segment: dots and anything unusual become `_`.
@@ -176,5 +219,29 @@ mod tests {
             revocation_fetch_success("okta"),
             "jwt_authn_wasm.okta.revocation_fetch_success"
         );
+        assert_eq!(
+            introspection_failed("op.aque", "client_rejected"),
+            "jwt_authn_wasm.op_aque.introspection_failed.client_rejected"
+        );
+        assert_eq!(
+            introspection_cache_hit("opaque"),
+            "jwt_authn_wasm.opaque.introspection_cache_hit"
+        );
+    }
+
+    #[test]
+    fn every_introspection_failure_has_its_counter() {
+        use crate::oauth::Unavailable::*;
+        for e in [
+            NoResponse,
+            ServerError,
+            ClientRejected,
+            UnexpectedStatus,
+            TooLarge,
+            NotJson,
+            BadResponse,
+        ] {
+            assert!(INTROSPECTION_FAILURE_REASONS.contains(&e.reason()), "{e:?}");
+        }
     }
 }

@@ -276,11 +276,42 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
             "is a jwt_authn field that jwt-authn-wasm does not support yet",
         ));
     }
+    let introspection = match raw.introspection {
+        None => None,
+        Some(_) if raw.local_jwks.is_some() || raw.remote_jwks.is_some() => {
+            return Err(ConfigError::new(
+                field("introspection"),
+                "set only one of `local_jwks`, `remote_jwks` and `introspection`",
+            ))
+        }
+        Some(introspection) => {
+            let refused = [
+                (
+                    "forward_payload_header",
+                    !raw.forward_payload_header.is_empty(),
+                ),
+                ("allowed_typ", raw.allowed_typ.is_some()),
+                ("jwt_cache_config", raw.jwt_cache_config.is_some()),
+            ];
+            if let Some((f, _)) = refused.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::new(
+                    field(f),
+                    "means nothing for opaque tokens (`introspection`): remove it",
+                ));
+            }
+            Some(Box::new(super::introspection::compile_introspection(
+                &field("introspection"),
+                introspection,
+            )?))
+        }
+    };
     let jwks = match (raw.local_jwks, raw.remote_jwks) {
+        (None, None) if introspection.is_some() => JwksSource::Local(Arc::new(KeySet::none())),
         (None, None) => {
             return Err(ConfigError::new(
                 field("local_jwks"),
-                "a provider needs a key set: set `local_jwks` or `remote_jwks`",
+                "a provider needs a key set: set `local_jwks` or `remote_jwks` (or \
+                 `introspection` for opaque tokens)",
             ))
         }
         (Some(_), Some(_)) => {
@@ -438,6 +469,7 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         service_test,
         certificate_bound,
         revocation,
+        introspection,
     })
 }
 

@@ -30,12 +30,14 @@ use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 
 mod compile;
 mod exchange;
+mod introspection;
 mod raw;
 pub(crate) mod secret;
 
 pub use exchange::{
     Actor, ExchangeId, TokenExchange, DEFAULT_MAX_CACHE_ENTRIES, DEFAULT_REFRESH_BEFORE,
 };
+pub use introspection::Introspection;
 
 use compile::compile;
 #[cfg(test)]
@@ -143,6 +145,14 @@ pub struct FailurePolicy {
     #[serde(default = "deny_503")]
     #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_503")))]
     pub revocation_unavailable: OnFailure,
+    /// An introspection provider could not say whether an opaque token is active (server down,
+    /// 5xx, timeout, not an RFC 7662 answer, the filter's own credentials refused), and no
+    /// cached answer may serve (`stale_if_error`). Default `deny_503`: the client is not at
+    /// fault, and nothing the server did not call active is let through unless this says
+    /// `allow`.
+    #[serde(default = "deny_503")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "deny_503")))]
+    pub introspection_unavailable: OnFailure,
 }
 
 impl Default for FailurePolicy {
@@ -153,6 +163,7 @@ impl Default for FailurePolicy {
             keys_unavailable: OnFailure::Deny401,
             revocation_unavailable: OnFailure::Deny503,
             exchange_unavailable: OnFailure::Deny503,
+            introspection_unavailable: OnFailure::Deny503,
         }
     }
 }
@@ -211,6 +222,10 @@ pub struct Provider {
     pub certificate_bound: Binding,
     /// `revocation` (ours, issue 15): the provider's revocation list; `None`: no check.
     pub revocation: Option<Revocation>,
+    /// `introspection` (ours, issue 14): this provider's tokens are opaque and introspected;
+    /// its `jwks` is then an empty local set, which verifies nothing (the JWT path never
+    /// accepts a token for it: `authorize` routes its tokens to introspection).
+    pub introspection: Option<Box<Introspection>>,
 }
 
 impl Provider {

@@ -93,6 +93,12 @@ pub(crate) struct RawProvider {
     /// it. Exactly one of `local_jwks` and `remote_jwks`.
     #[serde(default)]
     pub(crate) remote_jwks: Option<RawRemoteJwks>,
+    /// Ours (issue 14): opaque access tokens, checked with the authorization server's RFC 7662
+    /// introspection endpoint instead of a key set; instead of `local_jwks` / `remote_jwks`.
+    /// A token whose `iss` names a JWT provider goes there; any other token found at this
+    /// provider's locations is introspected. Default: none.
+    #[serde(default)]
+    pub(crate) introspection: Option<super::introspection::RawIntrospection>,
     /// Keep the token in the request. `false`: a header token is removed, a query-parameter token
     /// is cut from `:path`. Default `false`.
     #[serde(default)]

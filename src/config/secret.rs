@@ -1,81 +1,126 @@
-//! A credential in the configuration (`client_secret`): where it comes from, `inline_string` or
-//! `environment_variable` (read once, at load, from the VM's environment: Envoy's
-//! `vm_config.environment_variables`), and the checks it must pass. Shared by every section
-//! that authenticates the filter to an authorization server (token exchange, introspection).
+//! Where a credential of the filter comes from: an Envoy `DataSource` limited to what a wasm VM
+//! can read, `inline_string` (refused unless the configuration says `allow_inline_secret:
+//! true`, since plugin configuration travels in xDS and sits in `config_dump`) or
+//! `environment_variable`, read from the VM's environment at load (Envoy
+//! `vm_config.environment_variables`, Istio `WasmPlugin` `vmConfig.env`). Shared by every
+//! feature that authenticates to an authorization server (introspection, token exchange).
 //!
-//! The value becomes an `oauth::Secret` at once and is never part of an error: a message names
-//! the field and, for an environment variable, the variable, never what it holds.
+//! A secret never reaches an error: messages name the field and, for an environment
+//! variable, the variable's name, never its value.
 
 use serde::Deserialize;
 
 use crate::error::ConfigError;
-use crate::oauth::{is_vschar, Secret};
+use crate::oauth::{self, Secret};
 
-/// `client_secret`: exactly one of `inline_string` and `environment_variable`.
+/// A client secret's `DataSource`: exactly one of `inline_string` and `environment_variable`.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSecretSource {
-    /// The secret itself. It is in the configuration, so whoever reads the configuration reads
-    /// it; prefer `environment_variable`. One of `inline_string` and `environment_variable`.
+    /// The secret itself, in the configuration: refused unless `allow_inline_secret: true`
+    /// (the configuration is visible in xDS and Envoy's `config_dump`). One of
+    /// `inline_string` and `environment_variable`.
     #[serde(default)]
     pub(crate) inline_string: Option<String>,
-    /// The name of an environment variable of the wasm VM (Envoy's
-    /// `vm_config.environment_variables`, Istio's `WasmPlugin.spec.vmConfig.env`), read once
-    /// when the configuration loads. One of `inline_string` and `environment_variable`.
+    /// The name of a variable of the VM's environment that holds the secret: Envoy
+    /// `vm_config.environment_variables` (`host_env_keys` or `key_values`), Istio `WasmPlugin`
+    /// `vmConfig.env` (`valueFrom: HOST` for one the sidecar has, e.g. from a mounted
+    /// Kubernetes Secret). Read once, at load. One of `inline_string` and
+    /// `environment_variable`.
     #[serde(default)]
     pub(crate) environment_variable: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    pub(crate) filename: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    pub(crate) inline_bytes: Option<String>,
 }
 
-/// The secret `raw` names, at JSON path `field`; `env` reads the VM's environment
-/// (`std::env::var` in the VM, a table in tests).
-pub(crate) fn resolve(
+/// The secret `raw` names, read now. `field` is the JSON path of the `DataSource`;
+/// `allow_inline` is the configuration's consent to an `inline_string`.
+pub(crate) fn compile_secret(
     field: &str,
     raw: RawSecretSource,
-    env: &dyn Fn(&str) -> Option<String>,
+    allow_inline: bool,
 ) -> Result<Secret, ConfigError> {
-    let (value, at) = match raw {
-        RawSecretSource {
-            inline_string: Some(value),
-            environment_variable: None,
-        } => (value, format!("{field}.inline_string")),
-        RawSecretSource {
-            inline_string: None,
-            environment_variable: Some(name),
-        } => {
-            let at = format!("{field}.environment_variable");
-            if name.is_empty() {
-                return Err(ConfigError::new(at, "must name an environment variable"));
-            }
-            let value = env(&name).ok_or_else(|| {
-                ConfigError::new(
-                    &at,
-                    format!(
-                        "the VM has no environment variable {name:?} (set it in \
-                         vm_config.environment_variables)"
-                    ),
-                )
-            })?;
-            (value, at)
-        }
-        _ => {
+    compile_secret_with(field, raw, allow_inline, |name| std::env::var(name).ok())
+}
+
+/// `compile_secret` with the environment given (tests).
+pub(crate) fn compile_secret_with(
+    field: &str,
+    raw: RawSecretSource,
+    allow_inline: bool,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Secret, ConfigError> {
+    if raw.filename.is_some() || raw.inline_bytes.is_some() {
+        let which = if raw.filename.is_some() {
+            "filename"
+        } else {
+            "inline_bytes"
+        };
+        return Err(ConfigError::new(
+            format!("{field}.{which}"),
+            "is not supported for a secret: use `environment_variable` (or `inline_string`)",
+        ));
+    }
+    let value = match (raw.inline_string, raw.environment_variable) {
+        (Some(_), Some(_)) | (None, None) => {
             return Err(ConfigError::new(
                 field,
                 "set exactly one of `inline_string` and `environment_variable`",
             ))
         }
+        (Some(_), None) if !allow_inline => {
+            return Err(ConfigError::new(
+                format!("{field}.inline_string"),
+                "a secret inline in the configuration is visible in xDS and config_dump: use \
+                 `environment_variable`, or set `allow_inline_secret: true` to accept it",
+            ))
+        }
+        (Some(text), None) => (text, format!("{field}.inline_string")),
+        (None, Some(name)) => {
+            if name.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{field}.environment_variable"),
+                    "must name an environment variable",
+                ));
+            }
+            let Some(text) = env(&name) else {
+                return Err(ConfigError::new(
+                    format!("{field}.environment_variable"),
+                    format!(
+                        "`{name}` is not set in the VM's environment (Envoy \
+                         vm_config.environment_variables, Istio WasmPlugin vmConfig.env)"
+                    ),
+                ));
+            };
+            (text, format!("{field}.environment_variable"))
+        }
     };
-    if value.is_empty() {
-        return Err(ConfigError::new(at, "the secret is empty"));
+    let (text, source) = value;
+    if text.is_empty() {
+        return Err(ConfigError::new(source, "the secret is empty"));
     }
-    if !is_vschar(&value) {
-        // Never quoted: it is the secret.
+    if !oauth::is_vschar(&text) {
         return Err(ConfigError::new(
-            at,
-            "the secret must be printable ASCII (RFC 6749 Appendix A: VSCHAR)",
+            source,
+            "the secret must be printable ASCII (RFC 6749 VSCHAR)",
         ));
     }
-    Ok(Secret::new(value))
+    Ok(Secret::new(text))
+}
+
+/// `compile_secret` for token exchange, which takes an `inline_string` without
+/// `allow_inline_secret` (README, "Token exchange"), with the environment given.
+pub(crate) fn resolve(
+    field: &str,
+    raw: RawSecretSource,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, ConfigError> {
+    compile_secret_with(field, raw, true, env)
 }
 
 /// The VM's environment, as the configuration reads it.
@@ -84,7 +129,7 @@ pub(crate) fn vm_env(name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+mod resolve_tests {
     use super::*;
 
     fn raw(json: &str) -> RawSecretSource {
@@ -125,7 +170,7 @@ mod tests {
             (
                 r#"{"environment_variable":"NOPE"}"#,
                 "f.environment_variable",
-                "\"NOPE\"",
+                "NOPE",
             ),
             (
                 r#"{"environment_variable":""}"#,
@@ -154,6 +199,7 @@ mod tests {
             assert!(e.reason.contains(says), "{json}: {}", e.reason);
             assert!(!e.to_string().contains("caf"), "{json}: the value leaked");
         }
-        assert!(serde_json::from_str::<RawSecretSource>(r#"{"filename":"/x"}"#).is_err());
+        let e = resolve("f", raw(r#"{"filename":"/x"}"#), &env).unwrap_err();
+        assert_eq!(e.field, "f.filename");
     }
 }

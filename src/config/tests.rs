@@ -402,6 +402,7 @@ fn identity_header_policies_and_report_only_load() {
             keys_unavailable: OnFailure::Deny503,
             revocation_unavailable: OnFailure::Deny503,
             exchange_unavailable: OnFailure::Deny503,
+            introspection_unavailable: OnFailure::Deny503,
         }
     );
     assert!(cfg.report_only);

@@ -5,6 +5,7 @@
 use crate::config::{Config, JwksSource};
 use crate::engine::Verdict;
 use crate::host::{Host, MetricKind};
+use crate::introspection::cache::Outcome;
 use crate::jwks_cache::FetchFailure;
 use crate::metrics;
 
@@ -39,6 +40,60 @@ impl Fetches {
             Some(failure) => {
                 if let Some((_, id)) = self.failed.iter().find(|(r, _)| *r == failure.reason()) {
                     host.increment(*id);
+                }
+            }
+        }
+    }
+}
+
+/// Host metric ids of one introspection provider.
+pub struct Introspections {
+    success: u32,
+    /// In `metrics::INTROSPECTION_FAILURE_REASONS` order.
+    failed: Vec<(&'static str, u32)>,
+    pub failed_in_flight: u32,
+    pub cache_hit: u32,
+    cache_miss: u32,
+    inactive: u32,
+}
+
+impl Introspections {
+    fn define(host: &impl Host, provider: &str) -> Option<Introspections> {
+        let counter = |name: String| host.define_metric(MetricKind::Counter, &name);
+        let failed: Vec<(&'static str, u32)> = metrics::INTROSPECTION_FAILURE_REASONS
+            .iter()
+            .map(|r| Some((*r, counter(metrics::introspection_failed(provider, r))?)))
+            .collect::<Option<_>>()?;
+        let failed_in_flight = failed
+            .iter()
+            .find(|(r, _)| *r == "in_flight")
+            .map(|(_, id)| *id)?;
+        Some(Introspections {
+            cache_hit: counter(metrics::introspection_cache_hit(provider))?,
+            success: counter(metrics::introspection_success(provider))?,
+            failed,
+            failed_in_flight,
+            cache_miss: counter(metrics::introspection_cache_miss(provider))?,
+            inactive: counter(metrics::introspection_inactive(provider))?,
+        })
+    }
+
+    /// Counts one introspection that ended (`inactive`: its answer said so), and the
+    /// `waiters` that missed the cache for it.
+    pub fn record(&self, host: &impl Host, outcome: &Outcome, waiters: usize, inactive: bool) {
+        for _ in 0..waiters {
+            host.increment(self.cache_miss);
+        }
+        match outcome {
+            Outcome::Failed(failure) => {
+                if let Some((_, id)) = self.failed.iter().find(|(r, _)| *r == failure.reason()) {
+                    host.increment(*id);
+                }
+            }
+            Outcome::Cached | Outcome::Uncached(_) => {
+                host.increment(self.success);
+                if inactive {
+                    host.increment(self.inactive);
                 }
             }
         }
@@ -86,6 +141,8 @@ pub struct Stats {
     /// Indexed by provider id.
     provider_decisions: Vec<Option<Decisions>>,
     not_enforced: Option<u32>,
+    /// Indexed by provider id; `Some` for introspection providers.
+    introspections: Vec<Option<Introspections>>,
 }
 
 impl Stats {
@@ -106,7 +163,20 @@ impl Stats {
                 .map(|p| Decisions::define(host, Some(&p.name)))
                 .collect(),
             not_enforced: host.define_metric(MetricKind::Counter, &metrics::not_enforced()),
+            introspections: config
+                .providers
+                .iter()
+                .map(|p| {
+                    p.introspection.as_ref()?;
+                    Introspections::define(host, &p.name)
+                })
+                .collect(),
         }
+    }
+
+    /// The introspection counters of `provider`, if it introspects and they were defined.
+    pub fn introspection(&self, provider: usize) -> Option<&Introspections> {
+        self.introspections.get(provider).and_then(Option::as_ref)
     }
 
     /// The fetch counters of `provider`, if it is remote and they were defined.

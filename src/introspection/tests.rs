@@ -225,3 +225,26 @@ fn cache_keys_separate_providers_keys_and_tokens() {
     assert_eq!(format!("{:?}", a.key("p", "tok")), "CacheKey(..)");
     assert!(!format!("{a:?}").contains('1'));
 }
+
+#[test]
+fn only_rfc_6750_b64tokens_of_at_most_16_kib_are_sent() {
+    let long_ok = "a".repeat(jwt::MAX_TOKEN_BYTES);
+    let too_long = "a".repeat(jwt::MAX_TOKEN_BYTES + 1);
+    for (token, ok) in [
+        ("2YotnFZFEjr1zCsicMWpAA", true),
+        ("a-b.c_d~e+f/g", true),
+        ("abc==", true),
+        ("eyJ.eyJ.sig", true),
+        ("", false),
+        ("==", false),
+        ("a=b", false),
+        ("a b", false),
+        ("a,b", false),
+        ("a\"b", false),
+        ("ä", false),
+        (long_ok.as_str(), true),
+        (too_long.as_str(), false),
+    ] {
+        assert_eq!(is_b64token(token), ok, "{token:.20}");
+    }
+}
