@@ -408,9 +408,13 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         let needed = &mut self.needed;
         let key = answers.key(&provider.name, token);
         let verified = match answers.answer(id, &key) {
-            Known::Answer(Answer::Active(active)) => {
-                verify::introspected(active, policy, needs.audiences, now)
-            }
+            Known::Answer(Answer::Active(active)) => verify::introspected(
+                &active.claims,
+                &active.payload,
+                policy,
+                needs.audiences,
+                now,
+            ),
             Known::Answer(Answer::Inactive) => Err(AuthError::Inactive),
             Known::Failed => Err(AuthError::IntrospectionUnavailable),
             Known::Unknown => {

@@ -145,16 +145,8 @@ pub fn read_response(status: Option<u32>, body: &[u8]) -> Result<Answer, Unavail
     Ok(Answer::Active(ActiveToken { claims, payload }))
 }
 
-/// The configured cache lifetimes, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CachePolicy {
-    /// Longest life of a positive answer; 0 disables the cache (positive and negative).
-    pub cache_duration: u64,
-    /// Life of a negative answer; 0: negative answers are not cached.
-    pub negative_cache_duration: u64,
-    /// How long past its life a positive answer may serve while the server fails.
-    pub stale_if_error: u64,
-}
+/// Defined beside the configuration that sets it.
+pub use crate::config::CachePolicy;
 
 /// How long one cached answer serves, in seconds since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

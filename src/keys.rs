@@ -6,20 +6,9 @@
 
 use crate::config::{Config, JwksSource, ProviderId};
 pub use crate::jwks_cache::Availability;
-use crate::revocation::RevocationList;
 
-/// What a request can have of a provider's revocation list right now (asked only for a
-/// provider whose configuration names one).
-#[derive(Debug, Clone, Copy)]
-pub enum ListAvailability<'l> {
-    /// The list in force: fetched within `max_staleness`.
-    Ready(&'l RevocationList),
-    /// No list yet, but a fetch is on the way: wait for it (`Wait` with no kid).
-    Pending,
-    /// None to be had: none after the wait, or the last good one is past `max_staleness`.
-    /// The request fails as `RevocationUnavailable`, never as "nothing revoked".
-    Unavailable,
-}
+/// Defined beside the lists it tells of.
+pub use crate::revocation::fetch::ListAvailability;
 
 /// What the core needs from a key store, as of the moment of the request.
 pub trait KeyStore {

@@ -26,8 +26,15 @@ use std::rc::Rc;
 use crate::jwt::UntrustedJwt;
 use crate::verify::Verified;
 
-/// Envoy's default `jwt_cache_size`.
-pub const DEFAULT_SIZE: usize = 100;
+/// Envoy's default `jwt_cache_size` (defined beside the configuration that applies it).
+pub use crate::config::DEFAULT_JWT_CACHE_SIZE as DEFAULT_SIZE;
+
+impl crate::config::Config {
+    /// The per-VM verified-token caches this configuration asks for (`jwt_cache_config`).
+    pub fn token_cache(&self) -> TokenCache {
+        TokenCache::new(self.providers.iter().map(|p| p.jwt_cache_size))
+    }
+}
 
 /// The longest an entry lives, whatever the token's `exp` (tokens without one, far-future ones).
 pub const MAX_TTL_SECONDS: i64 = 600;

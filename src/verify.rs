@@ -121,22 +121,23 @@ pub fn recheck(
     Ok(token.clone())
 }
 
-/// An opaque token the authorization server called active (`introspection::ActiveToken`),
-/// checked against `provider` at `now`: `issuer`, when set, must equal the answer's `iss` if
+/// An opaque token the authorization server called active (the `claims` and every member,
+/// `payload`, of an `introspection::ActiveToken`), checked against `provider` at `now`: `issuer`, when set, must equal the answer's `iss` if
 /// it has one (many servers send none); then every claim check a JWT gets, unchanged (time
 /// with skew, subject, audiences: an answer without `aud` fails configured `audiences`).
 pub fn introspected(
-    active: &crate::introspection::ActiveToken,
+    claims: &Claims,
+    payload: &Map<String, Value>,
     provider: Policy<'_>,
     audiences: Option<&[String]>,
     now: i64,
 ) -> Result<Verified, AuthError> {
-    if let (Some(issuer), Some(iss)) = (provider.issuer, active.claims.iss.as_deref()) {
+    if let (Some(issuer), Some(iss)) = (provider.issuer, claims.iss.as_deref()) {
         if issuer != iss {
             return Err(AuthError::UnknownIssuer);
         }
     }
-    let jwt = UntrustedJwt::introspected(active.claims.clone(), active.payload.clone());
+    let jwt = UntrustedJwt::introspected(claims.clone(), payload.clone());
     check_claims(&jwt, provider, audiences, now)?;
     Ok(Verified { jwt: Rc::new(jwt) })
 }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use super::raw::*;
 use super::*;
+use super::{ListPolicy, MIN_LIST_CACHE_DURATION};
 use crate::binding::Binding;
 use crate::claims::{is_scalar, ClaimTest};
 use crate::matcher::{compile_regex, HeaderMatcher, HostMatcher, PathMatcher, TextOp};
 use crate::peer::PrincipalPattern;
-use crate::revocation::fetch::{ListPolicy, MIN_CACHE_DURATION as MIN_LIST_CACHE_DURATION};
 use crate::scopes::is_scope_token;
 use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 
@@ -462,7 +462,7 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
             Some(skew) => skew,
         }),
         jwt_cache_size: raw.jwt_cache_config.map(|c| match c.jwt_cache_size {
-            0 => crate::token_cache::DEFAULT_SIZE,
+            0 => super::DEFAULT_JWT_CACHE_SIZE,
             size => usize::try_from(size).unwrap_or(usize::MAX),
         }),
         allowed_typ,

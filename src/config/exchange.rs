@@ -2,7 +2,7 @@
 //! [`TokenExchange`], and the rule's `token_exchange` reference. Every reference is resolved at
 //! load: a rule naming an exchange that is not configured, an exchange whose `verify_with`
 //! names no provider, refuse the configuration with the JSON path of the field. What an
-//! exchange does per request is `crate::exchange`'s.
+//! exchange does per request is the `exchange` module's.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! A provider's `introspection` block (issue 14): opaque access tokens checked with the
 //! authorization server (RFC 7662) instead of a key set. The serde shape and its compilation
-//! into `Introspection`; the answers and their cache live in `crate::introspection`.
+//! into `Introspection`; the answers and their cache live in the `introspection` module.
 //!
 //! Refused at load, naming the field: a bad `http_uri`, an empty or non-VSCHAR `client_id`, a
 //! secret that cannot be read (`secret`), an unknown `auth_method`, `max_cache_entries` 0, and
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::raw::{duration, RawHttpUri};
 use super::secret::{compile_secret, RawSecretSource};
+use super::CachePolicy;
 use crate::error::ConfigError;
-use crate::introspection::CachePolicy;
 use crate::jwks_cache::Target;
 use crate::oauth::{AuthMethod, Client, Endpoint};
 

@@ -34,10 +34,10 @@ mod introspection;
 mod raw;
 pub(crate) mod secret;
 
-pub use exchange::{
+pub use self::exchange::{
     Actor, ExchangeId, TokenExchange, DEFAULT_MAX_CACHE_ENTRIES, DEFAULT_REFRESH_BEFORE,
 };
-pub use introspection::Introspection;
+pub use self::introspection::Introspection;
 
 use compile::compile;
 #[cfg(test)]
@@ -286,8 +286,23 @@ pub struct RemoteJwks {
     pub policy: FetchPolicy,
 }
 
+/// An introspection provider's cache lifetimes (`introspection` reads answers with them).
+/// In seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Longest life of a positive answer; 0 disables the cache (positive and negative).
+    pub cache_duration: u64,
+    /// Life of a negative answer; 0: negative answers are not cached.
+    pub negative_cache_duration: u64,
+    /// How long past its life a positive answer may serve while the server fails.
+    pub stale_if_error: u64,
+}
+
+/// Envoy's default `jwt_cache_size`.
+pub const DEFAULT_JWT_CACHE_SIZE: usize = 100;
+
 /// `revocation`, resolved: where the list is fetched and how fresh it must be
-/// (`revocation::fetch::ListPolicy`).
+/// (`ListPolicy`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
     /// The Envoy cluster the callout goes to.
@@ -295,7 +310,33 @@ pub struct Revocation {
     /// `http_uri.uri`.
     pub target: Target,
     pub timeout: Duration,
-    pub policy: crate::revocation::fetch::ListPolicy,
+    pub policy: ListPolicy,
+}
+
+/// The shortest `cache_duration` (and the floor of a `max-age`): fetching more than once a
+/// second per Envoy buys nothing.
+pub const MIN_LIST_CACHE_DURATION: Duration = Duration::from_secs(1);
+
+/// Timing of one provider's list (config `revocation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPolicy {
+    /// How long a fetched (or 304-confirmed) list is good before the next fetch; at least
+    /// `MIN_LIST_CACHE_DURATION`. A `Cache-Control: max-age` only shortens it.
+    pub cache_duration: Duration,
+    /// How long after the last 200 or 304 the list is still used while fetches fail.
+    pub max_staleness: Duration,
+    /// The body must be a compact JWS over the list, checked with the provider's key set.
+    pub require_signed: bool,
+}
+
+impl Default for ListPolicy {
+    fn default() -> Self {
+        Self {
+            cache_duration: Duration::from_secs(60),
+            max_staleness: Duration::from_secs(300),
+            require_signed: false,
+        }
+    }
 }
 
 /// Where a provider looks for tokens (defined beside the extraction that reads it).
@@ -383,11 +424,6 @@ impl Config {
         } else {
             errors
         }
-    }
-
-    /// The per-VM verified-token caches this configuration asks for (`jwt_cache_config`).
-    pub fn token_cache(&self) -> crate::token_cache::TokenCache {
-        crate::token_cache::TokenCache::new(self.providers.iter().map(|p| p.jwt_cache_size))
     }
 
     pub fn provider_id(&self, name: &str) -> Option<ProviderId> {

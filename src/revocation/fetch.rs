@@ -36,40 +36,29 @@ use crate::config::{Config, ProviderId};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{max_age, Millis, SHARED_CLOCK_SKEW};
 use crate::jwt::Alg;
-use crate::keys::ListAvailability;
 use crate::signature::SignatureBackend;
 
-/// The shortest `cache_duration` (and the floor of a `max-age`): fetching more than once a
-/// second per Envoy buys nothing.
-pub const MIN_CACHE_DURATION: Duration = Duration::from_secs(1);
+/// Defined beside the configuration that sets them (a leaf for both).
+pub use crate::config::{ListPolicy, MIN_LIST_CACHE_DURATION as MIN_CACHE_DURATION};
+
+/// What a request can have of a provider's revocation list right now (asked only for a
+/// provider whose configuration names one).
+#[derive(Debug, Clone, Copy)]
+pub enum ListAvailability<'l> {
+    /// The list in force: fetched within `max_staleness`.
+    Ready(&'l RevocationList),
+    /// No list yet, but a fetch is on the way: wait for it (`Wait` with no kid).
+    Pending,
+    /// None to be had: none after the wait, or the last good one is past `max_staleness`.
+    /// The request fails as `RevocationUnavailable`, never as "nothing revoked".
+    Unavailable,
+}
 
 /// The longest `ETag` kept for `If-None-Match`; a longer one is not sent back.
 pub const MAX_ETAG_BYTES: usize = 256;
 
 /// The first retry delay after a failure; it doubles per failure up to `cache_duration`.
 pub const RETRY_BASE: Duration = Duration::from_secs(1);
-
-/// Timing of one provider's list (config `revocation`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListPolicy {
-    /// How long a fetched (or 304-confirmed) list is good before the next fetch; at least
-    /// `MIN_CACHE_DURATION`. A `Cache-Control: max-age` only shortens it.
-    pub cache_duration: Duration,
-    /// How long after the last 200 or 304 the list is still used while fetches fail.
-    pub max_staleness: Duration,
-    /// The body must be a compact JWS over the list, checked with the provider's key set.
-    pub require_signed: bool,
-}
-
-impl Default for ListPolicy {
-    fn default() -> Self {
-        Self {
-            cache_duration: Duration::from_secs(60),
-            max_staleness: Duration::from_secs(300),
-            require_signed: false,
-        }
-    }
-}
 
 impl ListPolicy {
     /// The list's lifetime for a response with `cache_control`: `max-age` (`no-cache` /
