@@ -9,6 +9,8 @@
 //!   `outbound|443||idp.example.com`;
 //! - the sidecar forms select one workload's inbound traffic with the gateway's provider, and
 //!   chained behind the gateway's plugin in two Envoys they check what bypasses the gateway;
+//! - the token exchange manifest's two halves agree: the gateway exchanges `/orders` for the
+//!   audience the orders sidecar accepts, with its secret from `vmConfig.env`;
 //! - the plain Envoy bootstrap `manifests/envoy/envoy.yaml` starts as a user would start it
 //!   (only ports and the module path substituted) and answers 200 and 401;
 //! - the JSON Schema `manifests/schema/plugin-config.schema.json`, generated from the config
@@ -582,6 +584,67 @@ fn sidecar_manifests_select_inbound_traffic_of_a_workload() {
             egress["kind"]
         );
     }
+}
+
+/// `token-exchange.yaml`'s two halves agree, as its comments say: the gateway exchanges on
+/// `/orders` for the audience the orders sidecar accepts, verifies the issued token with a
+/// provider of that audience, takes its secret from a `vmConfig.env` variable, and calls the
+/// token endpoint through the exported egress entry; the orders plugin selects one workload's
+/// inbound traffic and accepts no other audience.
+#[test]
+fn token_exchange_manifest_gateway_and_orders_agree() {
+    let relative = "manifests/istio/token-exchange.yaml";
+    let docs = docs_of(relative);
+    assert_eq!(
+        docs.len(),
+        2,
+        "{relative}: the gateway's plugin and the orders service's"
+    );
+    let (gateway, orders) = (&docs[0]["spec"], &docs[1]["spec"]);
+    assert_eq!(
+        gateway["selector"]["matchLabels"]["istio"],
+        "ingressgateway"
+    );
+
+    let config = &gateway["pluginConfig"];
+    let rule = config["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["match"]["prefix"] == "/orders")
+        .expect("a rule on /orders");
+    let name = rule["token_exchange"].as_str().expect("/orders exchanges");
+    let exchange = &config["token_exchanges"][name];
+    let audience = exchange["audience"].as_str().expect("an audience");
+    assert_eq!(audience, "orders");
+    assert_eq!(exchange["actor"], "client_credentials");
+    assert_eq!(exchange["http_uri"]["cluster"], IDP_CLUSTER);
+    let verifier = &config["providers"][exchange["verify_with"].as_str().unwrap()];
+    assert_eq!(verifier["audiences"], json!([audience]), "verify_with");
+
+    let secret = exchange["client_secret"]["environment_variable"]
+        .as_str()
+        .expect("the secret from the environment, not inline");
+    let env = gateway["vmConfig"]["env"].as_array().unwrap();
+    assert!(
+        env.iter().any(|v| v["name"] == secret),
+        "{relative}: {secret} is not in the gateway's vmConfig.env: the plugin would not load"
+    );
+
+    assert_eq!(orders["selector"]["matchLabels"]["app"], "orders");
+    assert_eq!(orders["match"], json!([{ "mode": "SERVER" }]));
+    let providers = orders["pluginConfig"]["providers"].as_object().unwrap();
+    assert!(!providers.is_empty());
+    for (provider, value) in providers {
+        assert_eq!(
+            value["audiences"],
+            json!([audience]),
+            "{relative}: orders' provider {provider} must accept only the exchanged audience"
+        );
+        assert_eq!(value["remote_jwks"]["http_uri"]["cluster"], IDP_CLUSTER);
+    }
+    // The user's token, as the gateway accepts it, is of another audience.
+    assert_ne!(config["providers"]["idp"]["audiences"], json!([audience]));
 }
 
 /// The two patterns chained as a cluster runs them: the gateway's plugin (with `forward:
