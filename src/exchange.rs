@@ -34,14 +34,14 @@
 //! random bytes drawn at start):
 //! 1. the engine's decision is `Allow { ops, verdict }`: [`subject_for`] says whether an
 //!    exchange runs and with which token (`None`: forward with `ops` as today);
-//! 2. [`Exchanges::begin`] → `Ready` (a cache hit: count `exchange.<name>.cache_hit`),
+//! 2. [`Exchanges::begin`] → `Ready` (a cache hit: count `<name>.exchange_cache_hit`),
 //!    `Callout` (dispatch `request` to `cluster` with `timeout`, keep `pending` by callout
 //!    token, pause the stream), `Wait` (pause; someone else's callout answers) or `Fail`;
 //! 3. the callout's answer (status and body; no status on a reset or timeout) goes to
 //!    [`Exchanges::finish`] with the asking stream's `subject.exp`, the VM's key store and
 //!    signature backend; each stream of `Finished::waiters` is resumed: `Use` → [`header_ops`]
-//!    after the engine's `ops`, continue (count `exchange.<name>.success` once); `Fail` →
-//!    [`Failure::denial`] (count `exchange.<name>.failed.<reason>`); `Again` → `begin` again;
+//!    after the engine's `ops`, continue (count `<name>.exchange_success` once); `Fail` →
+//!    [`Failure::denial`] (count `<name>.exchange_failed.<reason>`); `Again` → `begin` again;
 //! 4. a stream gone → [`Exchanges::forget`]; a tick → [`Exchanges::expire`].
 
 use std::borrow::Cow;
@@ -232,7 +232,7 @@ impl Failure {
         }
     }
 
-    /// The stat-name segment of `exchange.<name>.failed.<reason>` ([`FAILED_REASONS`]).
+    /// The stat-name segment of `<name>.exchange_failed.<reason>` ([`FAILED_REASONS`]).
     pub fn reason(self) -> &'static str {
         match self {
             Failure::Refused(_) => "refused",
@@ -266,7 +266,7 @@ impl Failure {
     }
 }
 
-/// Every `Failure::reason`, so each `exchange.<name>.failed.<reason>` counter can exist at 0.
+/// Every `Failure::reason`, so each `<name>.exchange_failed.<reason>` counter can exist at 0.
 pub const FAILED_REASONS: [&str; 11] = [
     "refused",
     "no_response",
@@ -281,19 +281,19 @@ pub const FAILED_REASONS: [&str; 11] = [
     "cache_full",
 ];
 
-/// `jwt_authn_wasm.exchange.<name>.success`: exchanges done (a callout answered with a token).
+/// `jwt_authn_wasm.<name>.exchange_success`: exchanges done (a callout answered with a token).
 pub fn stat_success(name: &str) -> String {
-    format!("jwt_authn_wasm.exchange.{name}.success")
+    format!("jwt_authn_wasm.{name}.exchange_success")
 }
 
-/// `jwt_authn_wasm.exchange.<name>.failed.<reason>`: requests denied by this exchange.
+/// `jwt_authn_wasm.<name>.exchange_failed.<reason>`: requests denied by this exchange.
 pub fn stat_failed(name: &str, reason: &str) -> String {
-    format!("jwt_authn_wasm.exchange.{name}.failed.{reason}")
+    format!("jwt_authn_wasm.{name}.exchange_failed.{reason}")
 }
 
-/// `jwt_authn_wasm.exchange.<name>.cache_hit`: requests served an issued token from the cache.
+/// `jwt_authn_wasm.<name>.exchange_cache_hit`: requests served an issued token from the cache.
 pub fn stat_cache_hit(name: &str) -> String {
-    format!("jwt_authn_wasm.exchange.{name}.cache_hit")
+    format!("jwt_authn_wasm.{name}.exchange_cache_hit")
 }
 
 /// How long an issued token serves, from `now_ms`: `min(expires_in − refresh_before, subject

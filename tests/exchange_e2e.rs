@@ -124,11 +124,11 @@ fn the_gateway_exchanges_once_per_user_token_and_the_orders_service_accepts_only
     assert_eq!(grew(common::authserver::EXCHANGE_GRANT), 1, "{:?}", after.0);
     assert_eq!(grew("client_credentials"), 1, "{:?}", after.0);
     assert_eq!(
-        envoy.stat("wasmcustom.jwt_authn_wasm.exchange.to-orders.success"),
+        envoy.stat("wasmcustom.jwt_authn_wasm.to-orders.exchange_success"),
         Some(1)
     );
     assert_eq!(
-        envoy.stat("wasmcustom.jwt_authn_wasm.exchange.to-orders.cache_hit"),
+        envoy.stat("wasmcustom.jwt_authn_wasm.to-orders.exchange_cache_hit"),
         Some(1)
     );
 

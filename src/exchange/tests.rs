@@ -779,15 +779,15 @@ fn a_stream_gone_is_not_resumed() {
 fn stat_names() {
     assert_eq!(
         stat_success("to-orders"),
-        "jwt_authn_wasm.exchange.to-orders.success"
+        "jwt_authn_wasm.to-orders.exchange_success"
     );
     assert_eq!(
         stat_failed("to-orders", "refused"),
-        "jwt_authn_wasm.exchange.to-orders.failed.refused"
+        "jwt_authn_wasm.to-orders.exchange_failed.refused"
     );
     assert_eq!(
         stat_cache_hit("to-orders"),
-        "jwt_authn_wasm.exchange.to-orders.cache_hit"
+        "jwt_authn_wasm.to-orders.exchange_cache_hit"
     );
 }
 

@@ -8,7 +8,7 @@
 //! is decided again (the engine is cheap, its verified token may be cached) and the outcome is
 //! applied to the new decision's operations.
 //!
-//! Stats per exchange: `exchange.<name>.success` (a callout answered with a usable token),
+//! Stats per exchange: `<name>.exchange_success` (a callout answered with a usable token),
 //! `.cache_hit`, `.failed.<reason>` (requests denied by the exchange).
 
 use std::collections::HashMap;

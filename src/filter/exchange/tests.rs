@@ -100,7 +100,7 @@ fn a_request_waits_for_its_exchange_and_goes_on_with_the_issued_token() {
         );
         assert_eq!(header(&host, id, "x-user").as_deref(), Some("alice"));
     }
-    assert_eq!(host.metric("jwt_authn_wasm.exchange.to-orders.success"), 1);
+    assert_eq!(host.metric("jwt_authn_wasm.to-orders.exchange_success"), 1);
     // Again with the same token: from the cache, at once.
     assert_eq!(request(&host, &mut filter, 4, &alice), Action::Continue);
     assert_eq!(
@@ -110,7 +110,7 @@ fn a_request_waits_for_its_exchange_and_goes_on_with_the_issued_token() {
     filter.on_tick(&host);
     assert!(host.take_sent().is_empty());
     assert_eq!(
-        host.metric("jwt_authn_wasm.exchange.to-orders.cache_hit"),
+        host.metric("jwt_authn_wasm.to-orders.exchange_cache_hit"),
         1
     );
 }
@@ -138,11 +138,11 @@ fn a_refusal_is_a_401_and_a_server_error_a_503_and_nothing_is_forwarded() {
         assert_eq!(challenge, want == 401, "{sub}: {headers:?}");
     }
     assert_eq!(
-        host.metric("jwt_authn_wasm.exchange.to-orders.failed.refused"),
+        host.metric("jwt_authn_wasm.to-orders.exchange_failed.refused"),
         1
     );
     assert_eq!(
-        host.metric("jwt_authn_wasm.exchange.to-orders.failed.server_error"),
+        host.metric("jwt_authn_wasm.to-orders.exchange_failed.server_error"),
         1
     );
     // A callout the host refuses to send: 503 too.
