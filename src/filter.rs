@@ -235,6 +235,7 @@ impl Filter {
         }
         let mut lists = std::mem::take(&mut self.lists_requested);
         lists.extend(self.lists.due(now));
+        lists.sort_unstable();
         lists.dedup();
         for provider in lists {
             self.send_list(host, provider, now);
