@@ -564,6 +564,13 @@ fn throughput() {
             .1;
         preflight(setup, port, list);
         let asked = introspections(&envoy);
+        // Its pre-flight asked the endpoint (so the stat names below are the filter's).
+        assert!(
+            setup.tokens != "opaque" || asked > 0,
+            "{}: the pre-flight made no introspection; Envoy log in {}",
+            setup.name,
+            envoy.dir().display()
+        );
         let tokens = dir.join(format!("{}.txt", setup.tokens));
         wrk(pid, port, &tokens, &script, WARMUP);
         let run = (0..ROUNDS)
