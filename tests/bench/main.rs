@@ -11,6 +11,11 @@
 //! are secondary columns. Prints the table, writes it to `target/bench/bench.md`, and puts it
 //! into README.md between the `bench-table` markers.
 //!
+//! The opaque-token row runs a provider with `introspection` against a stand-in endpoint on
+//! loopback (the echo upstream's fixed answer `{"active":true,...}`, cluster `introspection`):
+//! one repeated token, asked once in the pre-flight and then served from the cache, so the row
+//! measures the cache-hit path (the endpoint must not be asked again while it is measured).
+//!
 //! `BENCH_BASELINE_MODULE=/path/to/other.wasm` runs every row of ours a second time with that
 //! module (an earlier build, say) in the same Envoy, labelled `[baseline]`, so a change is
 //! measured side by side in one run. `BENCH_ONLY=word,word` runs only the rows whose names
@@ -25,9 +30,12 @@
 //! asserted. A setup whose answers are not what it claims (a 401 where every token is good)
 //! stops the bench, so a broken setup cannot pass for a fast one.
 
+// `string_slice`: the bench slices only at ASCII positions it found (HTTP status line, README
+// markers), and a panic stops the bench, as the other allowed lints do.
 #![allow(
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::string_slice,
     clippy::unwrap_used,
     clippy::expect_used
 )]
@@ -47,6 +55,7 @@ use serde_json::{json, Value};
 use common::bootstrap::{self, Listener, Side};
 use common::envoy::Envoy;
 use common::mint;
+use common::upstream::Upstream;
 
 const ISSUER: &str = "https://issuer.bench";
 /// Distinct tokens per set.
@@ -74,6 +83,54 @@ fn config(cache: bool) -> Value {
         "providers": { "bench": provider },
         "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "bench" } }],
     })
+}
+
+/// The opaque token of the introspection row: an RFC 6750 `b64token`, not a JWT.
+const OPAQUE_TOKEN: &str = "bench-opaque-4f9c2a7e1d3b8c6a0e5f2d9b7a1c3e8f";
+/// Provider name and endpoint path of the introspection row.
+const OPAQUE_PROVIDER: &str = "opaque";
+const INTROSPECTION_PATH: &str = "/introspect";
+const INTROSPECTION_CLUSTER: &str = "introspection";
+
+/// Our config for the opaque-token row: one provider with `introspection` at the stand-in
+/// endpoint on `port`, answers cached 300 s, the `client_id` claim to a header (as the JWT rows
+/// send `sub`). No `audiences`: the stand-in answers without `aud`, as many servers do.
+fn opaque_config(port: u16) -> Value {
+    json!({
+        "providers": { OPAQUE_PROVIDER: {
+            "introspection": {
+                "http_uri": { "uri": format!("http://127.0.0.1:{port}{INTROSPECTION_PATH}"),
+                              "cluster": INTROSPECTION_CLUSTER, "timeout": "2s" },
+                "client_id": "bench",
+                "client_secret": { "inline_string": "bench-secret" },
+                "allow_inline_secret": true,
+                "cache_duration": "300s",
+            },
+            "claim_to_headers": [{ "header_name": "x-client-id", "claim_name": "client_id" }],
+        } },
+        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": OPAQUE_PROVIDER } }],
+    })
+}
+
+/// The stand-in introspection endpoint: the echo upstream answering `INTROSPECTION_PATH` with
+/// an active token's answer, `exp` a day ahead.
+fn introspection_endpoint() -> Upstream {
+    let answer = json!({ "active": true, "client_id": "bench", "exp": common::now() + 86_400 });
+    Upstream::serve([(INTROSPECTION_PATH.to_owned(), answer.to_string())].into())
+}
+
+/// Introspections the opaque provider made (answered or not), from its stats.
+fn introspections(envoy: &Envoy) -> u64 {
+    ["introspection_success", "introspection_cache_miss"]
+        .iter()
+        .map(|stat| {
+            envoy
+                .stat(&format!(
+                    "wasmcustom.jwt_authn_wasm.{OPAQUE_PROVIDER}.{stat}"
+                ))
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 /// The common production shape: `claim_to_headers` (two claims) and, for ours, an
@@ -342,6 +399,7 @@ fn throughput() {
         ("mixed", mixed),
         // An empty line is a request without a token.
         ("missing", vec![String::new()]),
+        ("opaque", vec![OPAQUE_TOKEN.to_owned()]),
     ];
     for (name, tokens) in &sets {
         write_tokens(&dir, name, tokens);
@@ -354,6 +412,7 @@ fn throughput() {
     // A route that needs no token: what our filter costs before any JWT work.
     let mut open = config(false);
     open["rules"] = json!([{ "match": { "prefix": "/" } }]);
+    let endpoint = introspection_endpoint();
     let mut listeners = vec![
         Listener::new("none", Side::Native, &Value::Null),
         Listener::new("native", Side::Native, &config(false)),
@@ -364,6 +423,7 @@ fn throughput() {
         Listener::new("wasm_identity", Side::Wasm, &identity_config(true)),
         Listener::new("wasm_pure", Side::Wasm, &pure),
         Listener::new("wasm_open", Side::Wasm, &open),
+        Listener::new("wasm_opaque", Side::Wasm, &opaque_config(endpoint.port())),
         Listener::new(EMPTY_LISTENER, Side::Wasm, &json!({})),
     ];
     if baseline_module().is_some() {
@@ -384,7 +444,11 @@ fn throughput() {
             &config(true),
         ));
     }
-    let envoy = Envoy::start_quiet(&bootstrap(&listeners));
+    let envoy = Envoy::start_quiet(&bootstrap::with_cluster(
+        &bootstrap(&listeners),
+        INTROSPECTION_CLUSTER,
+        endpoint.port(),
+    ));
     let log = envoy.log();
     assert!(
         log.contains("signatures: RS* and ES* by the host"),
@@ -406,6 +470,13 @@ fn throughput() {
             "ours + `jwt_cache_config`, one repeated token",
             "wasm_cache",
             "one",
+            0.0,
+            Some(NATIVE_CACHED),
+        ),
+        Setup::new(
+            "ours + `introspection` (cached 300 s), one repeated opaque token",
+            "wasm_opaque",
+            "opaque",
             0.0,
             Some(NATIVE_CACHED),
         ),
@@ -495,12 +566,29 @@ fn throughput() {
             .unwrap()
             .1;
         preflight(setup, port, list);
+        let asked = introspections(&envoy);
+        // Its pre-flight asked the endpoint (so the stat names below are the filter's).
+        assert!(
+            setup.tokens != "opaque" || asked > 0,
+            "{}: the pre-flight made no introspection; Envoy log in {}",
+            setup.name,
+            envoy.dir().display()
+        );
         let tokens = dir.join(format!("{}.txt", setup.tokens));
         wrk(pid, port, &tokens, &script, WARMUP);
         let run = (0..ROUNDS)
             .map(|_| wrk(pid, port, &tokens, &script, DURATION))
             .min_by(|a, b| a.cpu_us.total_cmp(&b.cpu_us))
             .unwrap();
+        // The opaque row measures the cache: its token was introspected in the pre-flight, and
+        // no request of the warm-up or the rounds may have asked again.
+        assert_eq!(
+            introspections(&envoy),
+            asked,
+            "{}: introspected while measured (cache missed); Envoy log in {}",
+            setup.name,
+            envoy.dir().display()
+        );
         eprintln!(
             "bench: {:<80} {:>6.1} us CPU/req {:>8.0} req/s  p50 {:>6} us  p99 {:>6} us  non-2xx {:.1}%",
             setup.name,
