@@ -398,13 +398,9 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         if !introspection::is_b64token(token) {
             return Err(AuthError::NotB64Token);
         }
-        // The answers: the VM's, carried by the token cache inside the filter's decide loop;
-        // else the ones the caller gave (`introspection::Unwired` when it cannot ask).
+        // The answers the caller gave (`introspection::Unwired` when it cannot ask).
         let (now, policy) = (self.now, provider.policy());
-        let answers: &dyn Answers = match self.cache.opaque.as_deref() {
-            Some(opaque) => opaque,
-            None => self.answers,
-        };
+        let answers = self.answers;
         let needed = &mut self.needed;
         let key = answers.key(&provider.name, token);
         let verified = match answers.answer(id, &key) {

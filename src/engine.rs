@@ -172,13 +172,27 @@ pub fn decide_introspecting<'c>(
     headers: &RequestHeaders,
     now: i64,
 ) -> Introspecting<'c> {
-    let mut needed = Vec::new();
-    let decision = decide_with(config, vm, answers, headers, now, &mut Off, &mut needed);
+    let (decision, needed) = decide_answered(config, vm, answers, headers, now);
     if needed.is_empty() {
         Introspecting::Decided(decision)
     } else {
         Introspecting::Ask(needed)
     }
+}
+
+/// `decide_introspecting` for a decide loop that weighs a key `Wait` before the lookups
+/// (`parked::decide`): the decision as made with `answers`, and the lookups it needed (when
+/// there are any, the decision is not final: each failed as `introspection_unavailable`).
+pub fn decide_answered<'c>(
+    config: &'c Config,
+    vm: Vm<'_>,
+    answers: &dyn Answers,
+    headers: &RequestHeaders,
+    now: i64,
+) -> (Decision<'c>, Vec<Needed>) {
+    let mut needed = Vec::new();
+    let decision = decide_with(config, vm, answers, headers, now, &mut Off, &mut needed);
+    (decision, needed)
 }
 
 fn decide_with<'c, S: Sink>(
@@ -261,12 +275,7 @@ fn decide_with<'c, S: Sink>(
         trace: &mut *trace,
     };
     let checked = evaluation.check(requirement);
-    // Inside the filter's decide loop the lookups go back with the VM's answers, through the
-    // token cache (`TokenCache::opaque`); else to the caller.
-    match evaluation.cache.opaque.as_deref_mut() {
-        Some(opaque) => opaque.needed.append(&mut evaluation.needed),
-        None => needed.append(&mut evaluation.needed),
-    }
+    needed.append(&mut evaluation.needed);
     match (checked, evaluation.wait) {
         (Ok(()), _) => {
             ops.append(&mut evaluation.ops);

@@ -38,6 +38,7 @@ use crate::config::{Config, JwksSource, ProviderId};
 use crate::engine::Final;
 use crate::fleet::{Fleet, Local};
 use crate::host::{self, Action, Callout, Host, Level};
+use crate::introspection::{Needed, Unwired};
 use crate::jwks_cache::{Millis, RemoteKeys};
 use crate::keys::{Availability, KeyStore};
 use crate::logline::{self, Admit, RateLimit};
@@ -176,6 +177,7 @@ impl Filter {
                     .and_then(|_| stats::Lists::define(host, &p.name))
             })
             .collect();
+        let opaque = opaque::Pending::new(&config);
         let mut filter = Filter {
             exchange: exchange::ExchangeState::new(host, &config),
             stats: Stats::define(host, &config),
@@ -194,9 +196,8 @@ impl Filter {
             host_signatures,
             log_limit: RateLimit::default(),
             plugin,
-            opaque: opaque::Pending::default(),
+            opaque,
         };
-        filter.cache.opaque = opaque::session(&filter.config);
         // Keys are on the way from now: a request waits for them. The fetch starts at the
         // first tick, 1 ms from now, not here: Envoy runs this in a short-lived canary VM too,
         // which must not take the lease and die with it.
@@ -537,12 +538,11 @@ impl Filter {
         // Each round either parks or learns an answer (or a failure) for every lookup it
         // needed; the last one takes every lookup still unknown as failed.
         for round in 0..=opaque::ROUNDS {
-            self.begin_decision(id, now, round == opaque::ROUNDS);
-            let decision = self.decide_keys(host, config, id, headers, now)?;
-            let needed = self.take_needed();
+            let (decision, needed, hits) =
+                self.decide_keys(host, config, id, headers, now, round == opaque::ROUNDS)?;
             if needed.is_empty() || round == opaque::ROUNDS {
                 self.opaque.own.remove(&id);
-                self.count_hits(host, id);
+                self.count_hits(host, id, &hits);
                 self.record_decision(host, &decision, headers, now);
                 return Some(decision);
             }
@@ -553,8 +553,10 @@ impl Filter {
         None
     }
 
-    /// `parked::decide`: decides, parking the stream while keys it needs are on the way.
-    /// `None`: parked.
+    /// `parked::decide` with the introspection answers stream `id` has (`last_round`: what is
+    /// unknown counts as failed): decides, parking the stream while keys it needs are on the
+    /// way. The decision, the introspections it needed and the providers whose answer it read
+    /// from the cache; `None`: parked.
     fn decide_keys<'c>(
         &mut self,
         host: &impl Host,
@@ -562,7 +564,8 @@ impl Filter {
         id: u32,
         headers: &RequestHeaders,
         now: Millis,
-    ) -> Option<Final<'c>> {
+        last_round: bool,
+    ) -> Option<(Final<'c>, Vec<Needed>, Vec<ProviderId>)> {
         let host_signatures = host::Signatures(host);
         let signatures: &dyn SignatureBackend = if self.host_signatures {
             &host_signatures
@@ -578,13 +581,21 @@ impl Filter {
             requested,
             callouts,
             stats,
+            opaque,
             ..
         } = self;
+        let answers = opaque.answers(id, now, last_round);
+        let mut needed = Vec::new();
         let vm = Deciding {
             remote,
             lists,
             signatures,
             cache,
+            answers: match &answers {
+                Some(answers) => answers,
+                None => &Unwired,
+            },
+            needed: &mut needed,
         };
         let decision = parked::decide(config, vm, headers, now, |remote, wait| {
             let in_flight = callouts.in_flight(wait.provider);
@@ -597,12 +608,13 @@ impl Filter {
             }
             parking.parked
         });
+        let hits = answers.map(|a| a.cache_hits()).unwrap_or_default();
         if parking.refetch {
             self.set_tick(host, POKE);
         } else if parking.peer && self.tick > PEER_POLL {
             self.set_tick(host, PEER_POLL);
         }
-        decision
+        decision.map(|decision| (decision, needed, hits))
     }
 
     /// Counts a final decision, and logs a failure that was let through (at info in

@@ -6,8 +6,9 @@
 //! context, and sets the timer as `Parking` says.
 
 use crate::config::{Config, ProviderId};
-use crate::engine::{decide_in, Availability, Final, KeyStore, Verdict, Vm, Wait};
+use crate::engine::{decide_answered, Availability, Final, KeyStore, Verdict, Vm, Wait};
 use crate::error::{deny, AuthError};
+use crate::introspection::{Answers, Needed};
 use crate::jwks_cache::{Millis, RemoteKeys};
 use crate::keys::ListAvailability;
 use crate::request::RequestHeaders;
@@ -99,6 +100,11 @@ pub struct Deciding<'a> {
     pub lists: &'a ProviderLists,
     pub signatures: &'a dyn SignatureBackend,
     pub cache: &'a mut TokenCache,
+    /// The introspection answers known for this request (`introspection::Unwired`: none).
+    pub answers: &'a dyn Answers,
+    /// Set to the introspections the returned decision needed: when not empty, that decision
+    /// took them as unavailable, and the caller asks them and decides again (`filter`).
+    pub needed: &'a mut Vec<Needed>,
 }
 
 /// Decides for the request in `headers` at `now`; when it must wait, asks `park` (given the
@@ -117,6 +123,8 @@ pub fn decide<'c>(
         lists,
         signatures,
         cache,
+        answers,
+        needed,
     } = vm;
     for _ in 0..=config.providers.len() {
         let store = Store {
@@ -130,7 +138,9 @@ pub fn decide<'c>(
             signatures,
             cache,
         };
-        match decide_in(config, vm, headers, seconds(now)).into_final() {
+        let (decision, asked) = decide_answered(config, vm, answers, headers, seconds(now));
+        *needed = asked;
+        match decision.into_final() {
             Err(wait) => {
                 if park(remote, &wait) {
                     return None;
@@ -150,7 +160,9 @@ pub fn decide<'c>(
         signatures,
         cache,
     };
-    let last = decide_in(config, vm, headers, seconds(now)).into_final();
+    let (last, asked) = decide_answered(config, vm, answers, headers, seconds(now));
+    *needed = asked;
+    let last = last.into_final();
     Some(last.unwrap_or_else(|wait| unavailable(config, headers, &wait)))
 }
 

@@ -143,10 +143,6 @@ impl ProviderCache {
 /// without `jwt_cache_config`.
 pub struct TokenCache {
     providers: Vec<Option<ProviderCache>>,
-    /// The VM's introspection answers and what the current decision read and needs (issue
-    /// 14), carried here so the decide loop (`parked::decide`) passes them through untouched.
-    /// `None`: no introspection provider, or a caller that cannot ask (`introspection::Unwired`).
-    pub opaque: Option<Box<crate::introspection::cache::Opaque>>,
 }
 
 impl TokenCache {
@@ -158,7 +154,6 @@ impl TokenCache {
                 .into_iter()
                 .map(|size| size.map(ProviderCache::new))
                 .collect(),
-            opaque: None,
         }
     }
 
@@ -166,7 +161,6 @@ impl TokenCache {
     pub fn disabled() -> Self {
         Self {
             providers: Vec::new(),
-            opaque: None,
         }
     }
 

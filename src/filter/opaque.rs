@@ -1,8 +1,10 @@
-//! The instance core's part of opaque tokens (issue 14): which streams wait for which
-//! introspection, the callouts the root sends for them (from the root, at its next tick, so
-//! the answer comes back to the root as a key fetch's does), and resuming the streams when
-//! an answer or a failure arrives. The cache and its rules are `introspection::cache`; the
-//! decision is the engine's.
+//! The instance core's part of opaque tokens (issue 14): the VM's introspection cache, the
+//! answers each decision gets (`Pending::answers`: the cache and what the stream was told,
+//! handed to `parked::decide` as `Deciding::answers`, which gives back the lookups the decision
+//! needed), which streams wait for which introspection, the callouts the root sends for them
+//! (from the root, at its next tick, so the answer comes back to the root as a key fetch's
+//! does), and resuming the streams when an answer or a failure arrives. The cache and its rules
+//! are `introspection::cache`; the decision is the engine's.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
@@ -10,7 +12,7 @@ use std::hash::BuildHasher as _;
 use super::{apply, request_headers, Filter, POKE};
 use crate::config::{Config, ProviderId};
 use crate::host::{Action, Callout, Host, Level};
-use crate::introspection::cache::{self, IntrospectionCache, Opaque, Outcome, Step};
+use crate::introspection::cache::{self, IntrospectionCache, Outcome, RequestAnswers, Step};
 use crate::introspection::{Answer, Answers as _, CacheKey, Known, Needed};
 use crate::jwks_cache::Millis;
 use crate::oauth::Unavailable;
@@ -22,9 +24,12 @@ pub(super) const ROUNDS: usize = 3;
 
 type Told = (ProviderId, CacheKey, Result<Answer, Unavailable>);
 
-/// Introspections this VM has to send or has out, and what each waiting stream was told.
+/// This VM's introspection answers, the introspections it has to send or has out, and what
+/// each waiting stream was told.
 #[derive(Default)]
 pub(super) struct Pending {
+    /// The answers (`None`: no introspection provider).
+    pub(super) cache: Option<IntrospectionCache>,
     /// To dispatch at the root's next tick.
     queue: Vec<Needed>,
     /// Out: callout token → the lookup it answers.
@@ -44,54 +49,57 @@ impl Pending {
     }
 }
 
-/// The introspection session of a configuration with introspection providers, keyed under
-/// 32 bytes drawn from the VM's randomness (the standard library's random hash keys).
-pub(super) fn session(config: &Config) -> Option<Box<Opaque>> {
-    config
-        .providers
-        .iter()
-        .any(|p| p.introspection.is_some())
-        .then(|| {
-            let mut key = [0u8; 32];
-            for chunk in key.chunks_mut(8) {
-                let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
-                chunk.copy_from_slice(&random.to_le_bytes());
-            }
-            Box::new(Opaque::new(IntrospectionCache::new(config, &key)))
+impl Pending {
+    /// The state of a configuration: with introspection providers, their cache, keyed under
+    /// 32 bytes drawn from the VM's randomness (the standard library's random hash keys).
+    pub(super) fn new(config: &Config) -> Pending {
+        let cache = config
+            .providers
+            .iter()
+            .any(|p| p.introspection.is_some())
+            .then(|| {
+                let mut key = [0u8; 32];
+                for chunk in key.chunks_mut(8) {
+                    let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+                    chunk.copy_from_slice(&random.to_le_bytes());
+                }
+                IntrospectionCache::new(config, &key)
+            });
+        Pending {
+            cache,
+            ..Pending::default()
+        }
+    }
+
+    /// The answers stream `id` decides with at `now`: the cache and what the stream was told;
+    /// in the `last_round`, what is still unknown counts as failed. `None`: no introspection.
+    pub(super) fn answers(
+        &self,
+        id: u32,
+        now: Millis,
+        last_round: bool,
+    ) -> Option<RequestAnswers<'_>> {
+        let cache = self.cache.as_ref()?;
+        let mut answers = RequestAnswers::new(cache, now);
+        for (provider, key, told) in self.own.get(&id).into_iter().flatten() {
+            answers.record(*provider, *key, told.clone());
+        }
+        Some(if last_round {
+            answers.last_round()
+        } else {
+            answers
         })
+    }
 }
 
 impl Filter {
-    /// Before a decision of stream `id`: the time and what the stream was told.
-    pub(super) fn begin_decision(&mut self, id: u32, now: Millis, last_round: bool) {
-        if let Some(opaque) = self.cache.opaque.as_deref_mut() {
-            opaque.now = now;
-            opaque.own = self.opaque.own.get(&id).cloned().unwrap_or_default();
-            opaque.needed.clear();
-            opaque.last_round = last_round;
-            opaque.hits.borrow_mut().clear();
-        }
-    }
-
-    /// The lookups the last decision needed.
-    pub(super) fn take_needed(&mut self) -> Vec<Needed> {
-        self.cache
-            .opaque
-            .as_deref_mut()
-            .map(|o| std::mem::take(&mut o.needed))
-            .unwrap_or_default()
-    }
-
-    /// Counts the cache hits of stream `id`'s final decision (`introspection_cache_hit`),
-    /// unless it waited for an answer (a miss, counted when the answer came).
-    pub(super) fn count_hits(&mut self, host: &impl Host, id: u32) {
+    /// Counts the cache `hits` of stream `id`'s final decision (`introspection_cache_hit`,
+    /// by provider), unless it waited for an answer (a miss, counted when the answer came).
+    pub(super) fn count_hits(&mut self, host: &impl Host, id: u32, hits: &[ProviderId]) {
         if self.opaque.waited.remove(&id) {
             return;
         }
-        let Some(opaque) = self.cache.opaque.as_deref() else {
-            return;
-        };
-        for provider in opaque.hits.borrow().iter() {
+        for provider in hits {
             if let Some(stats) = self.stats.introspection(*provider) {
                 host.increment(stats.cache_hit);
             }
@@ -106,12 +114,12 @@ impl Filter {
         needed: Vec<Needed>,
         now: Millis,
     ) -> bool {
-        let Some(opaque) = self.cache.opaque.as_deref_mut() else {
+        let Some(cache) = self.opaque.cache.as_mut() else {
             return false;
         };
         let mut waits = false;
         for n in needed {
-            match opaque.cache.find(n.provider, &n.key, id, now) {
+            match cache.find(n.provider, &n.key, id, now) {
                 Step::Ask => {
                     self.opaque.queue.push(n);
                     waits = true;
@@ -210,14 +218,14 @@ impl Filter {
         body: &[u8],
         now: Millis,
     ) {
-        let Some(opaque) = self.cache.opaque.as_deref_mut() else {
+        let Some(cache) = self.opaque.cache.as_mut() else {
             return;
         };
-        let (waiters, outcome) = opaque.cache.settle(provider, key, status, body, now);
+        let (waiters, outcome) = cache.settle(provider, key, status, body, now);
         let inactive = match &outcome {
             Outcome::Uncached(answer) => *answer == Answer::Inactive,
             Outcome::Cached => {
-                let answers = cache::RequestAnswers::new(&opaque.cache, now);
+                let answers = RequestAnswers::new(cache, now);
                 answers.answer(provider, key) == Known::Answer(&Answer::Inactive)
             }
             Outcome::Failed(_) => false,
@@ -268,8 +276,8 @@ impl Filter {
     pub(super) fn introspection_stream_gone(&mut self, id: u32) {
         self.opaque.own.remove(&id);
         self.opaque.waited.remove(&id);
-        if let Some(opaque) = self.cache.opaque.as_deref_mut() {
-            opaque.cache.forget_waiter(id);
+        if let Some(cache) = self.opaque.cache.as_mut() {
+            cache.forget_waiter(id);
         }
     }
 }

@@ -4,9 +4,10 @@
 //! `MAX_CACHE_BYTES`, and at most `MAX_IN_FLIGHT` introspections out per VM.
 //!
 //! How the instance core uses it, per request:
-//! 1. `engine::decide_introspecting` with [`RequestAnswers`] (this cache, plus what this
-//!    request was told: a failure, an uncached answer);
-//! 2. on `Ask(needed)`: [`IntrospectionCache::find`] for each; `Ask` → dispatch
+//! 1. decide with [`RequestAnswers`] (this cache, plus what this request was told: a failure,
+//!    an uncached answer), handed to the decide loop as `parked::Deciding::answers`
+//!    (`engine::decide_introspecting` outside it);
+//! 2. for the lookups that decision needed: [`IntrospectionCache::find`] for each; `Ask` → dispatch
 //!    `needed.request` to the provider's cluster and park; `Wait` → park; `Answer` or
 //!    `Failed` → nothing to wait for;
 //! 3. on the callout's response: [`IntrospectionCache::settle`] with status and body; it
@@ -235,6 +236,8 @@ pub struct RequestAnswers<'a> {
     cache: &'a IntrospectionCache,
     now: Millis,
     own: Vec<(ProviderId, CacheKey, Result<Answer, Unavailable>)>,
+    /// The last round of a bounded decide loop: what is still unknown counts as failed.
+    last_round: bool,
     /// Answers read from the cache, by provider (`introspection_cache_hit`).
     hits: std::cell::RefCell<Vec<ProviderId>>,
 }
@@ -245,8 +248,16 @@ impl<'a> RequestAnswers<'a> {
             cache,
             now,
             own: Vec::new(),
+            last_round: false,
             hits: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// The answers of the last round of a bounded decide loop (`filter`'s): a key still
+    /// unknown is `Known::Failed` (`introspection_unavailable`), so that round needs nothing.
+    pub fn last_round(mut self) -> RequestAnswers<'a> {
+        self.last_round = true;
+        self
     }
 
     /// The providers whose answer this decision read from the cache, once per read: count
@@ -269,59 +280,6 @@ impl<'a> RequestAnswers<'a> {
 }
 
 impl Answers for RequestAnswers<'_> {
-    fn key(&self, provider: &str, token: &str) -> CacheKey {
-        self.cache.keyer.key(provider, token)
-    }
-
-    fn answer(&self, provider: ProviderId, key: &CacheKey) -> Known<'_> {
-        if let Some((_, _, own)) = self.own.iter().find(|(p, k, _)| *p == provider && k == key) {
-            return match own {
-                Ok(answer) => Known::Answer(answer),
-                Err(_) => Known::Failed,
-            };
-        }
-        match self.cache.table(provider) {
-            Some(table) => match table.lookup.peek(key, self.now) {
-                Some(answer) => {
-                    self.hits.borrow_mut().push(provider);
-                    Known::Answer(answer)
-                }
-                None => Known::Unknown,
-            },
-            None => Known::Failed,
-        }
-    }
-}
-
-/// The introspection side of one VM inside the decide loop (`token_cache::TokenCache::opaque`):
-/// the cache, and for the decision being made its time, what its stream was told
-/// (`RequestAnswers::record`'s entries) and the lookups it needs. The instance core sets
-/// `now` and `own` before deciding and takes `needed` after.
-pub struct Opaque {
-    pub cache: IntrospectionCache,
-    pub now: Millis,
-    pub own: Vec<(ProviderId, CacheKey, Result<Answer, Unavailable>)>,
-    pub needed: Vec<super::Needed>,
-    /// The last round of a bounded decide loop: what is unknown is taken as failed.
-    pub last_round: bool,
-    /// Providers whose answer this decision read from the cache (`introspection_cache_hit`).
-    pub hits: std::cell::RefCell<Vec<ProviderId>>,
-}
-
-impl Opaque {
-    pub fn new(cache: IntrospectionCache) -> Opaque {
-        Opaque {
-            cache,
-            now: 0,
-            own: Vec::new(),
-            needed: Vec::new(),
-            last_round: false,
-            hits: std::cell::RefCell::new(Vec::new()),
-        }
-    }
-}
-
-impl Answers for Opaque {
     fn key(&self, provider: &str, token: &str) -> CacheKey {
         self.cache.keyer.key(provider, token)
     }

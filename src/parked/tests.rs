@@ -89,6 +89,8 @@ impl Vm {
             lists: &ProviderLists::new(config),
             signatures: &PureRust,
             cache,
+            answers: &crate::introspection::Unwired,
+            needed: &mut Vec::new(),
         };
         let decision = decide(config, vm, &request(), T0, |remote, wait| {
             *last = parked.park(id, wait, remote, requested, in_flight, false, T0);
@@ -153,6 +155,8 @@ fn a_request_that_cannot_park_gets_a_final_decision() {
         lists: &ProviderLists::new(&config),
         signatures: &PureRust,
         cache: &mut cache,
+        answers: &crate::introspection::Unwired,
+        needed: &mut Vec::new(),
     };
     let decision = decide(&config, vm, &request(), T0, |_, wait| {
         assert_eq!(wait.provider, P);
