@@ -419,8 +419,8 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
                         provider: id,
                         key,
                         request: oauth::introspection_request(
-                            &introspection.endpoint,
-                            &introspection.client,
+                            &introspection.server.endpoint,
+                            &introspection.server.client,
                             token,
                             Some("access_token"),
                         ),

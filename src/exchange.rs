@@ -403,9 +403,14 @@ impl Exchanges {
                 Found::Ask => {
                     return Step::Callout {
                         pending: Pending::Actor(id),
-                        cluster: ex.cluster.clone(),
-                        timeout: ex.timeout,
-                        request: client_credentials_request(&ex.endpoint, &ex.client, None, None),
+                        cluster: ex.server.cluster.clone(),
+                        timeout: ex.server.timeout,
+                        request: client_credentials_request(
+                            &ex.server.endpoint,
+                            &ex.server.client,
+                            None,
+                            None,
+                        ),
                     }
                 }
             },
@@ -417,8 +422,8 @@ impl Exchanges {
             Found::Full => Step::Fail(Failure::Unavailable(Cause::Full)),
             Found::Ask => Step::Callout {
                 pending: Pending::Exchange(id, key),
-                cluster: ex.cluster.clone(),
-                timeout: ex.timeout,
+                cluster: ex.server.cluster.clone(),
+                timeout: ex.server.timeout,
                 request: subject_request(ex, &subject.token, actor.as_ref()),
             },
         }
@@ -551,7 +556,7 @@ impl Exchanges {
 
 /// An exchange waits for at most its own timeout (and the actor's before it), plus a margin.
 fn ask_timeout(ex: &TokenExchange) -> Millis {
-    let ms = u64::try_from(ex.timeout.as_millis()).unwrap_or(u64::MAX);
+    let ms = u64::try_from(ex.server.timeout.as_millis()).unwrap_or(u64::MAX);
     ms.saturating_mul(2).saturating_add(1000)
 }
 
@@ -568,7 +573,7 @@ pub fn subject_request(
     params.resource = ex.resource.as_deref();
     params.scope = ex.scope.as_deref();
     params.requested_token_type = ex.requested_token_type.as_deref();
-    exchange_request(&ex.endpoint, &ex.client, &params)
+    exchange_request(&ex.server.endpoint, &ex.server.client, &params)
 }
 
 /// The exchange's answer, read and (with `verify_with`) verified: the issued token and its

@@ -56,7 +56,7 @@ fn gateway(s: &AuthServer) -> Config {
             "http_uri": { "uri": format!("http://127.0.0.1:{}/token", s.port()),
                           "cluster": "authserver", "timeout": "5s" },
             "client_id": "gateway",
-            "client_secret": { "inline_string": "gateway-secret" },
+            "client_secret": { "inline_string": "gateway-secret" }, "allow_inline_secret": true,
             "audience": "orders",
             "scope": "orders:read",
             "actor": "client_credentials",

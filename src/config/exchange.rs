@@ -8,12 +8,12 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::oauth_client::{compile_oauth_client, EndpointRules, OAuthServer, RawOAuthClient};
 use super::raw::{duration, RawHttpUri, RawJwtHeader};
-use super::secret::{resolve, RawSecretSource};
+use super::secret::RawSecretSource;
 use super::ProviderId;
 use crate::error::ConfigError;
-use crate::jwks_cache::Target;
-use crate::oauth::{token_type, AuthMethod, Client, Endpoint};
+use crate::oauth::token_type;
 
 /// Index of an exchange in `Config::token_exchanges` (sorted by name).
 pub type ExchangeId = usize;
@@ -35,12 +35,21 @@ pub(crate) struct RawTokenExchange {
     pub(crate) http_uri: RawHttpUri,
     /// The filter's client id at the authorization server (printable ASCII). Required.
     pub(crate) client_id: String,
-    /// The filter's client secret, `{inline_string}` or `{environment_variable}`; never logged.
-    /// Required.
+    /// The filter's client secret, a `DataSource`: `{"environment_variable": "NAME"}` (read
+    /// from the VM's environment at load) or `{"inline_string": "..."}` (only with
+    /// `allow_inline_secret: true`). Never logged. Required.
     pub(crate) client_secret: RawSecretSource,
-    /// `client_secret_basic` or `client_secret_post` (RFC 6749 §2.3.1). Default
-    /// `client_secret_basic`.
+    /// Accept a `client_secret.inline_string` (the configuration is visible in xDS and
+    /// `config_dump`). Default `false`.
     #[serde(default)]
+    pub(crate) allow_inline_secret: bool,
+    /// How the filter authenticates (RFC 6749 §2.3.1): `client_secret_basic` or
+    /// `client_secret_post`. Default `client_secret_basic`.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<super::oauth_client::RawAuthMethod>")
+    )]
     #[cfg_attr(feature = "schema", schemars(extend("default" = "client_secret_basic")))]
     pub(crate) auth_method: Option<String>,
     /// RFC 8693 `audience`: the logical name of the service the issued token is for. Default:
@@ -128,11 +137,8 @@ pub enum Actor {
 pub struct TokenExchange {
     /// Its name in `token_exchanges`: part of the cache key and of the stat names.
     pub name: String,
-    /// The Envoy cluster of the token endpoint.
-    pub cluster: String,
-    pub endpoint: Endpoint,
-    pub timeout: Duration,
-    pub client: Client,
+    /// The token endpoint and the filter's client there.
+    pub server: OAuthServer,
     pub audience: Option<String>,
     pub resource: Option<String>,
     pub scope: Option<String>,
@@ -201,41 +207,21 @@ pub(crate) fn compile_exchange(
             "an exchange's name is part of its stat names: letters, digits, `-` and `_` only",
         ));
     }
-    let target = Target::parse(&raw.http_uri.uri).ok_or_else(|| {
-        ConfigError::new(
-            at("http_uri.uri"),
-            "must be the token endpoint's http:// or https:// URL",
-        )
-    })?;
-    if raw.http_uri.cluster.is_empty() {
-        return Err(ConfigError::new(
-            at("http_uri.cluster"),
-            "must name the Envoy cluster of the authorization server",
-        ));
-    }
-    let timeout = raw.http_uri.timeout.unwrap_or_default();
-    if timeout.is_zero() || timeout > Duration::from_secs(60) {
-        return Err(ConfigError::new(
-            at("http_uri.timeout"),
-            "must be set, above 0s and at most 60s (the request waits for the exchange)",
-        ));
-    }
-    if raw.client_id.is_empty() || !crate::oauth::is_vschar(&raw.client_id) {
-        return Err(ConfigError::new(
-            at("client_id"),
-            "must be non-empty printable ASCII (RFC 6749 Appendix A: VSCHAR)",
-        ));
-    }
-    let secret = resolve(&at("client_secret"), raw.client_secret, env)?;
-    let method = match raw.auth_method.as_deref() {
-        None => AuthMethod::default(),
-        Some(m) => AuthMethod::from_name(m).ok_or_else(|| {
-            ConfigError::new(
-                at("auth_method"),
-                format!("{m:?} is not `client_secret_basic` or `client_secret_post`"),
-            )
-        })?,
-    };
+    let server = compile_oauth_client(
+        &field,
+        RawOAuthClient {
+            http_uri: raw.http_uri,
+            client_id: raw.client_id,
+            client_secret: raw.client_secret,
+            allow_inline_secret: raw.allow_inline_secret,
+            auth_method: raw.auth_method,
+        },
+        &EndpointRules {
+            what: "the token endpoint",
+            max_timeout: Duration::from_secs(60),
+        },
+        env,
+    )?;
     for (sub, value) in [
         ("audience", &raw.audience),
         ("resource", &raw.resource),
@@ -314,17 +300,7 @@ pub(crate) fn compile_exchange(
     };
     Ok(TokenExchange {
         name: name.to_owned(),
-        cluster: raw.http_uri.cluster,
-        endpoint: Endpoint {
-            authority: target.authority,
-            path: target.path,
-        },
-        timeout,
-        client: Client {
-            id: raw.client_id,
-            secret,
-            method,
-        },
+        server,
         audience: raw.audience,
         resource: raw.resource,
         scope: raw.scope,

@@ -2,20 +2,19 @@
 //! authorization server (RFC 7662) instead of a key set. The serde shape and its compilation
 //! into `Introspection`; the answers and their cache live in the `introspection` module.
 //!
-//! Refused at load, naming the field: a bad `http_uri`, an empty or non-VSCHAR `client_id`, a
-//! secret that cannot be read (`secret`), an unknown `auth_method`, `max_cache_entries` 0, and
+//! Refused at load, naming the field: a bad endpoint or client (`oauth_client`: `http_uri`,
+//! `client_id`, the secret, `auth_method`), `max_cache_entries` 0, and
 //! provider fields that mean nothing without a JWT (`forward_payload_header`, `allowed_typ`,
 //! `jwt_cache_config`: `cache_duration` is the cache here).
 
 use serde::Deserialize;
 use std::time::Duration;
 
+use super::oauth_client::{compile_oauth_client, EndpointRules, OAuthServer, RawOAuthClient};
 use super::raw::{duration, RawHttpUri};
-use super::secret::{compile_secret, RawSecretSource};
+use super::secret::{vm_env, RawSecretSource};
 use super::CachePolicy;
 use crate::error::ConfigError;
-use crate::jwks_cache::Target;
-use crate::oauth::{AuthMethod, Client, Endpoint};
 
 /// Default `cache_duration`.
 pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(60);
@@ -35,16 +34,21 @@ pub(crate) struct RawIntrospection {
     pub(crate) client_id: String,
     /// The filter's client secret, a `DataSource`: `{"environment_variable": "NAME"}` (read
     /// from the VM's environment at load) or `{"inline_string": "..."}` (only with
-    /// `allow_inline_secret: true`). Required.
+    /// `allow_inline_secret: true`). Never logged. Required.
     pub(crate) client_secret: RawSecretSource,
-    /// Accept a `client_secret.inline_string`. Default `false`.
+    /// Accept a `client_secret.inline_string` (the configuration is visible in xDS and
+    /// `config_dump`). Default `false`.
     #[serde(default)]
     pub(crate) allow_inline_secret: bool,
     /// How the filter authenticates (RFC 6749 §2.3.1): `client_secret_basic` or
     /// `client_secret_post`. Default `client_secret_basic`.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<super::oauth_client::RawAuthMethod>")
+    )]
     #[cfg_attr(feature = "schema", schemars(extend("default" = "client_secret_basic")))]
-    pub(crate) auth_method: Option<RawAuthMethod>,
+    pub(crate) auth_method: Option<String>,
     /// Longest life of an active answer in the cache; never past the token's `exp`. `0s`
     /// disables the cache (every request asks). Default `60s`.
     #[serde(default, deserialize_with = "duration")]
@@ -69,28 +73,11 @@ pub(crate) struct RawIntrospection {
     pub(crate) max_cache_entries: Option<u64>,
 }
 
-/// `auth_method`.
-#[derive(Deserialize, Clone, Copy)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum RawAuthMethod {
-    /// HTTP Basic with the form-urlencoded id and secret.
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-}
-
 /// `introspection`, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Introspection {
-    /// The Envoy cluster the callout goes to.
-    pub cluster: String,
-    /// `:authority` and `:path` of the endpoint.
-    pub endpoint: Endpoint,
-    /// How long one introspection may take.
-    pub timeout: Duration,
-    /// The filter as an OAuth client (its secret is redacted in `Debug`).
-    pub client: Client,
+    /// The introspection endpoint and the filter's client there.
+    pub server: OAuthServer,
     /// The cache lifetimes, in seconds.
     pub cache: CachePolicy,
     /// Most entries per VM, at least 1.
@@ -102,40 +89,21 @@ pub(crate) fn compile_introspection(
     field: &str,
     raw: RawIntrospection,
 ) -> Result<Introspection, ConfigError> {
-    let target = Target::parse(&raw.http_uri.uri).ok_or_else(|| {
-        ConfigError::new(
-            format!("{field}.http_uri.uri"),
-            "must be an http:// or https:// URL with a host (the introspection endpoint)",
-        )
-    })?;
-    if raw.http_uri.cluster.is_empty() {
-        return Err(ConfigError::new(
-            format!("{field}.http_uri.cluster"),
-            "must name the Envoy cluster of the authorization server",
-        ));
-    }
-    let timeout = raw.http_uri.timeout.unwrap_or_default();
-    if timeout.is_zero() || timeout > Duration::from_secs(3600) {
-        return Err(ConfigError::new(
-            format!("{field}.http_uri.timeout"),
-            "must be set, above 0s and at most 3600s",
-        ));
-    }
-    if raw.client_id.is_empty() || !crate::oauth::is_vschar(&raw.client_id) {
-        return Err(ConfigError::new(
-            format!("{field}.client_id"),
-            "must be a non-empty printable ASCII client id (RFC 6749 VSCHAR)",
-        ));
-    }
-    let secret = compile_secret(
-        &format!("{field}.client_secret"),
-        raw.client_secret,
-        raw.allow_inline_secret,
+    let server = compile_oauth_client(
+        field,
+        RawOAuthClient {
+            http_uri: raw.http_uri,
+            client_id: raw.client_id,
+            client_secret: raw.client_secret,
+            allow_inline_secret: raw.allow_inline_secret,
+            auth_method: raw.auth_method,
+        },
+        &EndpointRules {
+            what: "the introspection endpoint",
+            max_timeout: Duration::from_secs(3600),
+        },
+        &vm_env,
     )?;
-    let method = match raw.auth_method {
-        None | Some(RawAuthMethod::ClientSecretBasic) => AuthMethod::ClientSecretBasic,
-        Some(RawAuthMethod::ClientSecretPost) => AuthMethod::ClientSecretPost,
-    };
     let max_cache_entries = match raw.max_cache_entries {
         None => DEFAULT_MAX_CACHE_ENTRIES,
         Some(0) => {
@@ -147,17 +115,7 @@ pub(crate) fn compile_introspection(
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     };
     Ok(Introspection {
-        cluster: raw.http_uri.cluster,
-        endpoint: Endpoint {
-            authority: target.authority,
-            path: target.path,
-        },
-        timeout,
-        client: Client {
-            id: raw.client_id,
-            secret,
-            method,
-        },
+        server,
         cache: CachePolicy {
             cache_duration: raw
                 .cache_duration

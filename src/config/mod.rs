@@ -31,6 +31,7 @@ use crate::token_kind::{AllowedTyp, ServiceTest, TokenKind};
 mod compile;
 mod exchange;
 mod introspection;
+mod oauth_client;
 mod raw;
 pub(crate) mod secret;
 
@@ -38,6 +39,7 @@ pub use self::exchange::{
     Actor, ExchangeId, TokenExchange, DEFAULT_MAX_CACHE_ENTRIES, DEFAULT_REFRESH_BEFORE,
 };
 pub use self::introspection::Introspection;
+pub use self::oauth_client::OAuthServer;
 
 use compile::compile;
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! Where a credential of the filter comes from: an Envoy `DataSource` limited to what a wasm VM
-//! can read, `inline_string` (refused unless the configuration says `allow_inline_secret:
+//! Where a credential of the filter comes from, one rule for every OAuth client secret
+//! (`introspection`, `token_exchanges`, through `oauth_client`): an Envoy `DataSource` limited
+//! to what a wasm VM can read, `inline_string` (refused, naming
+//! `<block>.client_secret.inline_string`, unless the same block says `allow_inline_secret:
 //! true`, since plugin configuration travels in xDS and sits in `config_dump`) or
 //! `environment_variable`, read from the VM's environment at load (Envoy
-//! `vm_config.environment_variables`, Istio `WasmPlugin` `vmConfig.env`). Shared by every
-//! feature that authenticates to an authorization server (introspection, token exchange).
+//! `vm_config.environment_variables`, Istio `WasmPlugin` `vmConfig.env`).
 //!
 //! A secret never reaches an error: messages name the field and, for an environment
 //! variable, the variable's name, never its value.
@@ -39,21 +40,13 @@ pub(crate) struct RawSecretSource {
 }
 
 /// The secret `raw` names, read now. `field` is the JSON path of the `DataSource`;
-/// `allow_inline` is the configuration's consent to an `inline_string`.
+/// `allow_inline` is the block's consent to an `inline_string` (`allow_inline_secret`), the
+/// same for every OAuth client; `env` reads the VM's environment (`vm_env`).
 pub(crate) fn compile_secret(
     field: &str,
     raw: RawSecretSource,
     allow_inline: bool,
-) -> Result<Secret, ConfigError> {
-    compile_secret_with(field, raw, allow_inline, |name| std::env::var(name).ok())
-}
-
-/// `compile_secret` with the environment given (tests).
-pub(crate) fn compile_secret_with(
-    field: &str,
-    raw: RawSecretSource,
-    allow_inline: bool,
-    env: impl Fn(&str) -> Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Secret, ConfigError> {
     if raw.filename.is_some() || raw.inline_bytes.is_some() {
         let which = if raw.filename.is_some() {
@@ -113,23 +106,13 @@ pub(crate) fn compile_secret_with(
     Ok(Secret::new(text))
 }
 
-/// `compile_secret` for token exchange, which takes an `inline_string` without
-/// `allow_inline_secret` (README, "Token exchange"), with the environment given.
-pub(crate) fn resolve(
-    field: &str,
-    raw: RawSecretSource,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Secret, ConfigError> {
-    compile_secret_with(field, raw, true, env)
-}
-
 /// The VM's environment, as the configuration reads it.
 pub(crate) fn vm_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
 #[cfg(test)]
-mod resolve_tests {
+mod tests {
     use super::*;
 
     fn raw(json: &str) -> RawSecretSource {
@@ -147,15 +130,22 @@ mod resolve_tests {
 
     #[test]
     fn inline_and_environment_secrets_load() {
-        let s = resolve("f", raw(r#"{"inline_string":"abc"}"#), &env).unwrap();
+        let s = compile_secret("f", raw(r#"{"inline_string":"abc"}"#), true, &env).unwrap();
         assert_eq!(s.expose(), "abc");
-        let s = resolve(
-            "f",
-            raw(r#"{"environment_variable":"EXCHANGE_SECRET"}"#),
-            &env,
-        )
-        .unwrap();
-        assert_eq!(s.expose(), "s3cr:t%");
+        for consent in [false, true] {
+            let json = r#"{"environment_variable":"EXCHANGE_SECRET"}"#;
+            let s = compile_secret("f", raw(json), consent, &env).unwrap();
+            assert_eq!(s.expose(), "s3cr:t%");
+        }
+    }
+
+    #[test]
+    fn an_inline_secret_without_consent_is_refused_naming_the_field_never_the_value() {
+        let e = compile_secret("f", raw(r#"{"inline_string":"abc-xyz"}"#), false, &env);
+        let e = e.unwrap_err();
+        assert_eq!(e.field, "f.inline_string");
+        assert!(e.reason.contains("allow_inline_secret: true"), "{e}");
+        assert!(!e.to_string().contains("abc-xyz"), "the value leaked: {e}");
     }
 
     #[test]
@@ -194,12 +184,12 @@ mod resolve_tests {
             ),
         ];
         for (json, field, says) in cases {
-            let e = resolve("f", raw(json), &env).unwrap_err();
+            let e = compile_secret("f", raw(json), true, &env).unwrap_err();
             assert_eq!(e.field, field, "{json}");
             assert!(e.reason.contains(says), "{json}: {}", e.reason);
             assert!(!e.to_string().contains("caf"), "{json}: the value leaked");
         }
-        let e = resolve("f", raw(r#"{"filename":"/x"}"#), &env).unwrap_err();
+        let e = compile_secret("f", raw(r#"{"filename":"/x"}"#), true, &env).unwrap_err();
         assert_eq!(e.field, "f.filename");
     }
 }

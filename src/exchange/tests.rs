@@ -24,7 +24,7 @@ fn config(extra: Value) -> Config {
         "http_uri": { "uri": "https://idp.example.com/token",
                       "cluster": "outbound|443||idp.example.com", "timeout": "2s" },
         "client_id": "gateway",
-        "client_secret": { "inline_string": "gateway-secret" },
+        "client_secret": { "inline_string": "gateway-secret" }, "allow_inline_secret": true,
         "audience": "orders",
         "scope": "orders:read",
         "refresh_before": "30s",
@@ -804,7 +804,7 @@ fn through_the_engine_the_upstream_gets_the_exchanged_token_and_the_users_identi
         },
         "token_exchanges": { "to-orders": {
             "http_uri": { "uri": "https://idp.example.com/token", "cluster": "idp", "timeout": "2s" },
-            "client_id": "gateway", "client_secret": { "inline_string": "gateway-secret" },
+            "client_id": "gateway", "client_secret": { "inline_string": "gateway-secret" }, "allow_inline_secret": true,
             "audience": "orders", "verify_with": "internal" } },
         "rules": [
             { "match": { "prefix": "/orders" }, "requires": { "provider_name": "idp" },

@@ -166,10 +166,10 @@ impl Filter {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let sent = host.dispatch(&Callout {
-                cluster: &introspection.cluster,
+                cluster: &introspection.server.cluster,
                 headers: &headers,
                 body: &n.request.body,
-                timeout: introspection.timeout,
+                timeout: introspection.server.timeout,
             });
             match sent {
                 Ok(token) => self.opaque.calls.push((token, n.provider, n.key)),

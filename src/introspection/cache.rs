@@ -83,7 +83,7 @@ impl IntrospectionCache {
             .iter()
             .map(|p| {
                 let i = p.introspection.as_deref()?;
-                let timeout = Millis::try_from(i.timeout.as_millis()).unwrap_or(Millis::MAX);
+                let timeout = Millis::try_from(i.server.timeout.as_millis()).unwrap_or(Millis::MAX);
                 Some(Table {
                     lookup: Lookup::new(Bounds {
                         max_entries: i.max_cache_entries,

@@ -18,7 +18,7 @@ fn exchange() -> Value {
         "http_uri": { "uri": "https://idp.example.com/token",
                       "cluster": "outbound|443||idp.example.com", "timeout": "2s" },
         "client_id": "gateway",
-        "client_secret": { "inline_string": "gateway-secret" },
+        "client_secret": { "inline_string": "gateway-secret" }, "allow_inline_secret": true,
         "auth_method": "client_secret_basic",
         "audience": "orders",
         "scope": "orders:read",
@@ -49,13 +49,13 @@ fn the_issue_example_loads() {
     assert_eq!(cfg.rules[0].token_exchange, Some(0));
     let ex = &cfg.token_exchanges[0];
     assert_eq!(ex.name, "to-orders");
-    assert_eq!(ex.cluster, "outbound|443||idp.example.com");
-    assert_eq!(ex.endpoint.authority, "idp.example.com");
-    assert_eq!(ex.endpoint.path, "/token");
-    assert_eq!(ex.timeout.as_secs(), 2);
-    assert_eq!(ex.client.id, "gateway");
-    assert_eq!(ex.client.secret.expose(), "gateway-secret");
-    assert_eq!(ex.client.method, AuthMethod::ClientSecretBasic);
+    assert_eq!(ex.server.cluster, "outbound|443||idp.example.com");
+    assert_eq!(ex.server.endpoint.authority, "idp.example.com");
+    assert_eq!(ex.server.endpoint.path, "/token");
+    assert_eq!(ex.server.timeout.as_secs(), 2);
+    assert_eq!(ex.server.client.id, "gateway");
+    assert_eq!(ex.server.client.secret.expose(), "gateway-secret");
+    assert_eq!(ex.server.client.method, AuthMethod::ClientSecretBasic);
     assert_eq!(ex.audience.as_deref(), Some("orders"));
     assert_eq!(ex.scope.as_deref(), Some("orders:read"));
     assert_eq!(ex.actor, Actor::ClientCredentials);
@@ -76,7 +76,7 @@ fn the_issue_example_loads() {
 fn defaults_of_a_minimal_exchange() {
     let minimal = json!({
         "http_uri": { "uri": "http://idp:8080/token", "cluster": "idp", "timeout": "1s" },
-        "client_id": "gw", "client_secret": { "inline_string": "s" },
+        "client_id": "gw", "client_secret": { "inline_string": "s" }, "allow_inline_secret": true,
         "subject_token_type": "id_token"
     });
     let cfg = load(&config(minimal, json!("to-orders"))).unwrap();
@@ -98,6 +98,32 @@ fn defaults_of_a_minimal_exchange() {
     let plain = json!({ "providers": { "idp": provider() }, "rules": [
         { "match": { "prefix": "/" }, "requires": { "provider_name": "idp" } } ] });
     assert_eq!(load(&plain).unwrap().rules[0].token_exchange, None);
+}
+
+/// One secret policy for every OAuth client: an exchange's inline secret needs the same
+/// consent as an introspection's, and the refusal names the field, never the secret.
+#[test]
+fn an_inline_secret_needs_consent_as_for_introspection() {
+    let mut ex = exchange();
+    ex.as_object_mut().unwrap().remove("allow_inline_secret");
+    let e = load(&config(ex.clone(), json!("to-orders"))).unwrap_err();
+    assert_eq!(
+        e.field,
+        "token_exchanges.to-orders.client_secret.inline_string"
+    );
+    assert!(e.reason.contains("allow_inline_secret: true"), "{e}");
+    assert!(
+        !e.to_string().contains("gateway-secret"),
+        "the secret leaked: {e}"
+    );
+    ex["allow_inline_secret"] = json!(false);
+    assert!(load(&config(ex.clone(), json!("to-orders"))).is_err());
+    ex["allow_inline_secret"] = json!(true);
+    let cfg = load(&config(ex, json!("to-orders"))).unwrap();
+    assert_eq!(
+        cfg.token_exchanges[0].server.client.secret.expose(),
+        "gateway-secret"
+    );
 }
 
 #[test]

@@ -46,13 +46,13 @@ fn the_issues_example_loads_with_defaults() {
     let cfg = load(&with(introspection())).unwrap();
     let p = &cfg.providers[0];
     let i = p.introspection.as_deref().unwrap();
-    assert_eq!(i.cluster, "outbound|443||idp.example.com");
-    assert_eq!(i.endpoint.authority, "idp.example.com");
-    assert_eq!(i.endpoint.path, "/token/introspection");
-    assert_eq!(i.timeout.as_secs(), 2);
-    assert_eq!(i.client.id, "gateway");
-    assert_eq!(i.client.secret.expose(), SECRET);
-    assert_eq!(i.client.method, AuthMethod::ClientSecretBasic);
+    assert_eq!(i.server.cluster, "outbound|443||idp.example.com");
+    assert_eq!(i.server.endpoint.authority, "idp.example.com");
+    assert_eq!(i.server.endpoint.path, "/token/introspection");
+    assert_eq!(i.server.timeout.as_secs(), 2);
+    assert_eq!(i.server.client.id, "gateway");
+    assert_eq!(i.server.client.secret.expose(), SECRET);
+    assert_eq!(i.server.client.method, AuthMethod::ClientSecretBasic);
     assert_eq!(
         (
             i.cache.cache_duration,
@@ -79,7 +79,7 @@ fn every_field_of_the_issue_is_read() {
     v["max_cache_entries"] = json!(7);
     let cfg = load(&with(v)).unwrap();
     let i = cfg.providers[0].introspection.as_deref().unwrap();
-    assert_eq!(i.client.method, AuthMethod::ClientSecretPost);
+    assert_eq!(i.server.client.method, AuthMethod::ClientSecretPost);
     assert_eq!(
         (
             i.cache.cache_duration,
@@ -104,7 +104,7 @@ fn an_inline_secret_needs_consent() {
     v["allow_inline_secret"] = json!(true);
     let cfg = load(&with(v)).unwrap();
     let i = cfg.providers[0].introspection.as_deref().unwrap();
-    assert_eq!(i.client.secret.expose(), "inline-secret-value");
+    assert_eq!(i.server.client.secret.expose(), "inline-secret-value");
     // Debug of the whole configuration never shows it.
     assert!(!format!("{cfg:?}").contains("inline-secret-value"));
 }

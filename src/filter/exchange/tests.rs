@@ -19,7 +19,7 @@ fn config() -> Vec<u8> {
             "claim_to_headers": [ { "header_name": "x-user", "claim_name": "sub" } ] } },
         "token_exchanges": { "to-orders": {
             "http_uri": { "uri": "https://idp.test/token", "cluster": "idp", "timeout": "2s" },
-            "client_id": "gateway", "client_secret": { "inline_string": "gateway-secret" },
+            "client_id": "gateway", "client_secret": { "inline_string": "gateway-secret" }, "allow_inline_secret": true,
             "audience": "orders" } },
         "rules": [ { "match": { "prefix": "/orders" }, "requires": { "provider_name": "users" },
                      "token_exchange": "to-orders" } ]
