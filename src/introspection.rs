@@ -20,8 +20,9 @@
 //!   tokens to whoever sees them.
 //! - What a decision needs ([`Answers`]): the answers known for this request, by key. A token
 //!   with none is a [`Needed`] lookup (key and ready callout), which the engine hands back
-//!   (`engine::decide_introspecting`) for the instance core to ask, as it hands back a `Wait`
-//!   for keys; the per-VM table is [`cache::IntrospectionCache`].
+//!   for the instance core to ask, as it hands back a `Wait` for keys (in the decide loop,
+//!   `parked::Deciding::needed`; outside it, `engine::decide_introspecting`); the per-VM table
+//!   is [`cache::IntrospectionCache`].
 //! - [`is_b64token`]: the syntax (RFC 6750 §2.1) and size a token must have before any callout.
 
 use serde_json::{Map, Value};

@@ -58,6 +58,25 @@
 //! `unwrap`, `expect`, `panic!`, unchecked indexing and string slicing are denied in `src/` by
 //! lint; host data is parsed here, not by the SDK's panicking helpers (`pairs`); and should a
 //! dependency panic anyway, the hook logs one critical line first (`crash`).
+//!
+//! ## Modules by role
+//! - Configuration: `config` (serde shape `config::raw` → `config::compile` → one immutable
+//!   `Config`; the OAuth client blocks share `config::oauth_client` and `config::secret`).
+//! - The request path, pure: `engine` over `request`, `pairs`, `matcher`, `extract`, `jwt`,
+//!   `jwks`, `signature`, `rsa_pkcs1`, `verify`, `keys`, `authorize` (with `scopes`, `claims`,
+//!   `token_kind`, `peer`, `binding`, `claim_path`), `propagate`; `error` maps failures to HTTP;
+//!   `token_cache` keeps verified tokens; `trace` and `explain` tell the steps.
+//! - The host seam and the instance: `host` (and `host::fake`), `filter` (with `filter::opaque`
+//!   and `filter::exchange`), `parked`, `metrics`, `logline`, `crash`; `wasm` is the glue.
+//! - Remote resources (fetched, refreshed, backed off, last good, shared by the VMs of one
+//!   Envoy): key sets (`jwks_cache`), revocation lists (`revocation`, `revocation::fetch`),
+//!   through `fleet` (between the VMs) and `callouts` (the callouts and their answers).
+//! - Per-token lookups (`lookup`: keyed by a hash, single-flight, bounded, positive and negative
+//!   lifetimes): introspection answers (`introspection`, `introspection::cache`) and exchanged
+//!   tokens (`exchange`); `oauth` builds their requests and reads their answers. Introspection
+//!   answers reach a decision through the decide loop (`parked::Deciding::answers`), and the
+//!   lookups a decision needs come back from it, as a key `Wait` does; an exchange runs after
+//!   an allowed decision (`filter::exchange`).
 // Tests may panic: that is how they fail. Their tables are tuples, one row per case.
 #![cfg_attr(
     test,

@@ -9,10 +9,12 @@
 //!
 //! Fields of `jwt_authn` that a wasm filter cannot honour (`filename` data sources, metadata
 //! outputs, `requirement_map`) are refused by name rather than ignored.
-
 //!
 //! Layout: `raw` (the serde shape, `jwt_authn`'s names) → `compile` (validated, immutable
-//! `Config`, the types below); `schema` (feature `schema`) derives the JSON Schema.
+//! `Config`, the types below); our extensions' blocks each in their own file, shape and compile
+//! step together (`introspection`, `exchange`), sharing `oauth_client` (the endpoint and the
+//! filter's client at an authorization server) and `secret` (where a client secret comes from,
+//! one rule for all); `schema` (feature `schema`) derives the JSON Schema.
 
 use serde::Deserialize;
 use std::sync::Arc;
