@@ -227,12 +227,16 @@ fn outages_keep_the_last_good_keys() {
     }));
     let setup = start(&cfg, &jwks);
     assert_eq!(setup.get(&good()).status, 200);
+    // Each answer that is not a usable key set, and a connection closed. A server that stalls
+    // past the timeout at refresh is
+    // `every_broken_response_is_a_failed_fetch_at_cold_start_and_at_refresh`'s (over HTTP/1.1
+    // and h2c, each way a response can break); last-good keys through failed refreshes are
+    // also tested natively (`src/callouts/tests.rs`).
     let outages = [
         ("500", Mode::Status(500)),
         ("garbage", Mode::Garbage),
         ("huge body", Mode::Huge(2 * 1024 * 1024)),
         ("connection closed", Mode::Close),
-        ("timeout", Mode::Hang),
         (
             "no usable key",
             Mode::Serve {
@@ -325,18 +329,24 @@ fn one_fetch_per_envoy_with_four_workers() {
     });
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(jwks.requests(), 1, "one fetch at start for five VMs");
-    // Refresh at 80% of 3 s: over 6 s, two or three refreshes, not five VMs' worth each.
-    std::thread::sleep(Duration::from_secs(6));
-    let refreshes = jwks.requests() - 1;
+    // The refresh, due at 80% of 3 s: polled for, not slept for. The fleet protocol (one lease,
+    // peers adopt) is covered natively (`src/fleet/tests.rs`, `src/filter/tests.rs`); what only
+    // real Envoy shows is that its shared data carries it: when the refresh is due, five VMs
+    // would each fetch within one timer tick (1 s) of it, and here only one does.
     assert!(
-        (1..=3).contains(&refreshes),
-        "{refreshes} fetches for about two refreshes"
+        eventually(Duration::from_secs(5), || jwks.requests() >= 2),
+        "no refresh after 80% of cache_duration"
     );
-    eprintln!(
-        "--concurrency 4: 1 fetch at start, {refreshes} in the next 6 s (refresh every 2.4 s)"
-    );
+    std::thread::sleep(TICK_AND_MARGIN);
+    let refreshes = jwks.requests() - 1;
+    assert_eq!(refreshes, 1, "one refresh fetch for five VMs");
+    eprintln!("--concurrency 4: 1 fetch at start, 1 at the refresh (due every 2.4 s)");
     assert_eq!(setup.get(&good()).status, 200);
 }
+
+/// One timer tick of the filter (1 s, `filter::TICK`: every VM looks for due fetches that
+/// often) and some margin, shorter than the 2.4 s between refreshes of a 3 s key set.
+const TICK_AND_MARGIN: Duration = Duration::from_millis(1_300);
 
 /// `share_key_sets: false`: no VM reads or writes shared data, so each fetches for itself
 /// (four workers and the main thread) and every worker still serves.
@@ -444,19 +454,26 @@ fn a_failed_first_fetch_releases_requests_on_every_worker_at_once() {
         last - failed
     );
     // Nothing waits any more: no VM keeps polling shared data (each logs its timer changes).
-    std::thread::sleep(Duration::from_millis(300));
-    let log = setup.envoy.log();
-    let mut timers = std::collections::BTreeMap::new();
-    for line in log.lines().filter(|l| l.contains("jwt-authn-wasm: timer ")) {
-        if let (Some(thread), Some(period)) = (line.split(']').nth(1), line.rsplit(' ').next()) {
-            timers.insert(thread.to_owned(), period.to_owned());
+    let timers = || {
+        let mut timers = std::collections::BTreeMap::new();
+        for line in setup.envoy.log().lines() {
+            if !line.contains("jwt-authn-wasm: timer ") {
+                continue;
+            }
+            if let (Some(thread), Some(period)) = (line.split(']').nth(1), line.rsplit(' ').next())
+            {
+                timers.insert(thread.to_owned(), period.to_owned());
+            }
         }
-    }
+        timers
+    };
+    let done = eventually(Duration::from_secs(3), || {
+        let timers = timers();
+        !timers.is_empty() && timers.values().all(|period| period != "50ms")
+    });
+    let timers = timers();
     assert!(!timers.is_empty(), "no timer lines logged");
-    assert!(
-        timers.values().all(|period| period != "50ms"),
-        "still polling: {timers:?}"
-    );
+    assert!(done, "still polling: {timers:?}");
 }
 
 /// `oidc_discovery`: the issuer's OpenID configuration names the JWKS, fetched through the same
