@@ -102,6 +102,7 @@ pub mod parked;
 pub mod peer;
 pub mod propagate;
 pub mod request;
+pub mod resource;
 pub mod revocation;
 pub mod rsa_pkcs1;
 pub mod scopes;

@@ -91,7 +91,17 @@ impl Vm {
             cache,
         };
         let decision = decide(config, vm, &request(), T0, |remote, wait| {
-            *last = parked.park(id, wait, remote, requested, in_flight, false, T0);
+            *last = parked.park(
+                id,
+                wait,
+                remote,
+                requested,
+                Fetching {
+                    keys_in_flight: in_flight,
+                    ..Fetching::default()
+                },
+                T0,
+            );
             last.parked
         });
         decision.map(|d| matches!(d, Final::Allow { .. }))
@@ -182,8 +192,7 @@ fn nothing_on_the_way_is_not_parked() {
         &wait,
         &mut vm.remote,
         &mut vm.requested,
-        false,
-        false,
+        Fetching::default(),
         T0,
     );
     assert_eq!(parking, Parking::default());

@@ -34,8 +34,9 @@ use std::time::Duration;
 use super::{ListError, RevocationList, MAX_BODY_BYTES};
 use crate::config::{Config, ProviderId};
 use crate::jwks::KeySet;
-use crate::jwks_cache::{max_age, Millis, SHARED_CLOCK_SKEW};
+use crate::jwks_cache::max_age;
 use crate::jwt::Alg;
+use crate::resource::{millis, Millis, Resource, Schedule, Verify, SHARED_CLOCK_SKEW};
 use crate::signature::SignatureBackend;
 
 /// Defined beside the configuration that sets them (a leaf for both).
@@ -149,9 +150,7 @@ struct InForce {
 pub struct ListFetch {
     policy: ListPolicy,
     current: Option<InForce>,
-    in_flight: bool,
-    failures: u32,
-    retry_at: Millis,
+    schedule: Schedule,
 }
 
 impl ListFetch {
@@ -159,9 +158,7 @@ impl ListFetch {
         Self {
             policy,
             current: None,
-            in_flight: false,
-            failures: 0,
-            retry_at: 0,
+            schedule: Schedule::default(),
         }
     }
 
@@ -172,27 +169,23 @@ impl ListFetch {
     /// Whether a fetch should start now: none in flight, not backing off, and no list yet or
     /// its lifetime is over. (Configuration load: true at once.)
     pub fn wants_fetch(&self, now: Millis) -> bool {
-        !self.in_flight
-            && now >= self.retry_at
-            && self.current.as_ref().is_none_or(|c| now >= c.due())
+        self.schedule
+            .wants_fetch(now, self.current.as_ref().map(InForce::due))
     }
 
     /// When `wants_fetch` next becomes true if nothing happens (for the timer); `None` while a
     /// fetch is in flight.
     pub fn next_fetch_at(&self) -> Option<Millis> {
-        if self.in_flight {
-            return None;
-        }
-        let due = self.current.as_ref().map_or(0, InForce::due);
-        Some(due.max(self.retry_at))
+        self.schedule
+            .next_fetch_at(self.current.as_ref().map(InForce::due))
     }
 
     pub fn fetch_started(&mut self) {
-        self.in_flight = true;
+        self.schedule.started();
     }
 
     pub fn is_fetching(&self) -> bool {
-        self.in_flight
+        self.schedule.is_fetching()
     }
 
     /// The list's `ETag`, for the fetch's `If-None-Match` (`oauth::revocation_list_request`
@@ -211,14 +204,10 @@ impl ListFetch {
         verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
         jitter: u32,
     ) -> Result<Fetched, ListFailure> {
-        self.in_flight = false;
         let result = self.read(now, response, verify);
         match &result {
-            Ok(_) => {
-                self.failures = 0;
-                self.retry_at = 0;
-            }
-            Err(_) => self.back_off(now, jitter),
+            Ok(_) => self.schedule.succeeded(),
+            Err(_) => self.fetch_failed(now, jitter),
         }
         result
     }
@@ -243,15 +232,10 @@ impl ListFetch {
         if status != "200" {
             return Err(ListFailure::Status(status.parse().unwrap_or(0)));
         }
-        if response.body_size > MAX_BODY_BYTES || response.body.len() > MAX_BODY_BYTES {
+        if response.body_size > MAX_BODY_BYTES {
             return Err(ListFailure::List(ListError::TooLarge));
         }
-        let list = if self.policy.require_signed {
-            RevocationList::parse_signed(response.body, verify)
-        } else {
-            RevocationList::parse(response.body)
-        }
-        .map_err(ListFailure::List)?;
+        let list = self.read_body(response.body, verify)?;
         list.may_replace(self.list(), seconds(now))
             .map_err(ListFailure::List)?;
         let fetched = Fetched::Replaced {
@@ -267,20 +251,11 @@ impl ListFetch {
         Ok(fetched)
     }
 
-    /// The callout could not be sent, or another failure outside a response: back off.
+    /// The callout could not be sent, or another failure outside a response: back off (1 s
+    /// doubling up to `cache_duration`).
     pub fn fetch_failed(&mut self, now: Millis, jitter: u32) {
-        self.in_flight = false;
-        self.back_off(now, jitter);
-    }
-
-    fn back_off(&mut self, now: Millis, jitter: u32) {
-        self.failures = self.failures.saturating_add(1);
-        let exponent = self.failures.saturating_sub(1).min(20);
-        let backoff = millis(RETRY_BASE)
-            .saturating_mul(1 << exponent)
-            .min(millis(self.policy.max_backoff()));
-        let scaled = backoff.saturating_mul(800 + u64::from(jitter.min(999)) * 400 / 1000) / 1000;
-        self.retry_at = now.saturating_add(scaled.max(1));
+        self.schedule
+            .failed(now, jitter, RETRY_BASE, self.policy.max_backoff());
     }
 
     /// A list another VM of this Envoy fetched or confirmed at `confirmed_at`, already read,
@@ -311,9 +286,7 @@ impl ListFetch {
             ttl: ttl.clamp(MIN_CACHE_DURATION, self.policy.cache_duration),
             etag: etag.and_then(self::etag),
         });
-        self.in_flight = false;
-        self.failures = 0;
-        self.retry_at = 0;
+        self.schedule.succeeded();
         true
     }
 
@@ -353,16 +326,25 @@ impl ListFetch {
         {
             return Ok(false);
         }
+        let list = self.read_body(body, verify)?;
+        Ok(self.adopt(now, confirmed_at, list, ttl, etag))
+    }
+
+    /// A body, fetched or a peer's: size, format, `require_signed` with `verify`.
+    fn read_body(
+        &self,
+        body: &[u8],
+        verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
+    ) -> Result<RevocationList, ListFailure> {
         if body.len() > MAX_BODY_BYTES {
             return Err(ListFailure::List(ListError::TooLarge));
         }
-        let list = if self.policy.require_signed {
+        if self.policy.require_signed {
             RevocationList::parse_signed(body, verify)
         } else {
             RevocationList::parse(body)
         }
-        .map_err(ListFailure::List)?;
-        Ok(self.adopt(now, confirmed_at, list, ttl, etag))
+        .map_err(ListFailure::List)
     }
 
     /// The list in force, however old.
@@ -378,7 +360,7 @@ impl ListFetch {
                 .confirmed_at
                 .saturating_add(millis(self.policy.max_staleness))
         });
-        match (usable, self.in_flight) {
+        match (usable, self.is_fetching()) {
             (Some(c), _) => ListAvailability::Ready(&c.list),
             (None, true) => ListAvailability::Pending,
             (None, false) => ListAvailability::Unavailable,
@@ -399,7 +381,7 @@ impl ListFetch {
 
     /// Consecutive failed fetches since the last success.
     pub fn failures(&self) -> u32 {
-        self.failures
+        self.schedule.failures()
     }
 }
 
@@ -439,6 +421,11 @@ impl ProviderLists {
 
     pub fn get_mut(&mut self, provider: ProviderId) -> Option<&mut ListFetch> {
         self.lists.get_mut(provider).and_then(Option::as_mut)
+    }
+
+    /// Every provider's list, indexed by provider id (for `fleet`).
+    pub fn as_mut_slice(&mut self) -> &mut [Option<ListFetch>] {
+        &mut self.lists
     }
 
     /// The providers whose list should be fetched now.
@@ -499,8 +486,69 @@ fn seconds(now: Millis) -> i64 {
     i64::try_from(now / 1000).unwrap_or(i64::MAX)
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+impl Resource for ListFetch {
+    /// `confirmed_at`, the lifetime and the `ETag` of a peer's list.
+    type Version = (Millis, Duration, Option<String>);
+
+    const KIND: &'static str = "revocation";
+    const FOLLOW_PEERS: bool = true;
+
+    fn wants_fetch(&self, now: Millis) -> bool {
+        ListFetch::wants_fetch(self, now)
+    }
+    fn next_fetch_at(&self) -> Option<Millis> {
+        ListFetch::next_fetch_at(self)
+    }
+    fn fetch_started(&mut self) {
+        ListFetch::fetch_started(self);
+    }
+    fn is_fetching(&self) -> bool {
+        ListFetch::is_fetching(self)
+    }
+    fn peer_failed(&mut self, retry_at: Millis) {
+        self.schedule.peer_failed(retry_at);
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    fn max_retry_delay(&self) -> Millis {
+        crate::resource::max_retry_delay(self.policy.max_backoff())
+    }
+
+    fn shared_version(&self) -> Option<String> {
+        ListFetch::shared_version(self)
+    }
+
+    /// A record that parses, more recent than the list in force, at most `SHARED_CLOCK_SKEW`
+    /// ahead and not past `max_staleness` (`adopt` checks the same again).
+    fn read_shared_version(
+        &self,
+        record: &[u8],
+        now: Millis,
+    ) -> Option<(Millis, Duration, Option<String>)> {
+        let (confirmed_at, ttl, etag) = parse_version(record)?;
+        let newer = self
+            .current
+            .as_ref()
+            .is_none_or(|c| confirmed_at > c.confirmed_at);
+        let believable = confirmed_at <= now.saturating_add(millis(SHARED_CLOCK_SKEW))
+            && now <= confirmed_at.saturating_add(millis(self.policy.max_staleness));
+        (newer && believable).then(|| (confirmed_at, ttl, etag.map(str::to_owned)))
+    }
+
+    /// The body is read as a fetched one (`read_body`): a signed list is verified here.
+    fn adopt_shared(
+        &mut self,
+        now: Millis,
+        (confirmed_at, ttl, etag): (Millis, Duration, Option<String>),
+        body: &[u8],
+        verify: Verify<'_>,
+    ) -> bool {
+        self.read_body(body, |alg, kid, input, signature| {
+            verify(alg, kid, input, signature)
+        })
+        .is_ok_and(|list| self.adopt(now, confirmed_at, list, ttl, etag.as_deref()))
+    }
 }
 
 #[cfg(test)]
