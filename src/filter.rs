@@ -1,24 +1,29 @@
 //! One plugin instance per VM: configure, tick, a request's headers, a callout's response, a
-//! stream gone. It owns the compiled configuration, the remote key sets, the callouts in
-//! flight, the paused streams, the verified-token cache, the log budget and the metric ids,
-//! and talks to the proxy only through `host::Host`, so all of it runs natively against
-//! `host::fake::FakeHost` (several fake VMs sharing one shared-data store).
+//! stream gone. It owns the compiled configuration, the remote resources (key sets and
+//! revocation lists, `resource::Resource`), the callouts in flight, the paused streams, the
+//! verified-token cache, the log budget and the metric ids, and talks to the proxy only
+//! through `host::Host`, so all of it runs natively against `host::fake::FakeHost` (several
+//! fake VMs sharing one shared-data store).
 //!
-//! Timer policy: while remote key sets exist the root ticks every `TICK` (refreshes and
-//! retries are checked then); a stream that needs a fetch sets it to `POKE` so the root
-//! dispatches at once (every fetch goes out from the root, so its answer comes back to the
-//! root even when the stream is gone); while a peer VM fetches keys this VM's streams wait
-//! for, it polls every `PEER_POLL`. Setting the timer restarts it, so it is set only when the
-//! period changes. A filter without remote keys ticks only while dropped log lines are left
-//! to report.
+//! Timer policy: while remote key sets or revocation lists exist the root ticks every `TICK`
+//! (refreshes and retries are checked then), or sooner, at the earliest due fetch, when that
+//! comes before the next `TICK` (never below `POKE`): a list due in 300 ms is fetched then, so
+//! the revocation latency is `cache_duration` plus the fetch time. A stream that needs a fetch
+//! sets it to `POKE` so the root dispatches at once (every fetch goes out from the root, so
+//! its answer comes back to the root even when the stream is gone). It polls every
+//! `PEER_POLL` while a peer VM fetches keys or a list this VM's streams wait for, and while a
+//! peer fetches a revocation list at all (so every VM has the new list at most `PEER_POLL`
+//! after the fetching one). Setting the timer restarts it, so it is set only when the period
+//! changes. A filter without remote resources ticks only while dropped log lines are left to
+//! report.
 //!
 //! Opaque tokens (issue 14, `filter/opaque.rs`): a decision that needs an introspection
 //! answer parks its stream on the lookup (`introspection::cache`); the root dispatches the
 //! callout at its next tick (`POKE`), like a key fetch, and the answer resumes every stream
 //! that waited for it.
 //!
-//! What happens between VMs is `fleet`; what a key-set callout leads to is `callouts`; which
-//! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`; token
+//! What happens between VMs is `fleet` (one per kind: key sets, lists); what a key-set or list
+//! callout leads to is `callouts`; which stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`; token
 //! exchanges after an allowed decision (pause, callout from the root, resume) are
 //! `filter::exchange`.
 
@@ -55,7 +60,8 @@ use stats::Stats;
 pub const TICK: Duration = Duration::from_secs(1);
 /// The timer period a stream sets to have the root dispatch a fetch right away.
 pub const POKE: Duration = Duration::from_millis(1);
-/// The timer period while another VM fetches keys this VM's requests wait for.
+/// The timer period while another VM fetches keys or a list this VM's requests wait for, or
+/// any revocation list.
 pub const PEER_POLL: Duration = Duration::from_millis(50);
 
 /// One plugin instance of one VM.

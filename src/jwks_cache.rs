@@ -17,6 +17,10 @@
 //!
 //! A failed fetch never replaces good keys: a bad status, a non-JSON body, a body over the
 //! size limit, or a JWKS with no usable key all count as failures.
+//!
+//! A `resource::Resource` (the schedule and backoff are `resource::Schedule`), so `fleet` and
+//! `callouts` fetch and share it as they do a revocation list; this module says what its
+//! shared records mean and how far they are believed.
 
 use std::sync::Arc;
 use std::time::Duration;

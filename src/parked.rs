@@ -1,4 +1,4 @@
-//! Streams waiting for keys: which paused stream waits for which provider, what parking one
+//! Streams waiting for keys or a revocation list: which paused stream waits for which provider, what parking one
 //! starts (a refetch for an unknown kid, within its budget), and the bounded decide loop that
 //! parks a request or gives it a final decision (the last round with a key store that never
 //! waits). A stream that goes away is forgotten, so it is never resumed. No host calls: the

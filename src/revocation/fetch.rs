@@ -1,10 +1,11 @@
 //! The life of one provider's revocation list in one VM, as pure functions of `now`: when to
 //! fetch, what a response means (200, 304, a failure), which list is in force, how long a last
 //! good list survives an outage, and the backoff. No I/O: the instance core sends the fetches
-//! this asks for (`oauth::revocation_list_request` with [`ListFetch::etag`]) and reports what
-//! came back; time (milliseconds since the epoch) and randomness (jitter) come in as
-//! arguments. Shaped like `jwks_cache::RemoteKeys` so both can sit behind one resource
-//! machinery; [`ProviderLists`] holds one per provider and answers `KeyStore::revocation`.
+//! this asks for (`callouts::Callouts::list_request`, with [`ListFetch::etag`]) and reports
+//! what came back; time (milliseconds since the epoch) and randomness (jitter) come in as
+//! arguments. A `resource::Resource` like `jwks_cache::RemoteKeys` (its schedule and backoff
+//! are `resource::Schedule`), so both go through one fetch machinery (`callouts`, `fleet`);
+//! [`ProviderLists`] holds one per provider and answers `KeyStore::revocation`.
 //!
 //! ```text
 //!            200, a list that may replace ours           due: cache_duration (or a shorter
@@ -22,9 +23,10 @@
 //! `require_signed`, and a list older than ours (`RevocationList::may_replace`: no rollback)
 //! all count as failures, each with its `reason` for `revocation_fetch_failed.<reason>`.
 //!
-//! One fetch per Envoy: the VM that fetched publishes the body as fetched and
-//! [`ListFetch::shared_version`]; the others take it with [`ListFetch::adopt_shared`], which
-//! reads the body exactly as a response (so a signed list is verified by every VM) and bounds
+//! One fetch per Envoy (`fleet`): the VM that fetched publishes the body as fetched and
+//! [`ListFetch::shared_version`] (after a 304, the version alone); the others take it through
+//! `Resource::read_shared_version` / `Resource::adopt_shared`, which read the body exactly as a
+//! response (so a signed list is verified by every VM), never take an older list, and bound
 //! the record as `jwks_cache::read_version` does (not from the future, not stale, lifetime
 //! clamped), because shared data is writable by every module of the `vm_id` namespace.
 
