@@ -26,35 +26,29 @@ use common::upstream::Upstream;
 
 const ISS: &str = "https://idp.example";
 
-fn list(issued_at: i64, subs: &[&str]) -> String {
-    json!({ "issued_at": issued_at, "sub": subs }).to_string()
-}
-
-fn serve(server: &Idp, body: String) {
-    server.set_mode(Mode::Serve {
-        body,
+/// The list document served: `sub` values listed, issued at `issued_at`.
+fn document(issued_at: i64, subs: &[&str]) -> Mode {
+    Mode::Serve {
+        body: json!({ "issued_at": issued_at, "sub": subs }).to_string(),
         max_age: None,
-    });
+    }
 }
 
 #[test]
 fn four_workers_make_one_list_fetch_per_period_and_all_refuse_a_newly_listed_sub() {
     let t0 = common::now();
-    let server = Idp::serving(&list(t0, &[]));
-    serve(&server, list(t0, &[]));
-    let cfg = json!({
-        "providers": { "idp": {
-            "issuer": ISS,
-            "local_jwks": { "inline_string": mint::JWKS },
-            "revocation": {
-                "http_uri": { "uri": "http://lists.example/revocations.json",
-                              "cluster": "revocations", "timeout": "1s" },
-                "cache_duration": "1s",
-                "max_staleness": "30s",
-            },
-        } },
-        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "idp" } }],
+    let server = Idp::serving("{}");
+    server.set_mode(document(t0, &[]));
+    let revocation = json!({
+        "http_uri": { "uri": "http://lists.example/revocations.json",
+                      "cluster": "revocations", "timeout": "1s" },
+        "cache_duration": "1s",
+        "max_staleness": "30s",
     });
+    let provider = json!({ "issuer": ISS, "local_jwks": { "inline_string": mint::JWKS },
+                           "revocation": revocation });
+    let rule = json!({ "match": { "prefix": "/" }, "requires": { "provider_name": "idp" } });
+    let cfg = json!({ "providers": { "idp": provider }, "rules": [rule] });
     let upstream = Upstream::start();
     let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, &cfg)], upstream.port());
     let envoy = Envoy::start_with_concurrency(
@@ -92,7 +86,7 @@ fn four_workers_make_one_list_fetch_per_period_and_all_refuse_a_newly_listed_sub
     // mallory is listed: the first 401 comes within cache_duration + fetch; from then on
     // every worker refuses (each request on a new connection, spread over the workers).
     let published = Instant::now();
-    serve(&server, list(t0 + 1, &["mallory"]));
+    server.set_mode(document(t0 + 1, &["mallory"]));
     loop {
         let resp = get();
         if resp.status == 401 {
