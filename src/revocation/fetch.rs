@@ -306,11 +306,12 @@ impl ListFetch {
         })
     }
 
-    /// A list a peer published in shared data: its `version` record and the body it fetched.
-    /// Shared data is writable by every module of the `vm_id` namespace, so the body is read
-    /// as a fetched one is (size, format, `require_signed` with `verify`), and the record is
-    /// bounded as in `adopt`. `Ok(false)`: nothing newer (or a record not to believe);
-    /// `Err`: the body was refused, which never touches the list in force.
+    /// A list a peer published in shared data: its `version` record and the body it fetched
+    /// (what `fleet` does through `Resource`, with the reason a body was refused). Shared data
+    /// is writable by every module of the `vm_id` namespace, so the record is bounded
+    /// (`Resource::read_shared_version`) and the body read as a fetched one is (size, format,
+    /// `require_signed` with `verify`, no rollback). `Ok(false)`: nothing newer (or a record
+    /// not to believe); `Err`: the body was refused, which never touches the list in force.
     pub fn adopt_shared(
         &mut self,
         now: Millis,
@@ -318,18 +319,33 @@ impl ListFetch {
         body: &[u8],
         verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
     ) -> Result<bool, ListFailure> {
-        let Some((confirmed_at, ttl, etag)) = parse_version(version) else {
-            return Ok(false);
-        };
-        if self
+        match Resource::read_shared_version(self, version, now) {
+            Some(version) => self.adopt_read(now, version, body, verify),
+            None => Ok(false),
+        }
+    }
+
+    /// A believed, newer version record and its body. One with the `ETag` of the list in
+    /// force is a peer's 304: it confirms our list, and the body (up to 4 MiB) is not read.
+    fn adopt_read(
+        &mut self,
+        now: Millis,
+        (confirmed_at, ttl, etag): (Millis, Duration, Option<String>),
+        body: &[u8],
+        verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
+    ) -> Result<bool, ListFailure> {
+        if let Some(current) = self
             .current
-            .as_ref()
-            .is_some_and(|c| confirmed_at <= c.confirmed_at)
+            .as_mut()
+            .filter(|c| c.etag.is_some() && c.etag == etag && confirmed_at > c.confirmed_at)
         {
-            return Ok(false);
+            current.confirmed_at = confirmed_at;
+            current.ttl = ttl.clamp(MIN_CACHE_DURATION, self.policy.cache_duration);
+            self.schedule.succeeded();
+            return Ok(true);
         }
         let list = self.read_body(body, verify)?;
-        Ok(self.adopt(now, confirmed_at, list, ttl, etag))
+        Ok(self.adopt(now, confirmed_at, list, ttl, etag.as_deref()))
     }
 
     /// A body, fetched or a peer's: size, format, `require_signed` with `verify`.
@@ -538,18 +554,19 @@ impl Resource for ListFetch {
         (newer && believable).then(|| (confirmed_at, ttl, etag.map(str::to_owned)))
     }
 
-    /// The body is read as a fetched one (`read_body`): a signed list is verified here.
+    /// `ListFetch::adopt_shared` on a record already read: a peer's 304 confirms, a body is
+    /// read as a fetched one (a signed list verified here); a refused body is not taken.
     fn adopt_shared(
         &mut self,
         now: Millis,
-        (confirmed_at, ttl, etag): (Millis, Duration, Option<String>),
+        version: (Millis, Duration, Option<String>),
         body: &[u8],
         verify: Verify<'_>,
     ) -> bool {
-        self.read_body(body, |alg, kid, input, signature| {
+        let verify = |alg: Alg, kid: Option<&str>, input: &[u8], signature: &[u8]| {
             verify(alg, kid, input, signature)
-        })
-        .is_ok_and(|list| self.adopt(now, confirmed_at, list, ttl, etag.as_deref()))
+        };
+        self.adopt_read(now, version, body, verify).unwrap_or(false)
     }
 }
 
