@@ -23,9 +23,9 @@
 //! that waited for it.
 //!
 //! What happens between VMs is `fleet` (one per kind: key sets, lists); what a key-set or list
-//! callout leads to is `callouts`; which stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`; token
-//! exchanges after an allowed decision (pause, callout from the root, resume) are
-//! `filter::exchange`.
+//! callout leads to is `callouts`; which stream waits for what and the decide loop is `parked`;
+//! metric ids are `filter::stats`; token exchanges after an allowed decision (pause, callout
+//! from the root, resume) are `filter::exchange`.
 
 mod exchange;
 mod opaque;
@@ -112,6 +112,15 @@ fn jitter(host: &impl Host) -> u32 {
     host.now_nanos().map_or(500, |nanos| {
         u32::try_from(nanos / 1000 % 1000).unwrap_or(500)
     })
+}
+
+/// The signature backend: the host's `verify_signature` (`on_host`) when it works, else wasm.
+fn backend(on_host: &dyn SignatureBackend, use_host: bool) -> &dyn SignatureBackend {
+    if use_host {
+        on_host
+    } else {
+        &PureRust
+    }
 }
 
 /// Whether the host writes lines at `level` (asked each time: an operator can change Envoy's
@@ -327,11 +336,7 @@ impl Filter {
             waited: &waited,
         };
         let host_signatures = host::Signatures(host);
-        let signatures: &dyn SignatureBackend = if self.host_signatures {
-            &host_signatures
-        } else {
-            &PureRust
-        };
+        let signatures = backend(&host_signatures, self.host_signatures);
         let (config, remote) = (&self.config, &self.remote);
         let verify =
             |provider: ProviderId, alg: Alg, kid: Option<&str>, input: &[u8], sig: &[u8]| {
@@ -404,11 +409,7 @@ impl Filter {
     ) -> T {
         let mut data = host::Shared(host);
         let host_signatures = host::Signatures(host);
-        let signatures: &dyn SignatureBackend = if self.host_signatures {
-            &host_signatures
-        } else {
-            &PureRust
-        };
+        let signatures = backend(&host_signatures, self.host_signatures);
         let mut keys = Resources {
             config: &self.config,
             remote: &mut self.remote,
@@ -514,11 +515,7 @@ impl Filter {
         now: Millis,
     ) -> Option<Final<'c>> {
         let host_signatures = host::Signatures(host);
-        let signatures: &dyn SignatureBackend = if self.host_signatures {
-            &host_signatures
-        } else {
-            &PureRust
-        };
+        let signatures = backend(&host_signatures, self.host_signatures);
         let mut parking = Parking::default();
         let Filter {
             remote,
