@@ -6,9 +6,9 @@
 //! fake VMs sharing one shared-data store).
 //!
 //! Timer policy: while remote key sets or revocation lists exist the root ticks every `TICK`
-//! (refreshes and retries are checked then), or sooner, at the earliest due fetch, when that
-//! comes before the next `TICK` (never below `POKE`): a list due in 300 ms is fetched then, so
-//! the revocation latency is `cache_duration` plus the fetch time. A stream that needs a fetch
+//! (refreshes and retries are checked then), or sooner, at the earliest due list fetch, when
+//! that comes before the next `TICK` (never below `POKE`): a list due in 300 ms is fetched
+//! then, so the revocation latency is `cache_duration` plus the fetch time. A stream that needs a fetch
 //! sets it to `POKE` so the root dispatches at once (every fetch goes out from the root, so
 //! its answer comes back to the root even when the stream is gone). It polls every
 //! `PEER_POLL` while a peer VM fetches keys or a list this VM's streams wait for, and while a
@@ -310,7 +310,7 @@ impl Filter {
     /// took their lease), and those whose waiting streams should be decided again. Then the
     /// timer: every `PEER_POLL` while a peer fetches what streams of this VM wait for (so its
     /// end releases them at once), or a list a peer fetches (so the new one is in force here
-    /// at most `PEER_POLL` after it is there); else at the earliest due fetch when that is
+    /// at most `PEER_POLL` after it is there); else at the earliest due list fetch when that is
     /// sooner than `TICK` (never below `POKE`); else every `TICK`.
     fn coordinate(
         &mut self,
@@ -365,16 +365,13 @@ impl Filter {
         (keys.due, lists.due, changed)
     }
 
-    /// The timer period to the earliest fetch due (key sets and lists), within `POKE ..=
-    /// TICK`: a list due in 300 ms is fetched then, not at the next whole tick.
+    /// The timer period to the earliest list fetch due, within `POKE ..= TICK`: a list due in
+    /// 300 ms is fetched then, not at the next whole tick. Key sets keep the whole tick: their
+    /// refresh is early (at 4/5 of the lifetime) anyway, and the VM whose tick comes first after
+    /// a refresh is due is the one that fetched last, which knows the discovered `jwks_uri`
+    /// (were every VM woken at the due time, any could win the lease and discover again).
     fn until_due(&self, now: Millis) -> Duration {
-        let keys = self
-            .remote
-            .iter()
-            .flatten()
-            .filter_map(RemoteKeys::next_fetch_at);
-        let next = keys.chain(self.lists.next_fetch_at()).min();
-        next.map_or(TICK, |at| {
+        self.lists.next_fetch_at().map_or(TICK, |at| {
             Duration::from_millis(at.saturating_sub(now)).clamp(POKE, TICK)
         })
     }
