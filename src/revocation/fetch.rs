@@ -273,13 +273,9 @@ impl ListFetch {
         ttl: Duration,
         etag: Option<&str>,
     ) -> bool {
-        let newer = self
-            .current
-            .as_ref()
-            .is_none_or(|c| confirmed_at > c.confirmed_at);
-        let believable = confirmed_at <= now.saturating_add(millis(SHARED_CLOCK_SKEW))
-            && now <= confirmed_at.saturating_add(millis(self.policy.max_staleness));
-        if !newer || !believable || list.may_replace(self.list(), seconds(now)).is_err() {
+        if !self.newer_and_believable(confirmed_at, now)
+            || list.may_replace(self.list(), seconds(now)).is_err()
+        {
             return false;
         }
         self.current = Some(InForce {
@@ -363,6 +359,18 @@ impl ListFetch {
             RevocationList::parse(body)
         }
         .map_err(ListFailure::List)
+    }
+
+    /// Whether a peer's list confirmed at `confirmed_at` is more recent than ours, at most
+    /// `SHARED_CLOCK_SKEW` ahead of `now`, and not past `max_staleness`.
+    fn newer_and_believable(&self, confirmed_at: Millis, now: Millis) -> bool {
+        let newer = self
+            .current
+            .as_ref()
+            .is_none_or(|c| confirmed_at > c.confirmed_at);
+        newer
+            && confirmed_at <= now.saturating_add(millis(SHARED_CLOCK_SKEW))
+            && now <= confirmed_at.saturating_add(millis(self.policy.max_staleness))
     }
 
     /// The list in force, however old.
@@ -545,13 +553,8 @@ impl Resource for ListFetch {
         now: Millis,
     ) -> Option<(Millis, Duration, Option<String>)> {
         let (confirmed_at, ttl, etag) = parse_version(record)?;
-        let newer = self
-            .current
-            .as_ref()
-            .is_none_or(|c| confirmed_at > c.confirmed_at);
-        let believable = confirmed_at <= now.saturating_add(millis(SHARED_CLOCK_SKEW))
-            && now <= confirmed_at.saturating_add(millis(self.policy.max_staleness));
-        (newer && believable).then(|| (confirmed_at, ttl, etag.map(str::to_owned)))
+        self.newer_and_believable(confirmed_at, now)
+            .then(|| (confirmed_at, ttl, etag.map(str::to_owned)))
     }
 
     /// `ListFetch::adopt_shared` on a record already read: a peer's 304 confirms, a body is
