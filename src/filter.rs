@@ -1,26 +1,31 @@
 //! One plugin instance per VM: configure, tick, a request's headers, a callout's response, a
-//! stream gone. It owns the compiled configuration, the remote key sets, the callouts in
-//! flight, the paused streams, the verified-token cache, the log budget and the metric ids,
-//! and talks to the proxy only through `host::Host`, so all of it runs natively against
-//! `host::fake::FakeHost` (several fake VMs sharing one shared-data store).
+//! stream gone. It owns the compiled configuration, the remote resources (key sets and
+//! revocation lists, `resource::Resource`), the callouts in flight, the paused streams, the
+//! verified-token cache, the log budget and the metric ids, and talks to the proxy only
+//! through `host::Host`, so all of it runs natively against `host::fake::FakeHost` (several
+//! fake VMs sharing one shared-data store).
 //!
-//! Timer policy: while remote key sets exist the root ticks every `TICK` (refreshes and
-//! retries are checked then); a stream that needs a fetch sets it to `POKE` so the root
-//! dispatches at once (every fetch goes out from the root, so its answer comes back to the
-//! root even when the stream is gone); while a peer VM fetches keys this VM's streams wait
-//! for, it polls every `PEER_POLL`. Setting the timer restarts it, so it is set only when the
-//! period changes. A filter without remote keys ticks only while dropped log lines are left
-//! to report.
+//! Timer policy: while remote key sets or revocation lists exist the root ticks every `TICK`
+//! (refreshes and retries are checked then), or sooner, at the earliest due list fetch, when
+//! that comes before the next `TICK` (never below `POKE`): a list due in 300 ms is fetched
+//! then, so the revocation latency is `cache_duration` plus the fetch time. A stream that needs a fetch
+//! sets it to `POKE` so the root dispatches at once (every fetch goes out from the root, so
+//! its answer comes back to the root even when the stream is gone). It polls every
+//! `PEER_POLL` while a peer VM fetches keys or a list this VM's streams wait for, and while a
+//! peer fetches a revocation list at all (so every VM has the new list at most `PEER_POLL`
+//! after the fetching one). Setting the timer restarts it, so it is set only when the period
+//! changes. A filter without remote resources ticks only while dropped log lines are left to
+//! report.
 //!
 //! Opaque tokens (issue 14, `filter/opaque.rs`): a decision that needs an introspection
 //! answer parks its stream on the lookup (`introspection::cache`); the root dispatches the
 //! callout at its next tick (`POKE`), like a key fetch, and the answer resumes every stream
 //! that waited for it.
 //!
-//! What happens between VMs is `fleet`; what a key-set callout leads to is `callouts`; which
-//! stream waits for what and the decide loop is `parked`; metric ids are `filter::stats`; token
-//! exchanges after an allowed decision (pause, callout from the root, resume) are
-//! `filter::exchange`.
+//! What happens between VMs is `fleet` (one per kind: key sets, lists); what a key-set or list
+//! callout leads to is `callouts`; which stream waits for what and the decide loop is `parked`;
+//! metric ids are `filter::stats`; token exchanges after an allowed decision (pause, callout
+//! from the root, resume) are `filter::exchange`.
 
 mod exchange;
 mod opaque;
@@ -33,23 +38,21 @@ mod tests;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::callouts::{Callouts, Ended, Keys, Next, Request, Severity};
+use crate::callouts::{key_set, Callouts, Ended, Next, Outcome, Request, Resources, Severity};
 use crate::config::{Config, JwksSource, ProviderId};
 use crate::engine::Final;
 use crate::fleet::{Fleet, Local};
 use crate::host::{self, Action, Callout, Host, Level};
 use crate::introspection::{Needed, Unwired};
 use crate::jwks_cache::{Millis, RemoteKeys};
-use crate::keys::{Availability, KeyStore};
+use crate::jwt::Alg;
 use crate::logline::{self, Admit, RateLimit};
-use crate::oauth;
 use crate::pairs;
-use crate::parked::{self, Deciding, Parked, Parking};
+use crate::parked::{self, Deciding, Fetching, Parked, Parking};
 use crate::peer::PeerFacts;
 use crate::propagate::HeaderOp;
 use crate::request::RequestHeaders;
-use crate::revocation::fetch::{ListFailure, ListFetch, ListResponse, ProviderLists};
-use crate::revocation::{self, fetch::key_set_verifier};
+use crate::revocation::fetch::{key_set_verifier, ListFailure, ProviderLists};
 use crate::signature::{self, PureRust, SignatureBackend};
 use crate::token_cache::TokenCache;
 use stats::Stats;
@@ -58,7 +61,8 @@ use stats::Stats;
 pub const TICK: Duration = Duration::from_secs(1);
 /// The timer period a stream sets to have the root dispatch a fetch right away.
 pub const POKE: Duration = Duration::from_millis(1);
-/// The timer period while another VM fetches keys this VM's requests wait for.
+/// The timer period while another VM fetches keys or a list this VM's requests wait for, or
+/// any revocation list.
 pub const PEER_POLL: Duration = Duration::from_millis(50);
 
 /// One plugin instance of one VM.
@@ -83,8 +87,8 @@ pub struct Filter {
     lists: ProviderLists,
     /// List fetches the root dispatches at its next tick (configure asks for every list).
     lists_requested: Vec<ProviderId>,
-    /// List callouts in flight: (token, provider).
-    list_callouts: Vec<(u32, ProviderId)>,
+    /// This VM's part in the list fetches shared by the VMs of this Envoy (`fleet`).
+    list_fleet: Fleet,
     /// Indexed by provider id; `Some` for providers with a list whose stats the host defined.
     list_stats: Vec<Option<stats::Lists>>,
     /// Whether RS* and ES* signatures go to the host's `verify_signature`.
@@ -109,6 +113,15 @@ fn jitter(host: &impl Host) -> u32 {
     host.now_nanos().map_or(500, |nanos| {
         u32::try_from(nanos / 1000 % 1000).unwrap_or(500)
     })
+}
+
+/// The signature backend: the host's `verify_signature` (`on_host`) when it works, else wasm.
+fn backend(on_host: &dyn SignatureBackend, use_host: bool) -> &dyn SignatureBackend {
+    if use_host {
+        on_host
+    } else {
+        &PureRust
+    }
 }
 
 /// Whether the host writes lines at `level` (asked each time: an operator can change Envoy's
@@ -183,7 +196,7 @@ impl Filter {
             stats: Stats::define(host, &config),
             lists: ProviderLists::new(&config),
             lists_requested: Vec::new(),
-            list_callouts: Vec::new(),
+            list_fleet: Fleet::for_lists(&config, &plugin, me),
             list_stats,
             callouts: Callouts::new(config.providers.len()),
             cache: config.token_cache(),
@@ -225,7 +238,7 @@ impl Filter {
     pub fn on_tick(&mut self, host: &impl Host) {
         let now = now_millis(host);
         self.send_introspections(host, now);
-        let (due, changed) = self.coordinate(host, now);
+        let (due, lists, changed) = self.coordinate(host, now);
         for provider in changed {
             self.resume_waiting(host, provider, now);
         }
@@ -234,12 +247,11 @@ impl Filter {
                 self.send(host, &request, now);
             }
         }
-        let mut lists = std::mem::take(&mut self.lists_requested);
-        lists.extend(self.lists.due(now));
-        lists.sort_unstable();
-        lists.dedup();
         for provider in lists {
-            self.send_list(host, provider, now);
+            let etag = self.lists.get(provider).and_then(|l| l.etag());
+            if let Some(request) = self.callouts.list_request(&self.config, provider, etag) {
+                self.send(host, &request, now);
+            }
         }
         self.send_exchanges(host, now);
         self.record_ages(host, now);
@@ -273,15 +285,10 @@ impl Filter {
             return;
         }
         let now = now_millis(host);
-        if let Some(at) = self.list_callouts.iter().position(|(t, _)| *t == token) {
-            let (_, provider) = self.list_callouts.swap_remove(at);
-            self.list_answered(host, provider, headers, body_size, now);
-            return;
-        }
         if self.introspection_answered(host, token, headers, body_size, now) {
             return;
         }
-        let next = self.with_keys(host, now, |callouts, keys| {
+        let next = self.with_resources(host, now, |callouts, keys| {
             callouts.on_response(token, headers, body_size, &host::Response(host), keys)
         });
         match next {
@@ -298,35 +305,84 @@ impl Filter {
         self.introspection_stream_gone(id);
     }
 
-    /// One tick of the fetch protocol between the VMs of this Envoy (`fleet`). Returns the
-    /// providers to fetch for now (this VM took their lease) and those whose waiting streams
-    /// should be decided again. While a peer fetches keys that streams of this VM wait for,
-    /// the timer runs every `PEER_POLL`, so its success or failure releases them at once;
-    /// otherwise every `TICK` (nothing is polled while nothing waits).
-    fn coordinate(&mut self, host: &impl Host, now: Millis) -> (Vec<ProviderId>, Vec<ProviderId>) {
+    /// One tick of the fetch protocol between the VMs of this Envoy (`fleet`), for key sets
+    /// and then revocation lists (a peer's signed list is verified with the key set as it is
+    /// after that). Returns the providers whose keys and whose lists to fetch now (this VM
+    /// took their lease), and those whose waiting streams should be decided again. Then the
+    /// timer: every `PEER_POLL` while a peer fetches what streams of this VM wait for (so its
+    /// end releases them at once), or a list a peer fetches (so the new one is in force here
+    /// at most `PEER_POLL` after it is there); else at the earliest due list fetch when that is
+    /// sooner than `TICK` (never below `POKE`); else every `TICK`.
+    fn coordinate(
+        &mut self,
+        host: &impl Host,
+        now: Millis,
+    ) -> (Vec<ProviderId>, Vec<ProviderId>, Vec<ProviderId>) {
         let requested = std::mem::take(&mut self.requested);
-        let own = self.callouts.providers();
+        let lists_requested = std::mem::take(&mut self.lists_requested);
+        let (own, own_lists) = (self.callouts.providers(), self.callouts.list_providers());
         let waited = self.parked.providers();
+        let mut data = host::Shared(host);
         let local = Local {
             requested: &requested,
             own: &own,
             waited: &waited,
         };
-        let round = self
+        let keys = self
             .fleet
-            .coordinate(&mut host::Shared(host), &mut self.remote, &local, now);
+            .coordinate(&mut data, &mut self.remote, &local, now);
+        let local = Local {
+            requested: &lists_requested,
+            own: &own_lists,
+            waited: &waited,
+        };
+        let host_signatures = host::Signatures(host);
+        let signatures = backend(&host_signatures, self.host_signatures);
+        let (config, remote) = (&self.config, &self.remote);
+        let verify =
+            |provider: ProviderId, alg: Alg, kid: Option<&str>, input: &[u8], sig: &[u8]| {
+                let keys = key_set(config, remote, provider, now);
+                key_set_verifier(keys, signatures)(alg, kid, input, sig)
+            };
+        let lists = self.list_fleet.coordinate_with(
+            &mut data,
+            self.lists.as_mut_slice(),
+            &local,
+            now,
+            &verify,
+        );
         if self.has_remote() {
-            self.set_tick(host, if round.poll { PEER_POLL } else { TICK });
+            let period = if keys.poll || lists.poll {
+                PEER_POLL
+            } else {
+                self.until_due(now)
+            };
+            self.set_tick(host, period);
         }
-        (round.due, round.changed)
+        let mut changed = keys.changed;
+        changed.extend(lists.changed);
+        changed.sort_unstable();
+        changed.dedup();
+        (keys.due, lists.due, changed)
     }
 
-    /// Sends a key-set request, and hands `callouts` whether the host took it.
+    /// The timer period to the earliest list fetch due, within `POKE ..= TICK`: a list due in
+    /// 300 ms is fetched then, not at the next whole tick. Key sets keep the whole tick: their
+    /// refresh is early (at 4/5 of the lifetime) anyway, and the VM whose tick comes first after
+    /// a refresh is due is the one that fetched last, which knows the discovered `jwks_uri`
+    /// (were every VM woken at the due time, any could win the lease and discover again).
+    fn until_due(&self, now: Millis) -> Duration {
+        self.lists.next_fetch_at().map_or(TICK, |at| {
+            Duration::from_millis(at.saturating_sub(now)).clamp(POKE, TICK)
+        })
+    }
+
+    /// Sends a key-set or list request, and hands `callouts` whether the host took it.
     fn send(&mut self, host: &impl Host, request: &Request, now: Millis) {
         let headers: Vec<(&str, &str)> = request
             .headers
             .iter()
-            .map(|(name, value)| (*name, value.as_str()))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
         let sent = host.dispatch(&Callout {
             cluster: &request.cluster,
@@ -334,7 +390,7 @@ impl Filter {
             body: &[],
             timeout: request.timeout,
         });
-        let ended = self.with_keys(host, now, |callouts, keys| {
+        let ended = self.with_resources(host, now, |callouts, keys| {
             callouts.sent(request, sent, keys)
         });
         if let Some(ended) = ended {
@@ -342,18 +398,23 @@ impl Filter {
         }
     }
 
-    /// Runs `f` over the callouts and what an ended fetch changes (`callouts::Keys`).
-    fn with_keys<'h, H: Host, T>(
+    /// Runs `f` over the callouts and what an ended fetch changes (`callouts::Resources`).
+    fn with_resources<'h, H: Host, T>(
         &mut self,
         host: &'h H,
         now: Millis,
-        f: impl FnOnce(&mut Callouts, &mut Keys<'_, host::Shared<'h, H>>) -> T,
+        f: impl FnOnce(&mut Callouts, &mut Resources<'_, host::Shared<'h, H>>) -> T,
     ) -> T {
         let mut data = host::Shared(host);
-        let mut keys = Keys {
+        let host_signatures = host::Signatures(host);
+        let signatures = backend(&host_signatures, self.host_signatures);
+        let mut keys = Resources {
             config: &self.config,
             remote: &mut self.remote,
             fleet: &self.fleet,
+            lists: &mut self.lists,
+            list_fleet: &self.list_fleet,
+            signatures,
             data: &mut data,
             jitter: jitter(host),
             now,
@@ -361,8 +422,8 @@ impl Filter {
         f(&mut self.callouts, &mut keys)
     }
 
-    /// A fetch of a provider's keys ended (`callouts` kept or backed off, and published): log,
-    /// count, and decide again for the streams that waited.
+    /// A fetch of a provider's keys or list ended (`callouts` kept or backed off, and
+    /// published): log, count, and decide again for the streams that waited.
     fn fetch_ended(&mut self, host: &impl Host, ended: Ended, now: Millis) {
         for (severity, line) in &ended.lines {
             let level = match severity {
@@ -371,8 +432,17 @@ impl Filter {
             };
             host.log(level, line);
         }
-        if let Some(stats) = self.stats.fetches(ended.provider) {
-            stats.record(host, ended.failure.as_ref());
+        match &ended.outcome {
+            Outcome::Keys(failure) => {
+                if let Some(stats) = self.stats.fetches(ended.provider) {
+                    stats.record(host, failure.as_ref());
+                }
+            }
+            Outcome::List(failure) => {
+                if let Some(stats) = self.list_stats.get(ended.provider).and_then(Option::as_ref) {
+                    stats.record(host, failure.as_ref().map(ListFailure::reason));
+                }
+            }
         }
         self.resume_waiting(host, ended.provider, now);
     }
@@ -401,128 +471,6 @@ impl Filter {
     fn has_remote(&self) -> bool {
         self.remote.iter().any(Option::is_some)
             || self.config.providers.iter().any(|p| p.revocation.is_some())
-    }
-
-    /// Sends `provider`'s revocation list request (with the list's `ETag`); a dispatch the host
-    /// refuses is a failed fetch, and the streams that waited are decided again.
-    fn send_list(&mut self, host: &impl Host, provider: ProviderId, now: Millis) {
-        let Some(revocation) = self
-            .config
-            .providers
-            .get(provider)
-            .and_then(|p| p.revocation.as_ref())
-        else {
-            return;
-        };
-        let Some(list) = self.lists.get_mut(provider) else {
-            return;
-        };
-        list.fetch_started();
-        let endpoint = oauth::Endpoint {
-            authority: revocation.target.authority.clone(),
-            path: revocation.target.path.clone(),
-        };
-        let request = oauth::revocation_list_request(&endpoint, list.etag());
-        let headers: Vec<(&str, &str)> = request
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let sent = host.dispatch(&Callout {
-            cluster: &revocation.cluster,
-            headers: &headers,
-            body: &request.body,
-            timeout: revocation.timeout,
-        });
-        match sent {
-            Ok(token) => self.list_callouts.push((token, provider)),
-            Err(_) => {
-                list.fetch_failed(now, jitter(host));
-                self.list_ended(host, provider, Err(ListFailure::Dispatch), now);
-            }
-        }
-    }
-
-    /// The answer to `provider`'s list request: read it (`ListFetch::fetch_done`; a signed
-    /// list is checked with the provider's key set as it is now), then count, log and resume.
-    fn list_answered(
-        &mut self,
-        host: &impl Host,
-        provider: ProviderId,
-        headers: usize,
-        body_size: usize,
-        now: Millis,
-    ) {
-        let header = |name: &str| {
-            host.callout_header(name)
-                .and_then(|v| String::from_utf8(v).ok())
-        };
-        let status = if headers == 0 {
-            None
-        } else {
-            header(":status")
-        };
-        let (etag, cache_control) = (header("etag"), header("cache-control"));
-        let body = if body_size <= revocation::MAX_BODY_BYTES {
-            host.callout_body(body_size).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let response = ListResponse {
-            status: status.as_deref(),
-            body_size,
-            body: &body,
-            etag: etag.as_deref(),
-            cache_control: cache_control.as_deref(),
-        };
-        let host_signatures = host::Signatures(host);
-        let signatures: &dyn SignatureBackend = if self.host_signatures {
-            &host_signatures
-        } else {
-            &PureRust
-        };
-        let keys = match self.remote.get(provider).and_then(Option::as_ref) {
-            Some(remote) => remote.availability(now),
-            None => KeyStore::keys(&*self.config, provider),
-        };
-        let keys = match keys {
-            Availability::Ready(keys) => Some(keys),
-            _ => None,
-        };
-        let jitter = jitter(host);
-        let Some(list) = self.lists.get_mut(provider) else {
-            return;
-        };
-        let result = list
-            .fetch_done(now, response, key_set_verifier(keys, signatures), jitter)
-            .map(|_| ());
-        self.list_ended(host, provider, result, now);
-    }
-
-    /// A list fetch ended: log a failure at warn (never a listed value), count, and decide
-    /// again for the streams that waited on the provider.
-    fn list_ended(
-        &mut self,
-        host: &impl Host,
-        provider: ProviderId,
-        result: Result<(), ListFailure>,
-        now: Millis,
-    ) {
-        let name = self
-            .config
-            .providers
-            .get(provider)
-            .map_or("", |p| p.name.as_str());
-        if let Err(failure) = &result {
-            host.log(
-                Level::Warn,
-                &format!("jwt-authn-wasm: revocation list of {name}: fetch failed: {failure}"),
-            );
-        }
-        if let Some(stats) = self.list_stats.get(provider).and_then(Option::as_ref) {
-            stats.record(host, result.err().as_ref().map(ListFailure::reason));
-        }
-        self.resume_waiting(host, provider, now);
     }
 
     /// Decides for the request in `headers`, parking it while a key set or an introspection
@@ -567,11 +515,7 @@ impl Filter {
         last_round: bool,
     ) -> Option<(Final<'c>, Vec<Needed>, Vec<ProviderId>)> {
         let host_signatures = host::Signatures(host);
-        let signatures: &dyn SignatureBackend = if self.host_signatures {
-            &host_signatures
-        } else {
-            &PureRust
-        };
+        let signatures = backend(&host_signatures, self.host_signatures);
         let mut parking = Parking::default();
         let Filter {
             remote,
@@ -579,6 +523,7 @@ impl Filter {
             cache,
             parked,
             requested,
+            lists_requested,
             callouts,
             stats,
             opaque,
@@ -598,9 +543,13 @@ impl Filter {
             needed: &mut needed,
         };
         let decision = parked::decide(config, vm, headers, now, |remote, wait| {
-            let in_flight = callouts.in_flight(wait.provider);
-            let list_fetching = lists.get(wait.provider).is_some_and(ListFetch::is_fetching);
-            parking = parked.park(id, wait, remote, requested, in_flight, list_fetching, now);
+            let fetching = Fetching {
+                keys_in_flight: callouts.in_flight(wait.provider),
+                list: lists.get(wait.provider).is_some_and(|l| l.is_fetching()),
+                list_is_ours: callouts.list_in_flight(wait.provider)
+                    || lists_requested.contains(&wait.provider),
+            };
+            parking = parked.park(id, wait, remote, requested, fetching, now);
             if parking.refetch {
                 if let Some(fetches) = stats.fetches(wait.provider) {
                     host.increment(fetches.unknown_kid_refetch);

@@ -1,23 +1,28 @@
-//! The fleet: the VMs of one Envoy (one per worker) sharing one key-set fetch per provider,
-//! through proxy-wasm shared data. Owns the protocol and its records: per provider a `lease`
-//! (who fetches, until when, and the shared backoff), a `version` (when the published key set
-//! was fetched, and its lifetime) and the `jwks` body. Pure functions over a `SharedData`
-//! trait: `host::Shared` implements it over the host seam, tests with an in-memory store that
-//! several fake VMs share. It does not fetch, log or set timers; it says what to fetch, which
-//! waiting streams to decide again, and whether to poll for a peer's fetch.
+//! The fleet: the VMs of one Envoy (one per worker) sharing one fetch per provider and kind of
+//! remote resource (`resource::Resource`: key sets, revocation lists), through proxy-wasm
+//! shared data. Owns the protocol and its records: per provider and kind a `lease` (who
+//! fetches, until when, and the shared backoff), a `version` (what the published body is: when
+//! it was fetched, its lifetime, for a list its `ETag`) and the `body` as fetched. Pure
+//! functions over a `SharedData` trait: `host::Shared` implements it over the host seam, tests
+//! with an in-memory store that several fake VMs share. It does not fetch, log or set timers;
+//! it says what to fetch, which waiting streams to decide again, and whether to poll for a
+//! peer's fetch.
 //!
 //! What is read from shared data is bounded by this VM's own policy before it is believed
-//! (`jwks_cache`: `Lease::bounded`, `read_version`, `read_shared_key_set`): anyone in the
-//! `vm_id` namespace can write it. With `share_key_sets: false` shared data is never touched.
+//! (`Lease::bounded`, `Resource::read_shared_version`, `Resource::adopt_shared`: not from the
+//! future, lifetime clamped, size bounded, a signed list verified by the adopting VM, never an
+//! older list): anyone in the `vm_id` namespace can write it. With `share_key_sets: false`
+//! shared data is never touched, for key sets and lists alike.
+//!
+//! Keys: `<prefix>/<plugin>/<provider>/<kind>/<hash of cluster, authority, path>/{lease,
+//! version,body}`; one `Fleet` per kind.
 
 use std::time::Duration;
 
 use crate::config::{Config, JwksSource, ProviderId};
-use crate::jwks_cache::{
-    encode_version, lease_until, read_shared_key_set, read_version, Fetched, Lease, Millis,
-    RemoteKeys,
-};
+use crate::jwt::Alg;
 use crate::metrics;
+use crate::resource::{lease_until, Lease, Millis, Resource};
 
 /// The host's shared data (proxy-wasm `get_shared_data` / `set_shared_data`).
 pub trait SharedData {
@@ -41,21 +46,41 @@ pub enum SetError {
     Host(HostError),
 }
 
-/// This VM's part in the fleet: who it is in leases, and per provider what it shares.
+/// This VM's part in the fleet for one kind of resource: who it is in leases, and per
+/// provider what it shares.
 #[derive(Debug)]
 pub struct Fleet {
     me: u64,
-    /// Indexed by provider id; `Some` for remote providers.
+    /// Indexed by provider id; `Some` for providers with this kind of resource.
     providers: Vec<Option<Member>>,
 }
 
 #[derive(Debug)]
 struct Member {
-    /// The shared-data key prefix that VMs of this plugin and this JWKS URL share; `None` with
+    /// The shared-data key prefix that VMs of this plugin and this URL share; `None` with
     /// `share_key_sets: false` (this VM then fetches for itself).
     base: Option<String>,
-    /// The provider's fetch timeout (a lease lasts that plus a grace).
+    /// The fetch timeout (a lease lasts that plus a grace).
     timeout: Duration,
+}
+
+/// How a fetch of this VM ended, for `Fleet::publish`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published<'b> {
+    /// A new body (as fetched) is in force: publish it and its version.
+    Body(&'b [u8]),
+    /// The body in force was confirmed (a 304): only its version changes.
+    Confirmed,
+    /// No new version: publish the failure and the shared backoff.
+    Failed,
+}
+
+/// A peer's signed body is checked with this: (provider, alg, kid, signing input, signature).
+pub type VerifyFor<'a> = &'a dyn Fn(ProviderId, Alg, Option<&str>, &[u8], &[u8]) -> bool;
+
+/// For kinds whose bodies are not signed: nothing verifies.
+pub fn unsigned(_: ProviderId, _: Alg, _: Option<&str>, _: &[u8], _: &[u8]) -> bool {
+    false
 }
 
 /// What this VM knows of its own fetches and streams, for one round.
@@ -83,38 +108,80 @@ pub struct Round {
 }
 
 impl Fleet {
-    /// The fleet membership of VM `me` for `config`'s remote providers, in plugin `plugin`.
+    /// The key-set fleet membership of VM `me` for `config`'s remote providers, in plugin
+    /// `plugin`.
     pub fn new(config: &Config, plugin: &str, me: u64) -> Fleet {
-        let providers = config
-            .providers
-            .iter()
-            .map(|p| match &p.jwks {
-                JwksSource::Remote(r) => Some(Member {
+        let members = config.providers.iter().map(|p| match &p.jwks {
+            JwksSource::Remote(r) => Some((
+                p.name.as_str(),
+                [r.cluster.as_str(), &r.target.authority, &r.target.path],
+                r.timeout,
+            )),
+            JwksSource::Local(_) => None,
+        });
+        Fleet::of(config, plugin, me, "jwks", members)
+    }
+
+    /// The revocation-list fleet membership of VM `me` for `config`'s providers with a list.
+    pub fn for_lists(config: &Config, plugin: &str, me: u64) -> Fleet {
+        let members = config.providers.iter().map(|p| {
+            p.revocation.as_ref().map(|r| {
+                (
+                    p.name.as_str(),
+                    [r.cluster.as_str(), &r.target.authority, &r.target.path],
+                    r.timeout,
+                )
+            })
+        });
+        Fleet::of(config, plugin, me, "revocation", members)
+    }
+
+    fn of<'c>(
+        config: &Config,
+        plugin: &str,
+        me: u64,
+        kind: &str,
+        members: impl Iterator<Item = Option<(&'c str, [&'c str; 3], Duration)>>,
+    ) -> Fleet {
+        let providers = members
+            .map(|member| {
+                member.map(|(name, url, timeout)| Member {
                     base: config.share_key_sets.then(|| {
                         format!(
-                            "{}/{plugin}/{}/{:016x}",
+                            "{}/{plugin}/{name}/{kind}/{:016x}",
                             metrics::PREFIX,
-                            p.name,
-                            fnv1a(&[&r.cluster, &r.target.authority, &r.target.path])
+                            fnv1a(&url)
                         )
                     }),
-                    timeout: r.timeout,
-                }),
-                JwksSource::Local(_) => None,
+                    timeout,
+                })
             })
             .collect();
         Fleet { me, providers }
     }
 
-    /// One round of the protocol at `now` for every remote provider (`remote`, indexed by
-    /// provider id): adopt what peers published, notice a peer's fetch that ended, and take
-    /// the lease for what this VM should fetch.
-    pub fn coordinate(
+    /// `coordinate_with` for a kind whose bodies are not signed (key sets).
+    pub fn coordinate<R: Resource>(
         &self,
         data: &mut impl SharedData,
-        remote: &mut [Option<RemoteKeys>],
+        remote: &mut [Option<R>],
         local: &Local<'_>,
         now: Millis,
+    ) -> Round {
+        self.coordinate_with(data, remote, local, now, &unsigned)
+    }
+
+    /// One round of the protocol at `now` for every provider's resource of this kind
+    /// (`remote`, indexed by provider id): adopt what peers published (a signed body checked
+    /// with `verify`), notice a peer's fetch that ended, and take the lease for what this VM
+    /// should fetch.
+    pub fn coordinate_with<R: Resource>(
+        &self,
+        data: &mut impl SharedData,
+        remote: &mut [Option<R>],
+        local: &Local<'_>,
+        now: Millis,
+        verify: VerifyFor<'_>,
     ) -> Round {
         let mut round = Round::default();
         let me = self.me;
@@ -131,11 +198,17 @@ impl Fleet {
                 Some(base) => read_lease(data, base),
                 None => (Lease::default(), None),
             };
-            let lease = lease.bounded(now, member.timeout, keys.policy());
-            if !own && waited_for && lease.held_by_other(me, now) {
+            let lease = lease.bounded(now, member.timeout, keys.max_retry_delay());
+            let follow = waited_for || (R::FOLLOW_PEERS && keys.is_fetching());
+            if !own && follow && lease.held_by_other(me, now) {
                 round.poll = true; // watch for the end of the peer's fetch
             }
-            let adopted = base.is_some_and(|base| adopt_from_peers(data, keys, base, now));
+            let adopted = base.is_some_and(|base| {
+                let verify = |alg: Alg, kid: Option<&str>, input: &[u8], signature: &[u8]| {
+                    verify(id, alg, kid, input, signature)
+                };
+                adopt_from_peers(data, keys, base, now, &verify)
+            });
             // A key set just adopted answers an earlier request for one.
             let asked = local.requested.contains(&id) && !adopted;
             if adopted {
@@ -150,6 +223,7 @@ impl Fleet {
             }
             if lease.held_by_other(me, now) {
                 keys.fetch_started();
+                round.poll |= R::FOLLOW_PEERS;
                 continue;
             }
             if now < lease.retry_at {
@@ -182,15 +256,15 @@ impl Fleet {
         round
     }
 
-    /// After this VM's own fetch for provider `id` (its keys now `keys`): publish the key set
-    /// (`body`, when the fetch succeeded) or the failure and the shared backoff, and release
-    /// the lease.
-    pub fn publish(
+    /// After this VM's own fetch for provider `id` (its resource now `res`): publish the new
+    /// body and its version, or only the version (confirmed), or the failure and the shared
+    /// backoff; then release the lease.
+    pub fn publish<R: Resource>(
         &self,
         data: &mut impl SharedData,
         id: ProviderId,
-        keys: &RemoteKeys,
-        body: Option<&[u8]>,
+        res: &R,
+        outcome: Published<'_>,
     ) {
         let Some(base) = self
             .providers
@@ -200,47 +274,42 @@ impl Fleet {
         else {
             return;
         };
-        if let (Some(body), Some(fetched_at)) = (body, keys.fetched_at()) {
-            let ttl = keys.ttl().unwrap_or_default();
-            let _ = data.set(&format!("{base}/jwks"), body, 0);
-            let version = encode_version(fetched_at, ttl);
+        if let (Published::Body(body), Some(_)) = (outcome, res.shared_version()) {
+            let _ = data.set(&format!("{base}/body"), body, 0);
+        }
+        if let (Published::Body(_) | Published::Confirmed, Some(version)) =
+            (outcome, res.shared_version())
+        {
             let _ = data.set(&format!("{base}/version"), version.as_bytes(), 0);
         }
         let released = Lease {
             owner: self.me,
             until: 0,
-            failures: keys.failures(),
-            retry_at: keys.retry_at(),
+            failures: res.schedule().failures(),
+            retry_at: res.schedule().retry_at(),
         };
         let _ = data.set(&format!("{base}/lease"), released.encode().as_bytes(), 0);
     }
 }
 
-/// Takes a newer key set another VM published under `base`, as far as this VM may believe
-/// it: a `version` from the future or past use is ignored, its lifetime is clamped to the
-/// provider's policy, and a body over 1 MiB is ignored (`jwks_cache`). Whether taken.
-fn adopt_from_peers(
+/// Takes a newer version another VM published under `base`, as far as this VM may believe
+/// it (`Resource::read_shared_version`, then `Resource::adopt_shared` on the body, which is
+/// read only for a version worth taking). Whether taken.
+fn adopt_from_peers<R: Resource>(
     data: &impl SharedData,
-    keys: &mut RemoteKeys,
+    res: &mut R,
     base: &str,
     now: Millis,
+    verify: crate::resource::Verify<'_>,
 ) -> bool {
-    let Some((fetched_at, ttl)) = value(data, &format!("{base}/version"))
+    let Some(version) = value(data, &format!("{base}/version"))
         .as_deref()
-        .and_then(|record| read_version(record, keys.policy(), now))
+        .and_then(|record| res.read_shared_version(record, now))
     else {
         return false;
     };
-    if keys.fetched_at().is_some_and(|at| at >= fetched_at) {
-        return false;
-    }
-    match value(data, &format!("{base}/jwks"))
-        .as_deref()
-        .and_then(read_shared_key_set)
-    {
-        Some(parsed) => keys.adopt(fetched_at, Fetched { keys: parsed, ttl }),
-        None => false,
-    }
+    value(data, &format!("{base}/body"))
+        .is_some_and(|body| res.adopt_shared(now, version, &body, verify))
 }
 
 /// The value of a shared-data key; absent or unreadable: none.

@@ -17,14 +17,17 @@
 //!
 //! A failed fetch never replaces good keys: a bad status, a non-JSON body, a body over the
 //! size limit, or a JWKS with no usable key all count as failures.
+//!
+//! A `resource::Resource` (the schedule and backoff are `resource::Schedule`), so `fleet` and
+//! `callouts` fetch and share it as they do a revocation list; this module says what its
+//! shared records mean and how far they are believed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::jwks::{JwksError, KeySet};
-
-/// Milliseconds since the Unix epoch, from the host clock.
-pub type Millis = u64;
+pub use crate::resource::{lease_until, Lease, Millis, SHARED_CLOCK_SKEW};
+use crate::resource::{millis, Resource, Schedule, Verify};
 
 /// The largest JWKS body accepted (1 MiB).
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -250,9 +253,7 @@ impl Current {
 pub struct RemoteKeys {
     policy: FetchPolicy,
     current: Option<Current>,
-    in_flight: bool,
-    failures: u32,
-    retry_at: Millis,
+    schedule: Schedule,
     last_kid_refetch: Option<Millis>,
     /// Kids looked for in vain, with when: forgotten after `unknown_kid_interval` or when a
     /// new key set arrives, so one request naming the identity provider's next (predictable)
@@ -265,9 +266,7 @@ impl RemoteKeys {
         Self {
             policy,
             current: None,
-            in_flight: false,
-            failures: 0,
-            retry_at: 0,
+            schedule: Schedule::default(),
             last_kid_refetch: None,
             unknown_kids: Vec::new(),
         }
@@ -280,26 +279,22 @@ impl RemoteKeys {
     /// Whether a fetch should start now: none in flight, not backing off, and either no keys
     /// or a refresh is due.
     pub fn wants_fetch(&self, now: Millis) -> bool {
-        !self.in_flight
-            && now >= self.retry_at
-            && self.current.as_ref().is_none_or(|c| now >= c.refresh_at())
+        self.schedule
+            .wants_fetch(now, self.current.as_ref().map(Current::refresh_at))
     }
 
     /// When `wants_fetch` will next be true if nothing happens (for the timer).
     pub fn next_fetch_at(&self) -> Option<Millis> {
-        if self.in_flight {
-            return None;
-        }
-        let due = self.current.as_ref().map_or(0, Current::refresh_at);
-        Some(due.max(self.retry_at))
+        self.schedule
+            .next_fetch_at(self.current.as_ref().map(Current::refresh_at))
     }
 
     pub fn fetch_started(&mut self) {
-        self.in_flight = true;
+        self.schedule.started();
     }
 
     pub fn is_fetching(&self) -> bool {
-        self.in_flight
+        self.schedule.is_fetching()
     }
 
     /// A fetch produced `fetched`: it becomes the current key set.
@@ -309,23 +304,15 @@ impl RemoteKeys {
             fetched_at: now,
             ttl: fetched.ttl,
         });
-        self.in_flight = false;
-        self.failures = 0;
-        self.retry_at = 0;
+        self.schedule.succeeded();
         self.unknown_kids.clear();
     }
 
     /// A fetch failed: keep whatever keys we have, and back off. `jitter` is a random number
     /// in `0..1000`; the delay is the exponential backoff scaled by 0.8 to 1.2 with it.
     pub fn fetch_failed(&mut self, now: Millis, jitter: u32) {
-        self.in_flight = false;
-        self.failures = self.failures.saturating_add(1);
-        let exponent = self.failures.saturating_sub(1).min(20);
-        let backoff = millis(self.policy.retry_base)
-            .saturating_mul(1 << exponent)
-            .min(millis(self.policy.max_backoff));
-        let scaled = backoff.saturating_mul(800 + u64::from(jitter.min(999)) * 400 / 1000) / 1000;
-        self.retry_at = now.saturating_add(scaled.max(1));
+        self.schedule
+            .failed(now, jitter, self.policy.retry_base, self.policy.max_backoff);
     }
 
     /// A key set another VM of this Envoy fetched at `fetched_at` (shared data). Taken when it
@@ -345,8 +332,7 @@ impl RemoteKeys {
     /// Another VM's fetch, which we waited for, ended without a new key set; they may try
     /// again from `retry_at`.
     pub fn peer_failed(&mut self, retry_at: Millis) {
-        self.in_flight = false;
-        self.retry_at = self.retry_at.max(retry_at);
+        self.schedule.peer_failed(retry_at);
     }
 
     /// The current key set's lifetime.
@@ -361,12 +347,12 @@ impl RemoteKeys {
 
     /// The earliest time of the next attempt after failures (0: none pending).
     pub fn retry_at(&self) -> Millis {
-        self.retry_at
+        self.schedule.retry_at()
     }
 
     /// Consecutive failed fetches since the last success.
     pub fn failures(&self) -> u32 {
-        self.failures
+        self.schedule.failures()
     }
 
     /// Seconds since the current key set was fetched (for the key-set age gauge).
@@ -383,7 +369,7 @@ impl RemoteKeys {
                 .expires_at()
                 .saturating_add(millis(self.policy.max_staleness))
         });
-        match (usable, self.in_flight) {
+        match (usable, self.is_fetching()) {
             (Some(c), _) => Availability::Ready(&c.keys),
             (None, true) => Availability::Pending,
             (None, false) => Availability::Unavailable,
@@ -394,7 +380,7 @@ impl RemoteKeys {
     /// `unknown_kid_interval` (nor since the current key set arrived), and a fetch is in flight
     /// or the refetch budget allows one now.
     pub fn may_learn_kid(&self, kid: &str, now: Millis) -> bool {
-        !self.known_unknown(kid, now) && (self.in_flight || self.kid_refetch_allowed(now))
+        !self.known_unknown(kid, now) && (self.is_fetching() || self.kid_refetch_allowed(now))
     }
 
     /// `kid` was looked for in vain less than `unknown_kid_interval` ago.
@@ -425,7 +411,7 @@ impl RemoteKeys {
         if self.unknown_kids.len() < MAX_UNKNOWN_KIDS {
             self.unknown_kids.push((kid.to_owned(), now));
         }
-        if self.kid_refetch_allowed(now) && !self.in_flight {
+        if self.kid_refetch_allowed(now) && !self.is_fetching() {
             self.last_kid_refetch = Some(now);
             true
         } else {
@@ -440,13 +426,6 @@ impl RemoteKeys {
 // pin a key set, stop fetching, or back fetching off for longer than this VM's own policy
 // would.
 
-/// How far ahead of this VM's clock a peer's `fetched_at` may be. The VMs of one Envoy read one
-/// clock; the allowance covers reading it at different moments and small clock steps.
-pub const SHARED_CLOCK_SKEW: Duration = Duration::from_secs(5);
-
-/// How long past the fetch timeout a lease outlives its fetch.
-const LEASE_GRACE: Duration = Duration::from_secs(1);
-
 impl FetchPolicy {
     /// `ttl` within this policy's bounds (`min_cache_duration ..= max_cache_duration`): the
     /// lifetime a fetched key set gets, whether this VM fetched it or a peer did.
@@ -458,77 +437,7 @@ impl FetchPolicy {
     /// The longest delay `RemoteKeys::fetch_failed` schedules: `max_backoff` at the largest
     /// jitter (x 1.2).
     pub fn max_retry_delay(&self) -> Millis {
-        millis(self.max_backoff).saturating_mul(12) / 10 + 1
-    }
-}
-
-/// When a lease taken at `now` for a fetch with `timeout` ends: the timeout plus a second, so
-/// a VM that dies mid-fetch delays the others by at most that.
-pub fn lease_until(now: Millis, timeout: Duration) -> Millis {
-    now.saturating_add(millis(timeout))
-        .saturating_add(millis(LEASE_GRACE))
-}
-
-/// The shared-data lease that lets one VM of an Envoy fetch a provider's keys for all of them
-/// (every worker has its own VM). Text: `owner until failures retry_at`, all decimal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Lease {
-    /// The VM holding (or last holding) the lease.
-    pub owner: u64,
-    /// The lease is held until then; 0: released.
-    pub until: Millis,
-    /// Consecutive failed fetches, and when the next attempt may start (shared backoff).
-    pub failures: u32,
-    pub retry_at: Millis,
-}
-
-impl Lease {
-    pub fn parse(bytes: &[u8]) -> Option<Lease> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut fields = text.split(' ');
-        let lease = Lease {
-            owner: fields.next()?.parse().ok()?,
-            until: fields.next()?.parse().ok()?,
-            failures: fields.next()?.parse().ok()?,
-            retry_at: fields.next()?.parse().ok()?,
-        };
-        fields.next().is_none().then_some(lease)
-    }
-
-    pub fn encode(&self) -> String {
-        format!(
-            "{} {} {} {}",
-            self.owner, self.until, self.failures, self.retry_at
-        )
-    }
-
-    /// The lease as this VM may believe it at `now`, for a provider fetched with `timeout`
-    /// under `policy`. An `until` later than a lease taken now could last
-    /// (`lease_until(now, timeout)`) counts as released, and a `retry_at` later than the
-    /// longest backoff the policy schedules counts as none: a record written by anyone in the
-    /// namespace cannot stop fetching. A genuine lease was taken at or before `now`, so it is
-    /// never cut.
-    pub fn bounded(self, now: Millis, timeout: Duration, policy: &FetchPolicy) -> Lease {
-        let until = if self.until > lease_until(now, timeout) {
-            0
-        } else {
-            self.until
-        };
-        let retry_at = if self.retry_at > now.saturating_add(policy.max_retry_delay()) {
-            0
-        } else {
-            self.retry_at
-        };
-        Lease {
-            until,
-            retry_at,
-            ..self
-        }
-    }
-
-    /// Another VM is fetching right now.
-    pub fn held_by_other(&self, me: u64, now: Millis) -> bool {
-        self.owner != me && self.until > now
+        crate::resource::max_retry_delay(self.max_backoff)
     }
 }
 
@@ -569,8 +478,57 @@ pub fn read_shared_key_set(body: &[u8]) -> Option<KeySet> {
     KeySet::from_slice(body).ok()
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+impl Resource for RemoteKeys {
+    /// `fetched_at` and the lifetime, bounded (`read_version`).
+    type Version = (Millis, Duration);
+
+    const KIND: &'static str = "jwks";
+    const FOLLOW_PEERS: bool = false;
+
+    fn wants_fetch(&self, now: Millis) -> bool {
+        RemoteKeys::wants_fetch(self, now)
+    }
+    fn next_fetch_at(&self) -> Option<Millis> {
+        RemoteKeys::next_fetch_at(self)
+    }
+    fn fetch_started(&mut self) {
+        RemoteKeys::fetch_started(self);
+    }
+    fn is_fetching(&self) -> bool {
+        RemoteKeys::is_fetching(self)
+    }
+    fn peer_failed(&mut self, retry_at: Millis) {
+        RemoteKeys::peer_failed(self, retry_at);
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    fn max_retry_delay(&self) -> Millis {
+        self.policy.max_retry_delay()
+    }
+
+    fn shared_version(&self) -> Option<String> {
+        self.current
+            .as_ref()
+            .map(|c| encode_version(c.fetched_at, c.ttl))
+    }
+
+    /// Believed as `read_version` says, and newer than the current key set.
+    fn read_shared_version(&self, record: &[u8], now: Millis) -> Option<(Millis, Duration)> {
+        read_version(record, &self.policy, now)
+            .filter(|(at, _)| self.fetched_at().is_none_or(|ours| ours < *at))
+    }
+
+    /// The body is read as `read_shared_key_set` says (size, JWKS); key sets are not signed.
+    fn adopt_shared(
+        &mut self,
+        _now: Millis,
+        (fetched_at, ttl): (Millis, Duration),
+        body: &[u8],
+        _verify: Verify<'_>,
+    ) -> bool {
+        read_shared_key_set(body).is_some_and(|keys| self.adopt(fetched_at, Fetched { keys, ttl }))
+    }
 }
 
 #[cfg(test)]

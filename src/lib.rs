@@ -39,11 +39,13 @@
 //! again on every request, all but its signature (`verify::recheck`).
 //! Configuration is trusted but validated completely at load.
 //! Shared data is not trusted either: every module with the same `vm_id` can write it, so the
-//! key-set records the VMs of one Envoy share are bounded by the provider's own policy before
-//! they are believed (`jwks_cache`), and `share_key_sets: false` turns sharing off. The
-//! protocol over those records (lease, version, adoption) is `fleet`, behind its `SharedData`
-//! trait, so it runs natively against several fake VMs.
-//! What a key-set callout leads to (OIDC discovery, a reset, backoff with last-good keys,
+//! records the VMs of one Envoy share for a remote resource (`resource::Resource`: a key set,
+//! a revocation list) are bounded by the provider's own policy before they are believed
+//! (`jwks_cache`, `revocation::fetch`; a signed list is verified by the adopting VM, an older
+//! list never taken), and `share_key_sets: false` turns sharing off. The protocol over those
+//! records (lease, version, adoption) is `fleet`, one per kind of resource, behind its
+//! `SharedData` trait, so it runs natively against several fake VMs.
+//! What a key-set or list callout leads to (OIDC discovery, a reset, backoff with last good,
 //! publishing) is `callouts`; `filter` sends its requests and hands it the raw response.
 //! Which paused stream waits for which provider, and the decide loop that parks a request or
 //! gives it a final answer, is `parked`; `filter` resumes the streams it names. The instance gets
@@ -121,6 +123,7 @@ pub mod parked;
 pub mod peer;
 pub mod propagate;
 pub mod request;
+pub mod resource;
 pub mod revocation;
 pub mod rsa_pkcs1;
 pub mod scopes;

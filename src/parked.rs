@@ -1,4 +1,4 @@
-//! Streams waiting for keys: which paused stream waits for which provider, what parking one
+//! Streams waiting for keys or a revocation list: which paused stream waits for which provider, what parking one
 //! starts (a refetch for an unknown kid, within its budget), and the bounded decide loop that
 //! parks a request or gives it a final decision (the last round with a key store that never
 //! waits). A stream that goes away is forgotten, so it is never resumed. No host calls: the
@@ -33,22 +33,29 @@ pub struct Parking {
     pub peer: bool,
 }
 
+/// What is on the way for the provider a stream waits on, besides its remote keys' state.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fetching {
+    /// This VM's own key-set callout for the provider is in flight.
+    pub keys_in_flight: bool,
+    /// The provider's revocation list is being fetched (by this VM or a peer).
+    pub list: bool,
+    /// That list fetch is this VM's (in flight or asked for), not a peer's.
+    pub list_is_ours: bool,
+}
+
 impl Parked {
     /// Parks stream `id` until `wait.provider`'s keys or revocation list change. Starts a
     /// refetch (added to `requested`) when the wait is for an unknown kid and the budget
     /// allows. Not parked when nothing is on the way (the caller then decides again and gets a
-    /// final answer). `in_flight`: whether this VM's own key-set callout for the provider is in
-    /// flight; `list_fetching`: whether the provider's revocation list is being fetched (a
-    /// wait without a kid may be for it).
-    #[allow(clippy::too_many_arguments)]
+    /// final answer). A wait without a kid may be for the list (`fetching.list`).
     pub fn park(
         &mut self,
         id: u32,
         wait: &Wait,
         remote: &mut [Option<RemoteKeys>],
         requested: &mut Vec<ProviderId>,
-        in_flight: bool,
-        list_fetching: bool,
+        fetching: Fetching,
         now: Millis,
     ) -> Parking {
         let mut parking = Parking::default();
@@ -64,13 +71,14 @@ impl Parked {
                 self.waiting.push((id, wait.provider));
                 parking.parked = true;
                 // The next tick keeps polling while streams wait, and stops when none does.
-                parking.peer = !requested.contains(&wait.provider) && !in_flight;
+                parking.peer = !requested.contains(&wait.provider) && !fetching.keys_in_flight;
                 return parking;
             }
         }
-        if list_fetching && wait.kid.is_none() {
+        if fetching.list && wait.kid.is_none() {
             self.waiting.push((id, wait.provider));
             parking.parked = true;
+            parking.peer = !fetching.list_is_ours;
         }
         parking
     }

@@ -80,6 +80,8 @@ struct Vm {
     config: Config,
     remote: Vec<Option<RemoteKeys>>,
     fleet: Fleet,
+    lists: ProviderLists,
+    list_fleet: Fleet,
     data: Data,
     callouts: Callouts,
     next_token: u32,
@@ -100,6 +102,8 @@ impl Vm {
         let fleet = Fleet::new(&config, "plugin", 7);
         let callouts = Callouts::new(config.providers.len());
         Vm {
+            lists: ProviderLists::new(&config),
+            list_fleet: Fleet::for_lists(&config, "plugin", 7),
             config,
             remote,
             fleet,
@@ -112,12 +116,15 @@ impl Vm {
     fn with<T>(
         &mut self,
         now: Millis,
-        f: impl FnOnce(&mut Callouts, &mut Keys<'_, Data>) -> T,
+        f: impl FnOnce(&mut Callouts, &mut Resources<'_, Data>) -> T,
     ) -> T {
-        let mut keys = Keys {
+        let mut keys = Resources {
             config: &self.config,
             remote: &mut self.remote,
             fleet: &self.fleet,
+            lists: &mut self.lists,
+            list_fleet: &self.list_fleet,
+            signatures: &crate::signature::PureRust,
             data: &mut self.data,
             jitter: 500,
             now,
@@ -176,7 +183,7 @@ fn ended(next: Next) -> Ended {
 fn oidc_discovery_fetches_the_document_then_the_jwks_uri_it_names() {
     let mut vm = Vm::new(discovery(), false);
     let (first, token) = vm.send(T0);
-    assert!(first.discovery);
+    assert_eq!(first.step, Step::Discovery);
     assert_eq!(
         Vm::path(&first),
         "/realms/x/.well-known/openid-configuration"
@@ -185,19 +192,19 @@ fn oidc_discovery_fetches_the_document_then_the_jwks_uri_it_names() {
     let Next::Send(second) = vm.answer(token, &document, T0) else {
         panic!("the JWKS request should follow")
     };
-    assert!(!second.discovery);
+    assert_eq!(second.step, Step::Jwks);
     assert_eq!(Vm::path(&second), "/certs?v=1");
     assert!(second
         .headers
-        .contains(&(":authority", "keys.test".to_owned())));
+        .contains(&(":authority".to_owned(), "keys.test".to_owned())));
     assert!(!vm.ready(T0), "no keys from the discovery document alone");
     let (_, token) = vm.send_request(second, T0);
     let done = ended(vm.answer(token, &Answer::new("200", mint::JWKS), T0));
-    assert_eq!(done.failure, None);
+    assert_eq!(done.outcome, Outcome::Keys(None));
     assert!(vm.ready(T0));
     // The discovered jwks_uri is kept for the next refresh: no second discovery.
     let next = vm.callouts.request(&vm.config, P).unwrap();
-    assert!(!next.discovery);
+    assert_eq!(next.step, Step::Jwks);
     assert_eq!(Vm::path(&next), "/certs?v=1");
 }
 
@@ -211,8 +218,11 @@ fn a_failed_jwks_fetch_after_discovery_discovers_again() {
     };
     let (_, token) = vm.send_request(second, T0);
     let done = ended(vm.answer(token, &Answer::new("404", ""), T0));
-    assert_eq!(done.failure, Some(FetchFailure::Status(404)));
-    assert!(vm.callouts.request(&vm.config, P).unwrap().discovery);
+    assert_eq!(done.outcome, Outcome::Keys(Some(FetchFailure::Status(404))));
+    assert_eq!(
+        vm.callouts.request(&vm.config, P).unwrap().step,
+        Step::Discovery
+    );
 }
 
 #[test]
@@ -220,7 +230,7 @@ fn a_discovery_document_without_jwks_uri_ends_the_fetch() {
     let mut vm = Vm::new(discovery(), false);
     let (_, token) = vm.send(T0);
     let done = ended(vm.answer(token, &Answer::new("200", r#"{"issuer":"x"}"#), T0));
-    assert_eq!(done.failure, Some(FetchFailure::Discovery));
+    assert_eq!(done.outcome, Outcome::Keys(Some(FetchFailure::Discovery)));
     assert!(!vm.ready(T0));
 }
 
@@ -234,7 +244,7 @@ fn a_reset_callout_is_a_reset_failure_and_nothing_is_read() {
         reads: Cell::new(0),
     };
     let done = ended(vm.answer(token, &reset, T0));
-    assert_eq!(done.failure, Some(FetchFailure::Reset));
+    assert_eq!(done.outcome, Outcome::Keys(Some(FetchFailure::Reset)));
     assert_eq!(reset.reads.get(), 0, "a reset has no response to read");
     assert!(!vm.ready(T0));
     assert!(done.lines[0].1.contains("(reset)"), "{:?}", done.lines);
@@ -246,13 +256,13 @@ fn a_refresh_that_fails_keeps_the_last_good_keys_and_backs_off() {
     let mut vm = Vm::new(plain(), true);
     let (_, token) = vm.send(T0);
     assert_eq!(
-        ended(vm.answer(token, &Answer::new("200", mint::JWKS), T0)).failure,
-        None
+        ended(vm.answer(token, &Answer::new("200", mint::JWKS), T0)).outcome,
+        Outcome::Keys(None)
     );
     let later = T0 + 700_000; // past the default 600 s lifetime
     let (_, token) = vm.send(later);
     let done = ended(vm.answer(token, &Answer::new("503", "upstream connect error"), later));
-    assert_eq!(done.failure, Some(FetchFailure::Status(503)));
+    assert_eq!(done.outcome, Outcome::Keys(Some(FetchFailure::Status(503))));
     assert!(vm.ready(later), "last-good keys still serve");
     assert_eq!(done.lines.len(), 1);
     let line = &done.lines[0].1;
@@ -287,7 +297,10 @@ fn a_response_for_an_unknown_token_is_ignored() {
     assert!(vm.data.0.is_empty(), "nothing published");
     assert!(vm.callouts.in_flight(P), "our own callout is still awaited");
     // Answered once; a second delivery of the same token is ignored too.
-    assert_eq!(ended(vm.answer(token, &answer, T0)).failure, None);
+    assert_eq!(
+        ended(vm.answer(token, &answer, T0)).outcome,
+        Outcome::Keys(None)
+    );
     assert_eq!(vm.answer(token, &answer, T0), Next::Ignored);
     assert!(!vm.callouts.in_flight(P));
 }
@@ -300,7 +313,7 @@ fn a_refused_dispatch_ends_the_fetch() {
     let done = vm
         .with(T0, |c, k| c.sent(&request, Err(HostError(2)), k))
         .unwrap();
-    assert_eq!(done.failure, Some(FetchFailure::Dispatch));
+    assert_eq!(done.outcome, Outcome::Keys(Some(FetchFailure::Dispatch)));
     assert!(!vm.callouts.in_flight(P));
     assert!(!vm.remote[P].as_ref().unwrap().is_fetching());
 }
@@ -322,5 +335,5 @@ fn a_fetched_key_set_is_logged_with_its_lifetime_and_published() {
         "{:?}",
         done.lines
     );
-    assert!(vm.data.0.keys().any(|k| k.ends_with("/jwks")));
+    assert!(vm.data.0.keys().any(|k| k.ends_with("/body")));
 }

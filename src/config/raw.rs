@@ -281,7 +281,7 @@ pub(crate) struct RawRevocation {
     pub(crate) http_uri: RawHttpUri,
     /// How often the list is fetched again, as configured: at least `1s`, no hidden floor. A
     /// `Cache-Control: max-age` can only shorten it. A revoked token is refused at most this long
-    /// plus the fetch time plus one timer tick (1 s) after the list is published. Default `60s`.
+    /// plus the fetch time after the list is published. Default `60s`.
     #[serde(default, deserialize_with = "duration")]
     #[cfg_attr(feature = "schema", schemars(with = "super::schema::ProtoDuration"))]
     #[cfg_attr(feature = "schema", schemars(extend("default" = "60s")))]

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::jwks::KeySet;
-use crate::jwks_cache::Availability;
+use crate::jwks_cache::{Availability, Fetched, RemoteKeys};
 use crate::mint;
 
 const T0: Millis = 1_700_000_000_000;
@@ -163,8 +163,12 @@ impl Vm {
         );
         self.own.clear();
         let mut data = self.data.clone();
-        self.fleet
-            .publish(&mut data, P, self.keys(), Some(mint::JWKS.as_bytes()));
+        self.fleet.publish(
+            &mut data,
+            P,
+            self.keys(),
+            Published::Body(mint::JWKS.as_bytes()),
+        );
         self.waited.clear();
     }
 
@@ -172,7 +176,8 @@ impl Vm {
         self.keys[P].as_mut().unwrap().fetch_failed(now, 500);
         self.own.clear();
         let mut data = self.data.clone();
-        self.fleet.publish(&mut data, P, self.keys(), None);
+        self.fleet
+            .publish(&mut data, P, self.keys(), Published::Failed);
         self.waited.clear();
     }
 
@@ -373,10 +378,13 @@ fn without_share_key_sets_each_vm_fetches_and_shared_data_is_untouched() {
 }
 
 #[test]
-fn key_prefixes_name_plugin_provider_and_url() {
+fn key_prefixes_name_plugin_provider_kind_and_url() {
     let fleet = Fleet::new(&config(true), "plugin", 1);
     let base = fleet.providers[0].as_ref().unwrap().base.clone().unwrap();
     let hash = fnv1a(&["jwks", "idp.test", "/jwks"]);
-    assert_eq!(base, format!("{}/plugin/p/{hash:016x}", metrics::PREFIX));
+    assert_eq!(
+        base,
+        format!("{}/plugin/p/jwks/{hash:016x}", metrics::PREFIX)
+    );
     assert_ne!(hash, fnv1a(&["jwks", "idp.test", "/jwks2"]));
 }

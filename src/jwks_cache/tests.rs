@@ -391,21 +391,27 @@ fn a_huge_lease_does_not_stop_fetching() {
         retry_at: 0,
     };
     assert!(hostile.held_by_other(me, T0), "what the bound prevents");
-    assert!(!hostile.bounded(T0, TIMEOUT, &p).held_by_other(me, T0));
+    assert!(!hostile
+        .bounded(T0, TIMEOUT, p.max_retry_delay())
+        .held_by_other(me, T0));
     // Just past what a fetch started now could hold: released too.
     let over = Lease {
         until: lease_until(T0, TIMEOUT) + 1,
         ..hostile
     };
-    assert!(!over.bounded(T0, TIMEOUT, &p).held_by_other(me, T0));
+    assert!(!over
+        .bounded(T0, TIMEOUT, p.max_retry_delay())
+        .held_by_other(me, T0));
     // A genuine lease, taken now or a moment ago, is held until it ends.
     for taken in [T0, T0 - 500] {
         let genuine = Lease {
             until: lease_until(taken, TIMEOUT),
             ..hostile
         };
-        assert_eq!(genuine.bounded(T0, TIMEOUT, &p), genuine);
-        assert!(genuine.bounded(T0, TIMEOUT, &p).held_by_other(me, T0 + SEC));
+        assert_eq!(genuine.bounded(T0, TIMEOUT, p.max_retry_delay()), genuine);
+        assert!(genuine
+            .bounded(T0, TIMEOUT, p.max_retry_delay())
+            .held_by_other(me, T0 + SEC));
     }
     assert_eq!(lease_until(T0, TIMEOUT), T0 + 3 * SEC, "timeout + 1 s");
 }
@@ -420,7 +426,7 @@ fn a_huge_shared_backoff_does_not_stop_fetching() {
         retry_at: u64::MAX,
     };
     assert_eq!(
-        hostile.bounded(T0, TIMEOUT, &p).retry_at,
+        hostile.bounded(T0, TIMEOUT, p.max_retry_delay()).retry_at,
         0,
         "counts as none"
     );
@@ -435,12 +441,15 @@ fn a_huge_shared_backoff_does_not_stop_fetching() {
         ..hostile
     };
     assert!(keys.retry_at() > T0 + 300 * SEC);
-    assert_eq!(genuine.bounded(T0, TIMEOUT, &p).retry_at, keys.retry_at());
+    assert_eq!(
+        genuine.bounded(T0, TIMEOUT, p.max_retry_delay()).retry_at,
+        keys.retry_at()
+    );
     let over = Lease {
         retry_at: T0 + p.max_retry_delay() + 1,
         ..hostile
     };
-    assert_eq!(over.bounded(T0, TIMEOUT, &p).retry_at, 0);
+    assert_eq!(over.bounded(T0, TIMEOUT, p.max_retry_delay()).retry_at, 0);
 }
 
 #[test]

@@ -93,7 +93,17 @@ impl Vm {
             needed: &mut Vec::new(),
         };
         let decision = decide(config, vm, &request(), T0, |remote, wait| {
-            *last = parked.park(id, wait, remote, requested, in_flight, false, T0);
+            *last = parked.park(
+                id,
+                wait,
+                remote,
+                requested,
+                Fetching {
+                    keys_in_flight: in_flight,
+                    ..Fetching::default()
+                },
+                T0,
+            );
             last.parked
         });
         decision.map(|d| matches!(d, Final::Allow { .. }))
@@ -186,8 +196,7 @@ fn nothing_on_the_way_is_not_parked() {
         &wait,
         &mut vm.remote,
         &mut vm.requested,
-        false,
-        false,
+        Fetching::default(),
         T0,
     );
     assert_eq!(parking, Parking::default());

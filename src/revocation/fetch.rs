@@ -1,10 +1,11 @@
 //! The life of one provider's revocation list in one VM, as pure functions of `now`: when to
 //! fetch, what a response means (200, 304, a failure), which list is in force, how long a last
 //! good list survives an outage, and the backoff. No I/O: the instance core sends the fetches
-//! this asks for (`oauth::revocation_list_request` with [`ListFetch::etag`]) and reports what
-//! came back; time (milliseconds since the epoch) and randomness (jitter) come in as
-//! arguments. Shaped like `jwks_cache::RemoteKeys` so both can sit behind one resource
-//! machinery; [`ProviderLists`] holds one per provider and answers `KeyStore::revocation`.
+//! this asks for (`callouts::Callouts::list_request`, with [`ListFetch::etag`]) and reports
+//! what came back; time (milliseconds since the epoch) and randomness (jitter) come in as
+//! arguments. A `resource::Resource` like `jwks_cache::RemoteKeys` (its schedule and backoff
+//! are `resource::Schedule`), so both go through one fetch machinery (`callouts`, `fleet`);
+//! [`ProviderLists`] holds one per provider and answers `KeyStore::revocation`.
 //!
 //! ```text
 //!            200, a list that may replace ours           due: cache_duration (or a shorter
@@ -22,9 +23,10 @@
 //! `require_signed`, and a list older than ours (`RevocationList::may_replace`: no rollback)
 //! all count as failures, each with its `reason` for `revocation_fetch_failed.<reason>`.
 //!
-//! One fetch per Envoy: the VM that fetched publishes the body as fetched and
-//! [`ListFetch::shared_version`]; the others take it with [`ListFetch::adopt_shared`], which
-//! reads the body exactly as a response (so a signed list is verified by every VM) and bounds
+//! One fetch per Envoy (`fleet`): the VM that fetched publishes the body as fetched and
+//! [`ListFetch::shared_version`] (after a 304, the version alone); the others take it through
+//! `Resource::read_shared_version` / `Resource::adopt_shared`, which read the body exactly as a
+//! response (so a signed list is verified by every VM), never take an older list, and bound
 //! the record as `jwks_cache::read_version` does (not from the future, not stale, lifetime
 //! clamped), because shared data is writable by every module of the `vm_id` namespace.
 
@@ -34,8 +36,9 @@ use std::time::Duration;
 use super::{ListError, RevocationList, MAX_BODY_BYTES};
 use crate::config::{Config, ProviderId};
 use crate::jwks::KeySet;
-use crate::jwks_cache::{max_age, Millis, SHARED_CLOCK_SKEW};
+use crate::jwks_cache::max_age;
 use crate::jwt::Alg;
+use crate::resource::{millis, Millis, Resource, Schedule, Verify, SHARED_CLOCK_SKEW};
 use crate::signature::SignatureBackend;
 
 /// Defined beside the configuration that sets them (a leaf for both).
@@ -149,9 +152,7 @@ struct InForce {
 pub struct ListFetch {
     policy: ListPolicy,
     current: Option<InForce>,
-    in_flight: bool,
-    failures: u32,
-    retry_at: Millis,
+    schedule: Schedule,
 }
 
 impl ListFetch {
@@ -159,9 +160,7 @@ impl ListFetch {
         Self {
             policy,
             current: None,
-            in_flight: false,
-            failures: 0,
-            retry_at: 0,
+            schedule: Schedule::default(),
         }
     }
 
@@ -172,27 +171,23 @@ impl ListFetch {
     /// Whether a fetch should start now: none in flight, not backing off, and no list yet or
     /// its lifetime is over. (Configuration load: true at once.)
     pub fn wants_fetch(&self, now: Millis) -> bool {
-        !self.in_flight
-            && now >= self.retry_at
-            && self.current.as_ref().is_none_or(|c| now >= c.due())
+        self.schedule
+            .wants_fetch(now, self.current.as_ref().map(InForce::due))
     }
 
     /// When `wants_fetch` next becomes true if nothing happens (for the timer); `None` while a
     /// fetch is in flight.
     pub fn next_fetch_at(&self) -> Option<Millis> {
-        if self.in_flight {
-            return None;
-        }
-        let due = self.current.as_ref().map_or(0, InForce::due);
-        Some(due.max(self.retry_at))
+        self.schedule
+            .next_fetch_at(self.current.as_ref().map(InForce::due))
     }
 
     pub fn fetch_started(&mut self) {
-        self.in_flight = true;
+        self.schedule.started();
     }
 
     pub fn is_fetching(&self) -> bool {
-        self.in_flight
+        self.schedule.is_fetching()
     }
 
     /// The list's `ETag`, for the fetch's `If-None-Match` (`oauth::revocation_list_request`
@@ -211,14 +206,10 @@ impl ListFetch {
         verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
         jitter: u32,
     ) -> Result<Fetched, ListFailure> {
-        self.in_flight = false;
         let result = self.read(now, response, verify);
         match &result {
-            Ok(_) => {
-                self.failures = 0;
-                self.retry_at = 0;
-            }
-            Err(_) => self.back_off(now, jitter),
+            Ok(_) => self.schedule.succeeded(),
+            Err(_) => self.fetch_failed(now, jitter),
         }
         result
     }
@@ -243,15 +234,10 @@ impl ListFetch {
         if status != "200" {
             return Err(ListFailure::Status(status.parse().unwrap_or(0)));
         }
-        if response.body_size > MAX_BODY_BYTES || response.body.len() > MAX_BODY_BYTES {
+        if response.body_size > MAX_BODY_BYTES {
             return Err(ListFailure::List(ListError::TooLarge));
         }
-        let list = if self.policy.require_signed {
-            RevocationList::parse_signed(response.body, verify)
-        } else {
-            RevocationList::parse(response.body)
-        }
-        .map_err(ListFailure::List)?;
+        let list = self.read_body(response.body, verify)?;
         list.may_replace(self.list(), seconds(now))
             .map_err(ListFailure::List)?;
         let fetched = Fetched::Replaced {
@@ -267,20 +253,11 @@ impl ListFetch {
         Ok(fetched)
     }
 
-    /// The callout could not be sent, or another failure outside a response: back off.
+    /// The callout could not be sent, or another failure outside a response: back off (1 s
+    /// doubling up to `cache_duration`).
     pub fn fetch_failed(&mut self, now: Millis, jitter: u32) {
-        self.in_flight = false;
-        self.back_off(now, jitter);
-    }
-
-    fn back_off(&mut self, now: Millis, jitter: u32) {
-        self.failures = self.failures.saturating_add(1);
-        let exponent = self.failures.saturating_sub(1).min(20);
-        let backoff = millis(RETRY_BASE)
-            .saturating_mul(1 << exponent)
-            .min(millis(self.policy.max_backoff()));
-        let scaled = backoff.saturating_mul(800 + u64::from(jitter.min(999)) * 400 / 1000) / 1000;
-        self.retry_at = now.saturating_add(scaled.max(1));
+        self.schedule
+            .failed(now, jitter, RETRY_BASE, self.policy.max_backoff());
     }
 
     /// A list another VM of this Envoy fetched or confirmed at `confirmed_at`, already read,
@@ -296,13 +273,9 @@ impl ListFetch {
         ttl: Duration,
         etag: Option<&str>,
     ) -> bool {
-        let newer = self
-            .current
-            .as_ref()
-            .is_none_or(|c| confirmed_at > c.confirmed_at);
-        let believable = confirmed_at <= now.saturating_add(millis(SHARED_CLOCK_SKEW))
-            && now <= confirmed_at.saturating_add(millis(self.policy.max_staleness));
-        if !newer || !believable || list.may_replace(self.list(), seconds(now)).is_err() {
+        if !self.newer_and_believable(confirmed_at, now)
+            || list.may_replace(self.list(), seconds(now)).is_err()
+        {
             return false;
         }
         self.current = Some(InForce {
@@ -311,9 +284,7 @@ impl ListFetch {
             ttl: ttl.clamp(MIN_CACHE_DURATION, self.policy.cache_duration),
             etag: etag.and_then(self::etag),
         });
-        self.in_flight = false;
-        self.failures = 0;
-        self.retry_at = 0;
+        self.schedule.succeeded();
         true
     }
 
@@ -331,11 +302,12 @@ impl ListFetch {
         })
     }
 
-    /// A list a peer published in shared data: its `version` record and the body it fetched.
-    /// Shared data is writable by every module of the `vm_id` namespace, so the body is read
-    /// as a fetched one is (size, format, `require_signed` with `verify`), and the record is
-    /// bounded as in `adopt`. `Ok(false)`: nothing newer (or a record not to believe);
-    /// `Err`: the body was refused, which never touches the list in force.
+    /// A list a peer published in shared data: its `version` record and the body it fetched
+    /// (what `fleet` does through `Resource`, with the reason a body was refused). Shared data
+    /// is writable by every module of the `vm_id` namespace, so the record is bounded
+    /// (`Resource::read_shared_version`) and the body read as a fetched one is (size, format,
+    /// `require_signed` with `verify`, no rollback). `Ok(false)`: nothing newer (or a record
+    /// not to believe); `Err`: the body was refused, which never touches the list in force.
     pub fn adopt_shared(
         &mut self,
         now: Millis,
@@ -343,26 +315,62 @@ impl ListFetch {
         body: &[u8],
         verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
     ) -> Result<bool, ListFailure> {
-        let Some((confirmed_at, ttl, etag)) = parse_version(version) else {
-            return Ok(false);
-        };
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|c| confirmed_at <= c.confirmed_at)
-        {
-            return Ok(false);
+        match Resource::read_shared_version(self, version, now) {
+            Some(version) => self.adopt_read(now, version, body, verify),
+            None => Ok(false),
         }
+    }
+
+    /// A believed, newer version record and its body. One with the `ETag` of the list in
+    /// force is a peer's 304: it confirms our list, and the body (up to 4 MiB) is not read.
+    fn adopt_read(
+        &mut self,
+        now: Millis,
+        (confirmed_at, ttl, etag): (Millis, Duration, Option<String>),
+        body: &[u8],
+        verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
+    ) -> Result<bool, ListFailure> {
+        if let Some(current) = self
+            .current
+            .as_mut()
+            .filter(|c| c.etag.is_some() && c.etag == etag && confirmed_at > c.confirmed_at)
+        {
+            current.confirmed_at = confirmed_at;
+            current.ttl = ttl.clamp(MIN_CACHE_DURATION, self.policy.cache_duration);
+            self.schedule.succeeded();
+            return Ok(true);
+        }
+        let list = self.read_body(body, verify)?;
+        Ok(self.adopt(now, confirmed_at, list, ttl, etag.as_deref()))
+    }
+
+    /// A body, fetched or a peer's: size, format, `require_signed` with `verify`.
+    fn read_body(
+        &self,
+        body: &[u8],
+        verify: impl FnOnce(Alg, Option<&str>, &[u8], &[u8]) -> bool,
+    ) -> Result<RevocationList, ListFailure> {
         if body.len() > MAX_BODY_BYTES {
             return Err(ListFailure::List(ListError::TooLarge));
         }
-        let list = if self.policy.require_signed {
+        if self.policy.require_signed {
             RevocationList::parse_signed(body, verify)
         } else {
             RevocationList::parse(body)
         }
-        .map_err(ListFailure::List)?;
-        Ok(self.adopt(now, confirmed_at, list, ttl, etag))
+        .map_err(ListFailure::List)
+    }
+
+    /// Whether a peer's list confirmed at `confirmed_at` is more recent than ours, at most
+    /// `SHARED_CLOCK_SKEW` ahead of `now`, and not past `max_staleness`.
+    fn newer_and_believable(&self, confirmed_at: Millis, now: Millis) -> bool {
+        let newer = self
+            .current
+            .as_ref()
+            .is_none_or(|c| confirmed_at > c.confirmed_at);
+        newer
+            && confirmed_at <= now.saturating_add(millis(SHARED_CLOCK_SKEW))
+            && now <= confirmed_at.saturating_add(millis(self.policy.max_staleness))
     }
 
     /// The list in force, however old.
@@ -378,7 +386,7 @@ impl ListFetch {
                 .confirmed_at
                 .saturating_add(millis(self.policy.max_staleness))
         });
-        match (usable, self.in_flight) {
+        match (usable, self.is_fetching()) {
             (Some(c), _) => ListAvailability::Ready(&c.list),
             (None, true) => ListAvailability::Pending,
             (None, false) => ListAvailability::Unavailable,
@@ -399,7 +407,7 @@ impl ListFetch {
 
     /// Consecutive failed fetches since the last success.
     pub fn failures(&self) -> u32 {
-        self.failures
+        self.schedule.failures()
     }
 }
 
@@ -439,6 +447,11 @@ impl ProviderLists {
 
     pub fn get_mut(&mut self, provider: ProviderId) -> Option<&mut ListFetch> {
         self.lists.get_mut(provider).and_then(Option::as_mut)
+    }
+
+    /// Every provider's list, indexed by provider id (for `fleet`).
+    pub fn as_mut_slice(&mut self) -> &mut [Option<ListFetch>] {
+        &mut self.lists
     }
 
     /// The providers whose list should be fetched now.
@@ -499,8 +512,65 @@ fn seconds(now: Millis) -> i64 {
     i64::try_from(now / 1000).unwrap_or(i64::MAX)
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+impl Resource for ListFetch {
+    /// `confirmed_at`, the lifetime and the `ETag` of a peer's list.
+    type Version = (Millis, Duration, Option<String>);
+
+    const KIND: &'static str = "revocation";
+    const FOLLOW_PEERS: bool = true;
+
+    fn wants_fetch(&self, now: Millis) -> bool {
+        ListFetch::wants_fetch(self, now)
+    }
+    fn next_fetch_at(&self) -> Option<Millis> {
+        ListFetch::next_fetch_at(self)
+    }
+    fn fetch_started(&mut self) {
+        ListFetch::fetch_started(self);
+    }
+    fn is_fetching(&self) -> bool {
+        ListFetch::is_fetching(self)
+    }
+    fn peer_failed(&mut self, retry_at: Millis) {
+        self.schedule.peer_failed(retry_at);
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    fn max_retry_delay(&self) -> Millis {
+        crate::resource::max_retry_delay(self.policy.max_backoff())
+    }
+
+    fn shared_version(&self) -> Option<String> {
+        ListFetch::shared_version(self)
+    }
+
+    /// A record that parses, more recent than the list in force, at most `SHARED_CLOCK_SKEW`
+    /// ahead and not past `max_staleness` (`adopt` checks the same again).
+    fn read_shared_version(
+        &self,
+        record: &[u8],
+        now: Millis,
+    ) -> Option<(Millis, Duration, Option<String>)> {
+        let (confirmed_at, ttl, etag) = parse_version(record)?;
+        self.newer_and_believable(confirmed_at, now)
+            .then(|| (confirmed_at, ttl, etag.map(str::to_owned)))
+    }
+
+    /// `ListFetch::adopt_shared` on a record already read: a peer's 304 confirms, a body is
+    /// read as a fetched one (a signed list verified here); a refused body is not taken.
+    fn adopt_shared(
+        &mut self,
+        now: Millis,
+        version: (Millis, Duration, Option<String>),
+        body: &[u8],
+        verify: Verify<'_>,
+    ) -> bool {
+        let verify = |alg: Alg, kid: Option<&str>, input: &[u8], signature: &[u8]| {
+            verify(alg, kid, input, signature)
+        };
+        self.adopt_read(now, version, body, verify).unwrap_or(false)
+    }
 }
 
 #[cfg(test)]

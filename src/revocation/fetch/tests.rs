@@ -382,3 +382,50 @@ fn shared_records_are_bounded_before_they_are_believed() {
     let got = c.adopt_shared(T0, later.as_bytes(), body.as_bytes(), |_, _, _, _| true);
     assert_eq!(got.map_err(|e| e.reason()), Err("not_signed"));
 }
+
+#[test]
+fn a_peers_304_confirms_our_list_without_reading_the_body_again() {
+    let mut a = ListFetch::new(policy(10, 60));
+    let mut b = ListFetch::new(policy(10, 60));
+    let body = doc(T0, &["a", "b"]);
+    a.fetch_started();
+    let response = ListResponse {
+        etag: Some("\"v1\""),
+        ..ok(&body)
+    };
+    a.fetch_done(T0, response, unsigned, 0).unwrap();
+    let version = a.shared_version().unwrap();
+    assert_eq!(
+        b.adopt_shared(T0, version.as_bytes(), body.as_bytes(), unsigned),
+        Ok(true)
+    );
+    // Ten seconds later a's conditional GET gets a 304: only the version record changes.
+    a.fetch_started();
+    let not_modified = ListResponse {
+        status: Some("304"),
+        ..ListResponse::default()
+    };
+    let later = T0 + 10 * S;
+    assert_eq!(
+        a.fetch_done(later, not_modified, unsigned, 0),
+        Ok(Fetched::NotModified)
+    );
+    let confirmed = a.shared_version().unwrap();
+    assert_eq!(
+        b.adopt_shared(later, confirmed.as_bytes(), b"not read", unsigned),
+        Ok(true),
+        "the same ETag confirms: the body is not read"
+    );
+    assert_eq!(b.age_seconds(later), Some(0), "its age restarts");
+    assert_eq!(
+        entries_at(&b, later + 50 * S),
+        Some(2),
+        "good for max_staleness again"
+    );
+    assert!(!b.wants_fetch(later + 9 * S));
+    // A record under another ETag is a new list: its body is read (and this one refused).
+    let other = format!("{} 10000 \"v2\"", later + S);
+    let got = b.adopt_shared(later + S, other.as_bytes(), b"not read", unsigned);
+    assert_eq!(got.map_err(|e| e.reason()), Err("not_json"));
+    assert_eq!(b.entries(), 2);
+}

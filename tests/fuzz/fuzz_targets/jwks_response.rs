@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         // Bounded, a lease never outlasts a fetch started now, whatever was written.
         for now in [0, 1_700_000_000_000, u64::MAX] {
             let timeout = std::time::Duration::from_secs(5);
-            let bounded = lease.bounded(now, timeout, &policy);
+            let bounded = lease.bounded(now, timeout, policy.max_retry_delay());
             assert!(bounded.until <= lease_until(now, timeout));
         }
     }
