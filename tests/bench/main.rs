@@ -413,6 +413,7 @@ fn throughput() {
     let mut open = config(false);
     open["rules"] = json!([{ "match": { "prefix": "/" } }]);
     let endpoint = introspection_endpoint();
+    let lists = revocation_rows::server();
     let mut listeners = vec![
         Listener::new("none", Side::Native, &Value::Null),
         Listener::new("native", Side::Native, &config(false)),
@@ -426,6 +427,7 @@ fn throughput() {
         Listener::new("wasm_opaque", Side::Wasm, &opaque_config(endpoint.port())),
         Listener::new(EMPTY_LISTENER, Side::Wasm, &json!({})),
     ];
+    listeners.extend(revocation_rows::listeners(lists.port()));
     if baseline_module().is_some() {
         let ours: Vec<(String, Value)> = listeners
             .iter()
@@ -445,9 +447,13 @@ fn throughput() {
         ));
     }
     let envoy = Envoy::start_quiet(&bootstrap::with_cluster(
-        &bootstrap(&listeners),
-        INTROSPECTION_CLUSTER,
-        endpoint.port(),
+        &bootstrap::with_cluster(
+            &bootstrap(&listeners),
+            INTROSPECTION_CLUSTER,
+            endpoint.port(),
+        ),
+        revocation_rows::CLUSTER,
+        lists.port(),
     ));
     let log = envoy.log();
     assert!(
@@ -523,6 +529,7 @@ fn throughput() {
             Some(NATIVE_MIXED),
         ),
     ];
+    setups.extend(revocation_rows::setups());
     if baseline_module().is_some() {
         let baselines: Vec<Setup> = setups
             .iter()
@@ -566,6 +573,7 @@ fn throughput() {
             .unwrap()
             .1;
         preflight(setup, port, list);
+        revocation_rows::preflight(setup, port, &envoy);
         let asked = introspections(&envoy);
         // Its pre-flight asked the endpoint (so the stat names below are the filter's).
         assert!(
@@ -645,8 +653,9 @@ fn throughput() {
         wasm_size as f64 / 1e6
     )
     .unwrap();
-    println!("\n{table}");
-    std::fs::write(dir.join("bench.md"), &table).unwrap();
+    let ratios = revocation_rows::ratios(&setups, &envoy, pid, &dir, &script);
+    println!("\n{table}{ratios}");
+    std::fs::write(dir.join("bench.md"), format!("{table}{ratios}")).unwrap();
     if !ablation.is_empty() {
         std::fs::write(dir.join("ablation.md"), &table).unwrap();
         update_readme("bench-ablation", &table);
@@ -872,4 +881,185 @@ fn update_readme(marker: &str, table: &str) {
     let updated = format!("{}{open}\n{table}{}", &readme[..start], &readme[end..]);
     std::fs::write(&path, updated).unwrap();
     eprintln!("bench: README.md updated ({marker})");
+}
+
+/// The revocation rows (issue 15): the RS256-distinct and cached rows of ours again, each on a
+/// listener whose provider has a `revocation` list of `MAX_ENTRIES` (100,000) entries served by
+/// a stand-in on loopback (`common::idp`, cluster `revocations`), side by side with the same
+/// rows without a list. Before a row is measured, the list must be in force on its listener (a
+/// listed token gets 401 `Jwt has been revoked`, the `revocation_entries` gauge reads 100,000);
+/// the measured tokens are not listed, so every answer must be a 200. `cache_duration` is the
+/// default 60 s: a refresh (a full parse: the stand-in sends no `ETag`) falls into at most one
+/// round of a row, and the best round counts. `ratios` then runs each pair again, interleaved,
+/// and prints the CPU per request without the list divided by the CPU with it (≥ 0.97× is the
+/// target).
+mod revocation_rows {
+    use serde_json::{json, Value};
+
+    use super::common::bootstrap::{Listener, Side};
+    use super::common::envoy::Envoy;
+    use super::common::idp::Idp;
+    use super::common::mint;
+    use std::path::Path;
+
+    use super::{check_answers, config, wrk, Setup, DURATION, ISSUER, NATIVE_CACHED, NATIVE_RS256};
+
+    pub const CLUSTER: &str = "revocations";
+    const ENTRIES: usize = 100_000;
+    /// The listed `jti` the pre-flight sends (the list's last).
+    const LISTED_JTI: &str = "revoked-069999";
+    const RS256_ROW: &str = "ours, 2000 distinct RS256 + 100,000-entry revocation list";
+    const CACHED_ROW: &str =
+        "ours + `jwt_cache_config`, one repeated token + 100,000-entry revocation list";
+    /// The rows without a list they are compared with (names in `throughput`).
+    const RS256_PLAIN: &str = "ours, 2000 distinct RS256 (host `verify_signature`)";
+    const CACHED_PLAIN: &str = "ours + `jwt_cache_config`, one repeated token";
+
+    /// A list of `ENTRIES` entries shaped like a real one (`tests/revocation_memory.rs`):
+    /// mostly `jti`s, then subjects, sessions and per-subject cutoffs; none names a bench
+    /// token (`user-N`, `bench-N`).
+    fn document() -> String {
+        let jti: Vec<String> = (0..70_000).map(|n| format!("revoked-{n:06}")).collect();
+        let sub: Vec<String> = (0..10_000)
+            .map(|n| format!("gone-{n}@example.com"))
+            .collect();
+        let sid: Vec<String> = (0..15_000).map(|n| format!("session-{n}")).collect();
+        let cutoffs: serde_json::Map<String, Value> = (0..5_000)
+            .map(|n| (format!("reset-{n}"), json!(super::common::now() - 3600)))
+            .collect();
+        json!({
+            "issued_at": super::common::now(),
+            "jti": jti, "sub": sub, "sid": sid,
+            "issued_before": { "sub": cutoffs },
+        })
+        .to_string()
+    }
+
+    /// The stand-in list server.
+    pub fn server() -> Idp {
+        Idp::serving(&document())
+    }
+
+    fn with_list(cache: bool, port: u16) -> Value {
+        let mut config = config(cache);
+        config["providers"]["bench"]["revocation"] = json!({
+            "http_uri": { "uri": format!("http://127.0.0.1:{port}/revocations.json"),
+                          "cluster": CLUSTER, "timeout": "5s" },
+        });
+        config
+    }
+
+    pub fn listeners(port: u16) -> Vec<Listener> {
+        vec![
+            Listener::new("wasm_revocation", Side::Wasm, &with_list(false, port)),
+            Listener::new("wasm_cache_revocation", Side::Wasm, &with_list(true, port)),
+        ]
+    }
+
+    pub fn setups() -> Vec<Setup> {
+        vec![
+            Setup::new(
+                RS256_ROW,
+                "wasm_revocation",
+                "rs256",
+                0.0,
+                Some(NATIVE_RS256),
+            ),
+            Setup::new(
+                CACHED_ROW,
+                "wasm_cache_revocation",
+                "one",
+                0.0,
+                Some(NATIVE_CACHED),
+            ),
+        ]
+    }
+
+    /// Before a revocation row: its list is in force (a listed token is refused, all entries
+    /// counted). Other rows: nothing.
+    pub fn preflight(setup: &Setup, port: u16, envoy: &Envoy) {
+        if !setup.listener.ends_with("_revocation") {
+            return;
+        }
+        let listed = mint::token(
+            "RS256",
+            &json!({ "iss": ISSUER, "aud": "bench", "sub": "user-0",
+                     "exp": super::common::now() + 86_400, "jti": LISTED_JTI }),
+        );
+        let response = super::common::http::Request::get("/")
+            .bearer(&listed)
+            .send(port);
+        assert_eq!(response.status, 401, "{}: listed token", setup.name);
+        assert_eq!(
+            response.body_str(),
+            "Jwt has been revoked",
+            "{}",
+            setup.name
+        );
+        let entries = envoy.stat("wasmcustom.jwt_authn_wasm.bench.revocation_entries");
+        assert_eq!(
+            entries,
+            Some(ENTRIES as u64),
+            "{}: the list in force; Envoy log in {}",
+            setup.name,
+            envoy.dir().display()
+        );
+    }
+
+    /// Rounds per pair in `ratios`, alternating the two rows.
+    const PAIRED_ROUNDS: usize = 6;
+
+    /// After the table: for each pair whose two rows both ran, `PAIRED_ROUNDS` rounds of each,
+    /// interleaved (A B, B A, A B, ...) so that the machine's load drifts over both alike;
+    /// every round's answers are checked as the table's are. One line per pair: the best round
+    /// of each (CPU µs/req), their ratio, and the median of the ratios of adjacent rounds
+    /// (without / with: 1.00× costs nothing, 0.97× is 3% more CPU).
+    pub fn ratios(setups: &[Setup], envoy: &Envoy, pid: u32, dir: &Path, script: &Path) -> String {
+        let find = |name: &str| setups.iter().find(|s| s.name == name);
+        let mut out = String::new();
+        for (with, without) in [(RS256_ROW, RS256_PLAIN), (CACHED_ROW, CACHED_PLAIN)] {
+            let (Some(with), Some(without)) = (find(with), find(without)) else {
+                continue;
+            };
+            let round = |setup: &Setup| {
+                let tokens = dir.join(format!("{}.txt", setup.tokens));
+                let run = wrk(pid, envoy.port(&setup.listener), &tokens, script, DURATION);
+                check_answers(setup, &run, envoy);
+                run.cpu_us
+            };
+            let mut pairs: Vec<(f64, f64)> = Vec::new();
+            for n in 0..PAIRED_ROUNDS {
+                let pair = if n % 2 == 0 {
+                    let a = round(without);
+                    (a, round(with))
+                } else {
+                    let b = round(with);
+                    (round(without), b)
+                };
+                pairs.push(pair);
+            }
+            let best = |f: fn(&(f64, f64)) -> f64| {
+                pairs.iter().map(f).min_by(f64::total_cmp).unwrap_or(0.0)
+            };
+            let (without_us, with_us) = (best(|p| p.0), best(|p| p.1));
+            let mut each: Vec<f64> = pairs.iter().map(|(a, b)| a / b).collect();
+            each.sort_by(f64::total_cmp);
+            let median = (each[(each.len() - 1) / 2] + each[each.len() / 2]) / 2.0;
+            let line = format!(
+                "\nRevocation list cost, {} ({PAIRED_ROUNDS} interleaved rounds of \
+                 {DURATION} each): best {without_us:.1} µs/req without the list, {with_us:.1} \
+                 with it: {:.3}× (without / with); median of adjacent rounds {median:.3}× \
+                 (all: {}).",
+                without.name,
+                without_us / with_us,
+                each.iter()
+                    .map(|r| format!("{r:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            eprintln!("bench: {}", line.trim_start());
+            out.push_str(&line);
+        }
+        out
+    }
 }
