@@ -50,7 +50,7 @@ bench: build wrk ## Ours vs native jwt_authn in one Envoy (~2 min); writes READM
 
 # The module variants of `make bench-ablation` (cargo features `bench-stop-after-<stage>`), built
 # in a target dir of their own so the real module stays as it is.
-ABLATION_STAGES := headers match
+ABLATION_STAGES := entry headers match decide count
 
 bench-ablation: build wrk ## Where the time goes: module variants that stop early, side by side (~2 min)
 	$(CARGO) build --locked --release --target $(TARGET) --manifest-path tests/bench/empty-filter/Cargo.toml --target-dir target/empty-filter

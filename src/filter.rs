@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use crate::callouts::{Callouts, Ended, Keys, Next, Request, Severity};
 use crate::config::{Config, JwksSource, ProviderId};
-use crate::engine::Final;
+use crate::engine::{BenchStop, Final, BENCH_STOP};
 use crate::fleet::{Fleet, Local};
 use crate::host::{self, Action, Callout, Host, Level};
 use crate::jwks_cache::{Millis, RemoteKeys};
@@ -247,6 +247,9 @@ impl Filter {
 
     /// A stream's request headers arrived: decide, park, or answer.
     pub fn on_request_headers(&mut self, host: &impl Host, id: u32) -> Action {
+        if BENCH_STOP == BenchStop::Entry {
+            return Action::Continue;
+        }
         let config = Rc::clone(&self.config);
         let headers = request_headers(host, &config);
         let now = now_millis(host);
@@ -254,6 +257,10 @@ impl Filter {
             .decide(host, &config, id, &headers, now)
             .and_then(|d| self.exchange(host, &config, id, &headers, d, now));
         match decided {
+            // Bench variants that stop before applying (`BenchStop`).
+            Some(_) if matches!(BENCH_STOP, BenchStop::Decide | BenchStop::Count) => {
+                Action::Continue
+            }
             Some(decision) => apply(host, &decision),
             None => Action::Pause,
         }
@@ -542,6 +549,9 @@ impl Filter {
             let needed = self.take_needed();
             if needed.is_empty() || round == opaque::ROUNDS {
                 self.opaque.own.remove(&id);
+                if BENCH_STOP == BenchStop::Decide {
+                    return Some(decision);
+                }
                 self.count_hits(host, id);
                 self.record_decision(host, &decision, headers, now);
                 return Some(decision);
