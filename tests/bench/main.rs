@@ -6,8 +6,10 @@
 //! other processes take their own CPU, not Envoy's). `schedstat` rather than utime + stime of
 //! `/proc/<pid>/stat`: the scheduler's run time is kept in nanoseconds for every switch, where
 //! utime and stime are sampled at each 10 ms tick and split between the two by sampling, so a
-//! 3 s round (about 2 s of Envoy CPU) would carry ±0.5% from the tick alone. Each row runs `ROUNDS` times after a
-//! warm-up and keeps its best round (least CPU per request); req/s, p50 and p99 of that round
+//! 3 s round (about 2 s of Envoy CPU) would carry ±0.5% from the tick alone. Every row gets a
+//! warm-up, then the rows run round-robin `ROUNDS` times (round r of every row before round
+//! r + 1 of any, so load from other processes that comes and goes falls on every row alike),
+//! and each row keeps its best round (least CPU per request); req/s, p50 and p99 of that round
 //! are secondary columns. Prints the table, writes it to `target/bench/bench.md`, and puts it
 //! into README.md between the `bench-table` markers.
 //!
@@ -60,7 +62,8 @@ use common::upstream::Upstream;
 const ISSUER: &str = "https://issuer.bench";
 /// Distinct tokens per set.
 const DISTINCT: usize = 2000;
-/// Load per setup: warm-up, then `ROUNDS` measured runs of `DURATION`; the best one counts.
+/// Load per setup: warm-up, then `ROUNDS` measured runs of `DURATION` (round-robin over the
+/// setups); the best one counts.
 const WARMUP: &str = "1s";
 const DURATION: &str = "3s";
 const ROUNDS: usize = 3;
@@ -557,16 +560,11 @@ fn throughput() {
         })
         .collect();
     let pid = envoy.pid().expect("Envoy's pid");
-    let mut runs: Vec<Run> = Vec::new();
+    let mut asked = 0;
     for setup in &setups {
         let port = envoy.port(&setup.listener);
-        let list = &sets
-            .iter()
-            .find(|(name, _)| *name == setup.tokens)
-            .unwrap()
-            .1;
-        preflight(setup, port, list);
-        let asked = introspections(&envoy);
+        preflight(setup, port, token_list(&sets, setup));
+        asked = introspections(&envoy);
         // Its pre-flight asked the endpoint (so the stat names below are the filter's).
         assert!(
             setup.tokens != "opaque" || asked > 0,
@@ -576,31 +574,39 @@ fn throughput() {
         );
         let tokens = dir.join(format!("{}.txt", setup.tokens));
         wrk(pid, port, &tokens, &script, WARMUP);
-        let run = (0..ROUNDS)
-            .map(|_| wrk(pid, port, &tokens, &script, DURATION))
-            .min_by(|a, b| a.cpu_us.total_cmp(&b.cpu_us))
-            .unwrap();
-        // The opaque row measures the cache: its token was introspected in the pre-flight, and
-        // no request of the warm-up or the rounds may have asked again.
-        assert_eq!(
-            introspections(&envoy),
-            asked,
-            "{}: introspected while measured (cache missed); Envoy log in {}",
-            setup.name,
-            envoy.dir().display()
-        );
-        eprintln!(
-            "bench: {:<80} {:>6.1} us CPU/req {:>8.0} req/s  p50 {:>6} us  p99 {:>6} us  non-2xx {:.1}%",
-            setup.name,
-            run.cpu_us,
-            run.rps,
-            run.p50_us,
-            run.p99_us,
-            share(&run) * 100.0
-        );
-        check_answers(setup, &run, &envoy);
-        runs.push(run);
     }
+    // Round-robin: round r of every row runs before round r + 1 of any, so a load that comes
+    // and goes on a shared machine falls on every row alike; each row keeps its best round.
+    let mut best: Vec<Option<Run>> = setups.iter().map(|_| None).collect();
+    for round in 0..ROUNDS {
+        for (setup, best) in setups.iter().zip(&mut best) {
+            let port = envoy.port(&setup.listener);
+            let tokens = dir.join(format!("{}.txt", setup.tokens));
+            let run = wrk(pid, port, &tokens, &script, DURATION);
+            check_answers(setup, &run, &envoy);
+            eprintln!(
+                "bench: round {round} {:<80} {:>6.1} us CPU/req {:>8.0} req/s  p50 {:>6} us  p99 {:>6} us  non-2xx {:.1}%",
+                setup.name,
+                run.cpu_us,
+                run.rps,
+                run.p50_us,
+                run.p99_us,
+                share(&run) * 100.0
+            );
+            if best.as_ref().is_none_or(|b| run.cpu_us < b.cpu_us) {
+                *best = Some(run);
+            }
+        }
+    }
+    // The opaque row measures the cache: its token was introspected in the pre-flight, and no
+    // request of the warm-ups or the rounds may have asked again.
+    assert_eq!(
+        introspections(&envoy),
+        asked,
+        "introspected while measured (cache missed); Envoy log in {}",
+        envoy.dir().display()
+    );
+    let runs: Vec<Run> = best.into_iter().map(Option::unwrap).collect();
 
     let floor = setups
         .iter()
@@ -637,7 +643,7 @@ fn throughput() {
     writeln!(
         table,
         "\nEnvoy {}, `--concurrency 1`, `wrk -t1 -c{CONNECTIONS} -d{DURATION}`, best of {ROUNDS} \
-         rounds after a {WARMUP} warm-up, {} cores; module {:.2} MB. CPU µs/req is the time all \
+         round-robin rounds after a {WARMUP} warm-up, {} cores; module {:.2} MB. CPU µs/req is the time all \
          of Envoy's threads spent on a CPU divided by the requests served; ratios compare each \
          row of ours with the native row of the same load (lower is better for both).",
         envoy_version(),
@@ -653,6 +659,15 @@ fn throughput() {
     } else if only.is_none() {
         update_readme("bench-table", &table);
     }
+}
+
+/// The tokens `setup` sends.
+fn token_list<'a>(sets: &'a [(&str, Vec<String>)], setup: &Setup) -> &'a [String] {
+    &sets
+        .iter()
+        .find(|(name, _)| *name == setup.tokens)
+        .unwrap()
+        .1
 }
 
 fn share(run: &Run) -> f64 {
