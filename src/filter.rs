@@ -42,7 +42,6 @@ use crate::jwks_cache::{Millis, RemoteKeys};
 use crate::keys::{Availability, KeyStore};
 use crate::logline::{self, Admit, RateLimit};
 use crate::oauth;
-use crate::pairs;
 use crate::parked::{self, Deciding, Parked, Parking};
 use crate::peer::PeerFacts;
 use crate::propagate::HeaderOp;
@@ -734,22 +733,21 @@ impl Filter {
     }
 }
 
-/// The current stream's request headers, read raw (with the host's status) and parsed by our
-/// own pairs parser, which keeps names that are not UTF-8 as bytes. A map the host cannot give,
-/// or one that does not parse, is unreadable: the engine refuses the request (400).
+/// The current stream's request headers, read raw (with the host's status) and indexed in
+/// place by our own pairs parser (`RequestHeaders::from_map`: one buffer, no copy per header),
+/// which keeps names that are not UTF-8 as bytes. A map the host cannot give, or one that does
+/// not parse, is unreadable: the engine refuses the request (400).
 ///
 /// With them, the connection properties the configuration needs, each read with its status:
 /// NotFound (plain text, no client certificate) is "none", any other failure unreadable
 /// (`PeerFacts::read`). A configuration without peer rules reads none.
 fn request_headers(host: &impl Host, config: &Config) -> RequestHeaders {
     let reads = config.peer_reads;
-    RequestHeaders::from_host(
-        host.request_header_pairs()
-            .and_then(|bytes| pairs::parse(&bytes)),
-    )
-    .with_peer(PeerFacts::read(reads.uri_san, reads.digest, |path| {
-        host.property(path)
-    }))
+    RequestHeaders::from_map(host.request_header_pairs()).with_peer(PeerFacts::read(
+        reads.uri_san,
+        reads.digest,
+        |path| host.property(path),
+    ))
 }
 
 /// The request as a log line may show it (`logline::request`: bounded, escaped, no query).

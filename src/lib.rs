@@ -106,6 +106,7 @@ pub mod revocation;
 pub mod rsa_pkcs1;
 pub mod scopes;
 pub mod signature;
+pub mod slot;
 pub mod token_cache;
 pub mod token_kind;
 pub mod trace;
