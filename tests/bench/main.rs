@@ -572,8 +572,12 @@ fn throughput() {
             setup.name,
             envoy.dir().display()
         );
+    }
+    // After the pre-flights, so a cached row's request is a cache hit, as in its rounds.
+    let calls = host_calls(&envoy, &setups, &sets);
+    for setup in &setups {
         let tokens = dir.join(format!("{}.txt", setup.tokens));
-        wrk(pid, port, &tokens, &script, WARMUP);
+        wrk(pid, envoy.port(&setup.listener), &tokens, &script, WARMUP);
     }
     // Round-robin: round r of every row runs before round r + 1 of any, so a load that comes
     // and goes on a shared machine falls on every row alike; each row keeps its best round.
@@ -613,10 +617,10 @@ fn throughput() {
         .position(|s| s.name == NO_FILTER)
         .map(|i| runs[i].cpu_us);
     let mut table = String::from(
-        "| setup | CPU µs/req | over no filter | vs native (CPU) | req/s | p50 | p99 | vs native (p99) |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| setup | CPU µs/req | over no filter | vs native (CPU) | req/s | p50 | p99 | vs native (p99) | host calls/req |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
-    for (setup, run) in setups.iter().zip(&runs) {
+    for ((setup, run), calls) in setups.iter().zip(&runs).zip(&calls) {
         let base = setup
             .baseline
             .and_then(|name| setups.iter().position(|s| s.name == name));
@@ -630,7 +634,7 @@ fn throughput() {
         let over = floor.map_or(String::new(), |f| format!("{:+.1} µs", run.cpu_us - f));
         writeln!(
             table,
-            "| {} | {:.1} | {over} | {cpu} | {:.0} | {} | {} | {p99} |",
+            "| {} | {:.1} | {over} | {cpu} | {:.0} | {} | {} | {p99} | {calls} |",
             setup.name,
             run.cpu_us,
             run.rps,
@@ -645,7 +649,9 @@ fn throughput() {
         "\nEnvoy {}, `--concurrency 1`, `wrk -t1 -c{CONNECTIONS} -d{DURATION}`, best of {ROUNDS} \
          round-robin rounds after a {WARMUP} warm-up, {} cores; module {:.2} MB. CPU µs/req is the time all \
          of Envoy's threads spent on a CPU divided by the requests served; ratios compare each \
-         row of ours with the native row of the same load (lower is better for both).",
+         row of ours with the native row of the same load (lower is better for both); host \
+         calls/req are one request's calls from the VM into the host / from the host into the \
+         VM, counted in Envoy's `wasm` trace.",
         envoy_version(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         wasm_size as f64 / 1e6
@@ -659,6 +665,57 @@ fn throughput() {
     } else if only.is_none() {
         update_readme("bench-table", &table);
     }
+}
+
+/// Host calls of one request, per row of ours: with Envoy's `wasm` logger at `trace` (for this
+/// pass only; back at `info` before anything is measured), Envoy logs every crossing
+/// (`[vm->host] env.proxy_…`); one request with the row's first token, then the lines it added.
+/// Each cell is the VM's calls into the host, then (after `/`) the host's into the VM; the
+/// calls of the filter itself are printed by name on stderr. Empty for rows without wasm.
+fn host_calls(envoy: &Envoy, setups: &[Setup], sets: &[(&str, Vec<String>)]) -> Vec<String> {
+    let level = |level: &str| {
+        let path = format!("/logging?wasm={level}");
+        let response = common::http::Request::new("POST", path).send(envoy.admin_port());
+        assert_eq!(response.status, 200, "admin /logging?wasm={level}");
+    };
+    level("trace");
+    let cells = setups
+        .iter()
+        .map(|setup| {
+            if !setup.listener.starts_with("wasm") && !setup.listener.starts_with(ABLATION_PREFIX) {
+                return String::new();
+            }
+            let before = envoy.log().len();
+            let deleted = |log: &str| log.get(before..).unwrap_or("").contains("proxy_on_delete(");
+            let mut request = common::http::Request::get("/");
+            let token = &token_list(sets, setup)[0];
+            if !token.is_empty() {
+                request = request.bearer(token);
+            }
+            request.send(envoy.port(&setup.listener));
+            // The stream's last crossing is its `proxy_on_delete`; wait for it to be logged.
+            let mut log = envoy.log();
+            for _ in 0..100 {
+                if deleted(&log) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                log = envoy.log();
+            }
+            assert!(deleted(&log), "{}: no proxy_on_delete logged", setup.name);
+            let lines: Vec<&str> = log[before..].lines().collect();
+            let calls: Vec<&str> = lines
+                .iter()
+                .filter_map(|l| l.split("[vm->host] env.").nth(1))
+                .map(|call| call.split('(').next().unwrap_or(call))
+                .collect();
+            let into_vm = lines.iter().filter(|l| l.contains("[host->vm]")).count();
+            eprintln!("bench: host calls, {}: {}", setup.name, calls.join(" "));
+            format!("{} / {into_vm}", calls.len())
+        })
+        .collect();
+    level("info");
+    cells
 }
 
 /// The tokens `setup` sends.
