@@ -25,7 +25,8 @@
 //!
 //! `make bench-memory` (`-- --memory`): Envoy's RSS before and after one million requests, each
 //! with a token never seen before, through our filter with `jwt_cache_config` (the cache and key
-//! sets are bounded, so RSS must level off). Writes `target/bench/memory.md` and the README's
+//! sets are bounded, so RSS must level off), then another million through a provider without
+//! it. Writes `target/bench/memory.md` and the README's
 //! `bench-memory` block.
 //!
 //! Never run by `cargo test` (`test = false` in Cargo.toml): speed is measured here, never
@@ -822,9 +823,13 @@ fn micros(us: u64) -> String {
 
 fn memory() {
     let dir = out_dir();
-    let listeners = [Listener::new("wasm_cache", Side::Wasm, &config(true))];
+    // One provider with `jwt_cache_config`, one without (every token parsed and checked, nothing
+    // kept): both must level off. Measured one after the other in one Envoy.
+    let listeners = [
+        Listener::new("wasm_cache", Side::Wasm, &config(true)),
+        Listener::new("wasm", Side::Wasm, &config(false)),
+    ];
     let envoy = Envoy::start_quiet(&bootstrap(&listeners));
-    let port = envoy.port("wasm_cache");
     let pid = envoy.pid().expect("Envoy's pid");
     // HS256: a million distinct tokens mint in seconds; the cache keeps any algorithm alike.
     let batch = |from: usize, to: usize| -> Vec<String> {
@@ -832,27 +837,52 @@ fn memory() {
             .map(|n| mint::token("HS256", &claims(n)))
             .collect()
     };
-    send_all(port, &batch(0, 10_000));
-    let before = rss_kib(pid);
-    let mut samples = vec![(10_000usize, before)];
     let step = MEMORY_REQUESTS / 4;
-    for quarter in 0..4 {
-        let from = 10_000 + quarter * step;
-        send_all(port, &batch(from, from + step));
-        let rss = rss_kib(pid);
-        eprintln!("bench-memory: {:>8} requests, RSS {} KiB", from + step, rss);
-        samples.push((from + step, rss));
-    }
-    let after = samples.last().map_or(before, |s| s.1);
-    let mut table = String::from("| distinct-token requests | Envoy RSS |\n|---|---|\n");
-    for (n, rss) in &samples {
-        writeln!(table, "| {n} | {:.1} MB |", *rss as f64 / 1024.0).unwrap();
+    let runs: Vec<Vec<(usize, u64)>> = ["wasm_cache", "wasm"]
+        .iter()
+        .map(|listener| {
+            let port = envoy.port(listener);
+            send_all(port, &batch(0, 10_000));
+            let mut samples = vec![(10_000usize, rss_kib(pid))];
+            for quarter in 0..4 {
+                let from = 10_000 + quarter * step;
+                send_all(port, &batch(from, from + step));
+                let rss = rss_kib(pid);
+                eprintln!(
+                    "bench-memory: {listener} {:>8} requests, RSS {} KiB",
+                    from + step,
+                    rss
+                );
+                samples.push((from + step, rss));
+            }
+            samples
+        })
+        .collect();
+    let growth = |samples: &[(usize, u64)]| {
+        let first = samples.first().map_or(0, |s| s.1);
+        let last = samples.last().map_or(first, |s| s.1);
+        (last as f64 - first as f64) / 1024.0
+    };
+    let mut table = String::from(
+        "| distinct-token requests | Envoy RSS, `jwt_cache_config` | Envoy RSS, no cache |\n|---|---|---|\n",
+    );
+    for ((n, cached), (_, uncached)) in runs[0].iter().zip(&runs[1]) {
+        writeln!(
+            table,
+            "| {n} | {:.1} MB | {:.1} MB |",
+            *cached as f64 / 1024.0,
+            *uncached as f64 / 1024.0
+        )
+        .unwrap();
     }
     writeln!(
         table,
-        "\nGrowth over {MEMORY_REQUESTS} requests after the first 10000: {:.1} MB (our filter, \
-         `jwt_cache_config` with the default 100 entries, HS256 tokens, one worker).",
-        (after as f64 - before as f64) / 1024.0
+        "\nGrowth over {MEMORY_REQUESTS} requests after the first 10000: {:.1} MB with \
+         `jwt_cache_config` (the default 100 entries), then {:.1} MB for a provider without it \
+         (our filter, HS256 tokens, one worker, one Envoy: the second column starts where the \
+         first ended).",
+        growth(&runs[0]),
+        growth(&runs[1])
     )
     .unwrap();
     println!("\n{table}");
