@@ -93,21 +93,32 @@ pub struct Vm<'a> {
 }
 
 /// Where a bench-only module variant stops (`make bench-ablation`, cargo features
-/// `bench-stop-after-*`, never in a shipped build): right after the glue read the headers, or
-/// after the rule was matched, it allows the request with no header operation, so the bench
-/// can tell what each stage costs. `Never` in every real build.
+/// `bench-stop-after-*`, never in a shipped build), so the bench can tell what each stage of a
+/// request costs: at the entry point before any host call (`Entry`), right after the headers
+/// are read (`Headers`), after the rule is matched (`Match`), after the decision (`Decide`,
+/// neither counted nor logged), after it is counted (`Count`, no header operation applied).
+/// Each stop allows the request with no header operation. `Never` in every real build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BenchStop {
+    Entry,
     Headers,
     Match,
+    Decide,
+    Count,
     Never,
 }
 
 /// This build's `BenchStop`.
-pub const BENCH_STOP: BenchStop = if cfg!(feature = "bench-stop-after-headers") {
+pub const BENCH_STOP: BenchStop = if cfg!(feature = "bench-stop-after-entry") {
+    BenchStop::Entry
+} else if cfg!(feature = "bench-stop-after-headers") {
     BenchStop::Headers
 } else if cfg!(feature = "bench-stop-after-match") {
     BenchStop::Match
+} else if cfg!(feature = "bench-stop-after-decide") {
+    BenchStop::Decide
+} else if cfg!(feature = "bench-stop-after-count") {
+    BenchStop::Count
 } else {
     BenchStop::Never
 };

@@ -40,14 +40,13 @@ use std::time::Duration;
 
 use crate::callouts::{key_set, Callouts, Ended, Next, Outcome, Request, Resources, Severity};
 use crate::config::{Config, JwksSource, ProviderId};
-use crate::engine::Final;
+use crate::engine::{BenchStop, Final, BENCH_STOP};
 use crate::fleet::{Fleet, Local};
 use crate::host::{self, Action, Callout, Host, Level};
 use crate::introspection::{Needed, Unwired};
 use crate::jwks_cache::{Millis, RemoteKeys};
 use crate::jwt::Alg;
 use crate::logline::{self, Admit, RateLimit};
-use crate::pairs;
 use crate::parked::{self, Deciding, Fetching, Parked, Parking};
 use crate::peer::PeerFacts;
 use crate::propagate::HeaderOp;
@@ -260,6 +259,9 @@ impl Filter {
 
     /// A stream's request headers arrived: decide, park, or answer.
     pub fn on_request_headers(&mut self, host: &impl Host, id: u32) -> Action {
+        if BENCH_STOP == BenchStop::Entry {
+            return Action::Continue;
+        }
         let config = Rc::clone(&self.config);
         let headers = request_headers(host, &config);
         let now = now_millis(host);
@@ -267,6 +269,10 @@ impl Filter {
             .decide(host, &config, id, &headers, now)
             .and_then(|d| self.exchange(host, &config, id, &headers, d, now));
         match decided {
+            // Bench variants that stop before applying (`BenchStop`).
+            Some(_) if matches!(BENCH_STOP, BenchStop::Decide | BenchStop::Count) => {
+                Action::Continue
+            }
             Some(decision) => apply(host, &decision),
             None => Action::Pause,
         }
@@ -490,6 +496,9 @@ impl Filter {
                 self.decide_keys(host, config, id, headers, now, round == opaque::ROUNDS)?;
             if needed.is_empty() || round == opaque::ROUNDS {
                 self.opaque.own.remove(&id);
+                if BENCH_STOP == BenchStop::Decide {
+                    return Some(decision);
+                }
                 self.count_hits(host, id, &hits);
                 self.record_decision(host, &decision, headers, now);
                 return Some(decision);
@@ -685,22 +694,21 @@ impl Filter {
     }
 }
 
-/// The current stream's request headers, read raw (with the host's status) and parsed by our
-/// own pairs parser, which keeps names that are not UTF-8 as bytes. A map the host cannot give,
-/// or one that does not parse, is unreadable: the engine refuses the request (400).
+/// The current stream's request headers, read raw (with the host's status) and indexed in
+/// place by our own pairs parser (`RequestHeaders::from_map`: one buffer, no copy per header),
+/// which keeps names that are not UTF-8 as bytes. A map the host cannot give, or one that does
+/// not parse, is unreadable: the engine refuses the request (400).
 ///
 /// With them, the connection properties the configuration needs, each read with its status:
 /// NotFound (plain text, no client certificate) is "none", any other failure unreadable
 /// (`PeerFacts::read`). A configuration without peer rules reads none.
 fn request_headers(host: &impl Host, config: &Config) -> RequestHeaders {
     let reads = config.peer_reads;
-    RequestHeaders::from_host(
-        host.request_header_pairs()
-            .and_then(|bytes| pairs::parse(&bytes)),
-    )
-    .with_peer(PeerFacts::read(reads.uri_san, reads.digest, |path| {
-        host.property(path)
-    }))
+    RequestHeaders::from_map(host.request_header_pairs()).with_peer(PeerFacts::read(
+        reads.uri_san,
+        reads.digest,
+        |path| host.property(path),
+    ))
 }
 
 /// The request as a log line may show it (`logline::request`: bounded, escaped, no query).

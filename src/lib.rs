@@ -10,7 +10,8 @@
 //! (`filter::Filter`: configure, tick, a request's headers, a callout's response, a stream
 //! gone) talks to the proxy only through it, so the whole instance (fetches, the fleet
 //! protocol, parked streams, metrics, the timer) runs natively against `host::fake::FakeHost`;
-//! `wasm` implements the trait with raw host calls and hands each event to the instance.
+//! `wasm` implements the trait with raw host calls and hands each event to the instance,
+//! which it holds in a `slot::Slot` (lent out for each event; tested natively too).
 //!
 //! Request flow (`engine::decide`): strip every header the filter can emit → CORS preflight
 //! bypass → first matching rule (`matcher`) → requirement tree (`authorize`) → for each token
@@ -128,6 +129,7 @@ pub mod revocation;
 pub mod rsa_pkcs1;
 pub mod scopes;
 pub mod signature;
+pub mod slot;
 pub mod token_cache;
 pub mod token_kind;
 pub mod trace;

@@ -7,14 +7,11 @@
 //!   the token it registers there (Envoy answers only Ok, BadArgument or InternalFailure); every
 //!   one is sent from the root, so its answer comes back to the root even when the stream that
 //!   wanted it is gone;
-//! - `proxy_continue_stream` and local replies take effect after the callback returns, and a
-//!   stream's `on_delete` may come while the core is busy with another stream: the core is
-//!   lent out of its slot for each event (no `RefCell` borrow is held across a host call), and
-//!   a stream that goes while it is lent out is told to the core at its next event;
+//! - a stream's `on_delete` may come while the core is busy with another stream: the core is
+//!   held in a `slot::Slot`, lent out for each event;
 //! - `on_configure` returning false makes Envoy refuse the plugin;
 //! - Envoy's foreign function `verify_signature` (BoringSSL) checks RS* and ES* signatures.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -23,6 +20,7 @@ use proxy_wasm::types::{Action as HostAction, ContextType, LogLevel};
 use crate::filter::Filter;
 use crate::fleet::HostError;
 use crate::host::{Action, Callout, Level};
+use crate::slot::{self, Slot};
 
 mod raw;
 
@@ -50,27 +48,6 @@ fn dispatch(callout: &Callout<'_>) -> Result<u32, HostError> {
         callout.timeout,
     )
     .map_err(|status| HostError(status as u32))
-}
-
-/// The instance core of this VM, lent out for each event, and the streams that went away while
-/// it was lent out.
-#[derive(Default)]
-struct Slot {
-    filter: Cell<Option<Box<Filter>>>,
-    gone: Cell<Vec<u32>>,
-}
-
-impl Slot {
-    /// Runs `f` on the core; `None` when it is lent out already (an event inside an event).
-    fn with<T>(&self, f: impl FnOnce(&mut Filter) -> T) -> Option<T> {
-        let mut filter = self.filter.take()?;
-        for id in self.gone.take() {
-            filter.on_stream_gone(id);
-        }
-        let result = f(&mut filter);
-        self.filter.set(Some(filter));
-        Some(result)
-    }
 }
 
 fn action(action: Action) -> HostAction {
@@ -102,9 +79,7 @@ impl RootContext for Root {
         let Some(filter) = Filter::configure(&Envoy, &bytes) else {
             return false;
         };
-        let slot = Slot::default();
-        slot.filter.set(Some(Box::new(filter)));
-        self.slot = Some(Rc::new(slot));
+        self.slot = Some(Rc::new(Slot::new(filter)));
         true
     }
 
@@ -138,33 +113,14 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> HostAction {
-        let decided = self
-            .slot
-            .as_ref()
-            .and_then(|slot| slot.with(|filter| filter.on_request_headers(&Envoy, self.id)));
-        match decided {
-            Some(decided) => action(decided),
-            None => {
-                raw::log(
-                    Level::Error,
-                    "jwt-authn-wasm: no configuration; refusing request",
-                );
-                raw::send_local_response(500, &[], b"");
-                HostAction::Pause
-            }
-        }
+        action(slot::request_headers(self.slot.as_deref(), &Envoy, self.id))
     }
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
         if let Some(slot) = &self.slot {
-            let id = self.id;
-            if slot.with(|filter| filter.on_stream_gone(id)).is_none() {
-                let mut gone = slot.gone.take();
-                gone.push(id);
-                slot.gone.set(gone);
-            }
+            slot.stream_gone(self.id);
         }
     }
 }
