@@ -15,12 +15,30 @@
 //! - Values are non-empty strings of at most [`MAX_VALUE_BYTES`]; cutoffs are whole seconds,
 //!   0 meaning no cutoff. At most [`MAX_ENTRIES`] values and cutoffs in all, in a body of at
 //!   most [`MAX_BODY_BYTES`]; repeated members are refused at any depth.
-//! - Memory and time: a listed value is kept as a 128-bit keyed fingerprint (SipHash-1-3 under
-//!   the VM's random key, twice with domain separation), never as text, in one hash table per
-//!   kind: 100,000 entries take about 2.2 MiB whatever the values' lengths, and a check is a
-//!   few hashes of the token's own claims plus constant-time lookups (`tests/revocation_memory.rs`
-//!   measures both). A fingerprint collision can only revoke a token that was not listed
-//!   (chance about n / 2^128), never let a listed one through.
+//! - Memory and time: a listed value is kept as a 64-bit keyed fingerprint (one SipHash-1-3
+//!   over the kind's tag and the value, under a random key drawn per list and per VM), never as
+//!   text, all kinds in one hash table and the `issued_before` cutoffs in another: 100,000
+//!   entries take about 1.3 MiB whatever the values' lengths, and a check is one hash per
+//!   claim of a listed kind plus a constant-time lookup (`tests/revocation_memory.rs` measures
+//!   both). A collision can only revoke a token that was not listed, never let a listed one
+//!   through.
+//! - Why 64 bits suffice: a claim that is not listed is taken for a listed one with chance
+//!   n / 2^64 per lookup, 5.4e-15 at 100,000 entries: with four claims per request, one wrong
+//!   401 in about 4.6e13 requests (146 years at 10,000 requests a second). Nobody can aim at
+//!   it: the key is secret and random per VM and per list, so a value found to collide on one
+//!   VM (only by being refused) collides nowhere else, and no longer after the next list. The
+//!   128 bits before cost a second hash per claim and twice the table for a chance that was
+//!   already negligible.
+//! - Reading: [`RevocationList::parse`] reads the document as a stream (serde visitors over
+//!   `serde_json::Deserializer`), each value hashed and inserted as it arrives, so the heap
+//!   peaks near what the tables keep (1.8 MiB for 100,000 entries, where a `Value` tree of the
+//!   document peaked at 12 MiB; a wasm VM's memory never shrinks below its peak). The tables
+//!   grow by doubling (the array lengths are not known before the end); the last growth is
+//!   the peak, and the final table has the size a reservation would have given. The stream
+//!   takes only a document the strict read below would take; on anything else (a refusal of
+//!   any kind) it gives up and the strict read of a `Value` tree decides, so every refusal and
+//!   its order are those of `RevocationList::from_document`, at the old cost, for refused
+//!   documents only.
 //! - [`RevocationList::may_replace`]: a list never replaces a newer one (no rollback, signed or
 //!   not) and an `issued_at` more than [`MAX_FUTURE_SECONDS`] ahead of the host clock is
 //!   refused (it would block every later list).
@@ -37,6 +55,8 @@ use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::jwt::{self, Alg};
@@ -85,8 +105,9 @@ impl Kind {
         }
     }
 
-    fn index(self) -> usize {
-        usize::from(self.tag() - 1)
+    /// This kind's bit in `RevocationList::listed_kinds` / `cutoff_kinds`.
+    fn bit(self) -> u8 {
+        1 << (self.tag() - 1)
     }
 }
 
@@ -170,7 +191,7 @@ impl fmt::Display for ListError {
     }
 }
 
-/// Hashes a fingerprint (already a keyed PRF output) by taking its low 64 bits.
+/// Hashes a fingerprint (already a keyed PRF output) as itself.
 #[derive(Default)]
 struct Prehashed(u64);
 
@@ -179,27 +200,30 @@ impl Hasher for Prehashed {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is used; this keeps any other input well spread anyway.
+        // Only `write_u64` is used; this keeps any other input well spread anyway.
         for b in bytes {
             self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
         }
     }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
-type Fingerprints = HashSet<u128, BuildHasherDefault<Prehashed>>;
-type Cutoffs = HashMap<u128, i64, BuildHasherDefault<Prehashed>>;
+type Fingerprints = HashSet<u64, BuildHasherDefault<Prehashed>>;
+type Cutoffs = HashMap<u64, i64, BuildHasherDefault<Prehashed>>;
 
 /// A list in force: fingerprints of the listed values and the `issued_before` cutoffs.
 pub struct RevocationList {
     issued_at: i64,
-    /// Indexed by `Kind::index`.
-    listed: [Fingerprints; 4],
+    /// Every listed value of every kind (the kind is hashed with the value).
+    listed: Fingerprints,
     /// `issued_before.sub` and `issued_before.client_id`, keyed like `listed`.
-    sub_cutoffs: Cutoffs,
-    client_cutoffs: Cutoffs,
+    cutoffs: Cutoffs,
+    /// The kinds with a listed value, and those with an `issued_before` table (`Kind::bit`):
+    /// a claim of any other kind is not even hashed.
+    listed_kinds: u8,
+    cutoff_kinds: u8,
     /// `issued_before["*"]`; 0: none.
     everyone_before: i64,
     entries: usize,
@@ -229,6 +253,9 @@ impl RevocationList {
     pub fn parse(body: &[u8]) -> Result<RevocationList, ListError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(ListError::TooLarge);
+        }
+        if let Some(list) = Self::stream(body) {
+            return Ok(list);
         }
         let doc = jwt::parse_object(body).ok_or(ListError::NotJson)?;
         Self::from_document(&doc)
@@ -288,6 +315,34 @@ impl RevocationList {
         Self::parse(&payload)
     }
 
+    /// An empty list under a fresh key, before its document is read.
+    fn empty() -> RevocationList {
+        RevocationList {
+            issued_at: 0,
+            listed: Fingerprints::default(),
+            cutoffs: Cutoffs::default(),
+            listed_kinds: 0,
+            cutoff_kinds: 0,
+            everyone_before: 0,
+            entries: 0,
+            key: RandomState::new(),
+        }
+    }
+
+    /// The streaming read (see the `//!`): the document straight into the tables, no tree.
+    /// `None` for anything it does not take; `RevocationList::from_document` then decides.
+    fn stream(body: &[u8]) -> Option<RevocationList> {
+        let mut list = RevocationList::empty();
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let issued_at = Document(&mut list).deserialize(&mut de).ok()??;
+        de.end().ok()?;
+        list.issued_at = issued_at;
+        list.cutoffs.retain(|_, time| *time > 0);
+        Some(list)
+    }
+
+    /// The strict read of a whole `Value` tree: what decides every refusal, and the order in
+    /// which refusals are reported.
     fn from_document(doc: &Map<String, Value>) -> Result<RevocationList, ListError> {
         for name in doc.keys() {
             let known = name == "issued_at"
@@ -303,12 +358,7 @@ impl RevocationList {
         };
         let mut list = RevocationList {
             issued_at,
-            listed: Default::default(),
-            sub_cutoffs: Cutoffs::default(),
-            client_cutoffs: Cutoffs::default(),
-            everyone_before: 0,
-            entries: 0,
-            key: RandomState::new(),
+            ..RevocationList::empty()
         };
         for kind in Kind::ALL {
             let Some(values) = doc.get(kind.name()) else {
@@ -318,13 +368,10 @@ impl RevocationList {
                 return Err(ListError::BadMember(kind.name()));
             };
             list.count(values.len())?;
-            let mut set = Fingerprints::with_capacity_and_hasher(values.len(), Default::default());
+            list.listed.reserve(values.len());
             for value in values {
                 let value = listed_value(value).ok_or(ListError::BadMember(kind.name()))?;
-                set.insert(list.fingerprint(kind, value));
-            }
-            if let Some(slot) = list.listed.get_mut(kind.index()) {
-                *slot = set;
+                list.list(kind, value);
             }
         }
         if let Some(before) = doc.get("issued_before") {
@@ -354,20 +401,17 @@ impl RevocationList {
                         return Err(ListError::BadMember(path));
                     };
                     self.count(times.len())?;
-                    let mut cutoffs =
-                        Cutoffs::with_capacity_and_hasher(times.len(), Default::default());
+                    self.cutoffs.reserve(times.len());
                     for (who, time) in times {
                         let time = seconds(time).ok_or(ListError::BadMember(path))?;
                         if !valid_value(who) {
                             return Err(ListError::BadMember(path));
                         }
                         if time > 0 {
-                            cutoffs.insert(self.fingerprint(kind, who), time);
+                            let fp = self.fingerprint(kind, who);
+                            self.cutoffs.insert(fp, time);
+                            self.cutoff_kinds |= kind.bit();
                         }
-                    }
-                    match kind {
-                        Kind::Sub => self.sub_cutoffs = cutoffs,
-                        _ => self.client_cutoffs = cutoffs,
                     }
                 }
                 other => {
@@ -389,10 +433,16 @@ impl RevocationList {
         Ok(())
     }
 
-    fn fingerprint(&self, kind: Kind, value: &str) -> u128 {
-        let high = self.key.hash_one((kind.tag(), 0u8, value));
-        let low = self.key.hash_one((kind.tag(), 1u8, value));
-        (u128::from(high) << 64) | u128::from(low)
+    fn list(&mut self, kind: Kind, value: &str) {
+        let fp = self.fingerprint(kind, value);
+        self.listed.insert(fp);
+        self.listed_kinds |= kind.bit();
+    }
+
+    /// One SipHash-1-3 under the list's random key over the kind's tag and the value (`str`
+    /// hashes its bytes and a 0xff terminator, so no two (kind, value) pairs share an input).
+    fn fingerprint(&self, kind: Kind, value: &str) -> u64 {
+        self.key.hash_one((kind.tag(), value))
     }
 
     /// When the list was made (its `issued_at`).
@@ -429,45 +479,300 @@ impl RevocationList {
     /// string); a missing `iat` under a cutoff is revoked.
     pub fn check(&self, token: &Verified) -> Result<(), Revoked> {
         let payload = token.payload();
-        let iat = token.claims().iat;
-        let mut sub = None;
-        let mut client_id = None;
+        let mut cutoff = self.everyone_before;
         for kind in Kind::ALL {
+            let listed = self.listed_kinds & kind.bit() != 0;
+            let cut = self.cutoff_kinds & kind.bit() != 0;
+            if !listed && !cut {
+                continue;
+            }
             let Some(Value::String(value)) = payload.get(kind.name()) else {
                 continue;
             };
-            let wanted = match kind {
-                Kind::Sub => !self.sub_cutoffs.is_empty(),
-                Kind::ClientId => !self.client_cutoffs.is_empty(),
-                _ => false,
-            };
-            let listed = self.listed.get(kind.index()).filter(|s| !s.is_empty());
-            if listed.is_none() && !wanted {
-                continue;
-            }
             let fp = self.fingerprint(kind, value);
-            if listed.is_some_and(|set| set.contains(&fp)) {
+            if listed && self.listed.contains(&fp) {
                 return Err(Revoked::Listed(kind));
             }
-            match kind {
-                Kind::Sub => sub = Some(fp),
-                Kind::ClientId => client_id = Some(fp),
-                _ => {}
+            if !cut {
+                continue;
+            }
+            if let Some(time) = self.cutoffs.get(&fp) {
+                cutoff = cutoff.max(*time);
             }
         }
-        let cutoff = [
-            sub.and_then(|fp| self.sub_cutoffs.get(&fp)),
-            client_id.and_then(|fp| self.client_cutoffs.get(&fp)),
-        ]
-        .into_iter()
-        .flatten()
-        .copied()
-        .fold(self.everyone_before, i64::max);
-        match iat {
+        match token.claims().iat {
             _ if cutoff == 0 => Ok(()),
             Some(iat) if iat >= cutoff => Ok(()),
             _ => Err(Revoked::IssuedBefore),
         }
+    }
+}
+
+/// The streaming read's error: it only says "not taken" (`from_document` says why).
+fn not_taken<E: de::Error>() -> E {
+    E::custom("not taken by the streaming read")
+}
+
+/// The top level of the document: members in any order, each at most once; the tables are
+/// filled as the values arrive. Yields `issued_at`, `None` when it is missing.
+struct Document<'a>(&'a mut RevocationList);
+
+impl<'de> DeserializeSeed<'de> for Document<'_> {
+    type Value = Option<i64>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<i64>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Document<'_> {
+    type Value = Option<i64>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a revocation list")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<i64>, A::Error> {
+        let list = self.0;
+        let mut seen = 0u8;
+        let mut issued_at = None;
+        while let Some(member) = map.next_key::<Member>()? {
+            let bit = member.bit();
+            if seen & bit != 0 {
+                return Err(not_taken());
+            }
+            seen |= bit;
+            match member {
+                Member::IssuedAt => issued_at = Some(map.next_value::<Seconds>()?.0),
+                Member::Listed(kind) => map.next_value_seed(Values {
+                    list: &mut *list,
+                    kind,
+                })?,
+                Member::IssuedBefore => map.next_value_seed(Before(&mut *list))?,
+            }
+        }
+        Ok(issued_at)
+    }
+}
+
+/// A member name, top level.
+enum Member {
+    IssuedAt,
+    IssuedBefore,
+    Listed(Kind),
+}
+
+impl Member {
+    fn bit(&self) -> u8 {
+        match self {
+            Member::IssuedAt => 1 << 4,
+            Member::IssuedBefore => 1 << 5,
+            Member::Listed(kind) => kind.bit(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Member, D::Error> {
+        d.deserialize_str(MemberName)
+    }
+}
+
+struct MemberName;
+
+impl Visitor<'_> for MemberName {
+    type Value = Member;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member of a revocation list")
+    }
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Member, E> {
+        match name {
+            "issued_at" => Ok(Member::IssuedAt),
+            "issued_before" => Ok(Member::IssuedBefore),
+            _ => Kind::ALL
+                .into_iter()
+                .find(|k| k.name() == name)
+                .map(Member::Listed)
+                .ok_or_else(not_taken),
+        }
+    }
+}
+
+/// A whole-second NumericDate (`seconds`): a JSON integer in range.
+struct Seconds(i64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Seconds, D::Error> {
+        d.deserialize_any(SecondsVisitor)
+    }
+}
+
+struct SecondsVisitor;
+
+impl Visitor<'_> for SecondsVisitor {
+    type Value = Seconds;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("whole seconds")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
+        (0..=jwt::MAX_NUMERIC_DATE)
+            .contains(&v)
+            .then_some(Seconds(v))
+            .ok_or_else(not_taken)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
+        i64::try_from(v)
+            .map_err(|_| not_taken())
+            .and_then(|v| self.visit_i64(v))
+    }
+}
+
+/// `jti`, `sub`, `client_id` or `sid`: an array of values, each counted and listed as read.
+struct Values<'a> {
+    list: &'a mut RevocationList,
+    kind: Kind,
+}
+
+impl<'de> DeserializeSeed<'de> for Values<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Values<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of values")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let kind = self.kind;
+        while let Some(value) = seq.next_element_seed(Fingerprint(self.list, kind))? {
+            self.list.count(1).map_err(|_| not_taken())?;
+            self.list.listed.insert(value);
+            self.list.listed_kinds |= kind.bit();
+        }
+        Ok(())
+    }
+}
+
+/// One value (a listed string, or a name under `issued_before.sub`): its fingerprint.
+struct Fingerprint<'a>(&'a RevocationList, Kind);
+
+impl<'de> DeserializeSeed<'de> for Fingerprint<'_> {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Fingerprint<'_> {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a listed value")
+    }
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<u64, E> {
+        if !valid_value(value) {
+            return Err(not_taken());
+        }
+        Ok(self.0.fingerprint(self.1, value))
+    }
+}
+
+/// `issued_before`: `"*"`, `sub` and `client_id`, each at most once.
+struct Before<'a>(&'a mut RevocationList);
+
+impl<'de> DeserializeSeed<'de> for Before<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Before<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("issued_before")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let list = self.0;
+        let mut everyone = false;
+        while let Some(member) = map.next_key::<BeforeMember>()? {
+            match member {
+                BeforeMember::Everyone if !everyone => {
+                    everyone = true;
+                    list.count(1).map_err(|_| not_taken())?;
+                    list.everyone_before = map.next_value::<Seconds>()?.0;
+                }
+                BeforeMember::Of(kind) if list.cutoff_kinds & kind.bit() == 0 => {
+                    // Marked before reading, so a repeated member is seen even when empty.
+                    list.cutoff_kinds |= kind.bit();
+                    map.next_value_seed(Times {
+                        list: &mut *list,
+                        kind,
+                    })?;
+                }
+                _ => return Err(not_taken()),
+            }
+        }
+        Ok(())
+    }
+}
+
+enum BeforeMember {
+    Everyone,
+    Of(Kind),
+}
+
+impl<'de> Deserialize<'de> for BeforeMember {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BeforeMember, D::Error> {
+        d.deserialize_str(BeforeName)
+    }
+}
+
+struct BeforeName;
+
+impl Visitor<'_> for BeforeName {
+    type Value = BeforeMember;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member of issued_before")
+    }
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<BeforeMember, E> {
+        match name {
+            "*" => Ok(BeforeMember::Everyone),
+            "sub" => Ok(BeforeMember::Of(Kind::Sub)),
+            "client_id" => Ok(BeforeMember::Of(Kind::ClientId)),
+            _ => Err(not_taken()),
+        }
+    }
+}
+
+/// `issued_before.sub` or `issued_before.client_id`: names to cutoffs, each name once (a
+/// repeated name finds its fingerprint taken; so would a fingerprint collision, which the
+/// strict read then takes). Zero cutoffs are kept until the end, so a repeat is still seen.
+struct Times<'a> {
+    list: &'a mut RevocationList,
+    kind: Kind,
+}
+
+impl<'de> DeserializeSeed<'de> for Times<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Times<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("names and cutoffs")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(fp) = map.next_key_seed(Fingerprint(self.list, self.kind))? {
+            let Seconds(time) = map.next_value()?;
+            self.list.count(1).map_err(|_| not_taken())?;
+            if self.list.cutoffs.insert(fp, time).is_some() {
+                return Err(not_taken());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -182,9 +182,42 @@ fn refused_documents() {
             r#"{"issued_at":1,"issued_before":{"sub":{"a":1,"a":2}}}"#,
             ListError::NotJson,
         ),
+        // Repeats the streaming read must see too: zero cutoffs, empty tables, "*".
+        (
+            r#"{"issued_at":1,"issued_before":{"sub":{"a":0,"a":0}}}"#,
+            ListError::NotJson,
+        ),
+        (
+            r#"{"issued_at":1,"issued_before":{"sub":{},"sub":{}}}"#,
+            ListError::NotJson,
+        ),
+        (
+            r#"{"issued_at":1,"issued_before":{"*":0,"*":0}}"#,
+            ListError::NotJson,
+        ),
+        (r#"{"issued_at":1,"x":1,"x":2}"#, ListError::NotJson),
+        (r#"{"issued_at":1,"jti":[],"jti":[]}"#, ListError::NotJson),
+        // A repeat inside a bad value is still not JSON, as is anything after the object.
+        (
+            r#"{"issued_at":1,"jti":[{"a":1,"a":2}]}"#,
+            ListError::NotJson,
+        ),
+        (r#"{"issued_at":1} {}"#, ListError::NotJson),
+        // The first refusal in the strict read's order, not in the document's.
+        (
+            r#"{"jti":[1],"issued_at":1,"zz":1}"#,
+            ListError::UnknownMember("zz".into()),
+        ),
+        (r#"{"issued_at":1e3}"#, ListError::BadMember("issued_at")),
+        (
+            r#"{"issued_at":18446744073709551615}"#,
+            ListError::BadMember("issued_at"),
+        ),
     ] {
         let got = RevocationList::parse(doc.as_bytes()).map(|l| l.issued_at());
         assert_eq!(got, Err(want), "{doc}");
+        // What the strict read refuses, the streaming read never takes.
+        assert!(RevocationList::stream(doc.as_bytes()).is_none(), "{doc}");
     }
     let doc = format!(r#"{{"issued_at":1,"jti":["{long}"]}}"#);
     assert_eq!(
@@ -197,6 +230,63 @@ fn refused_documents() {
         Err(ListError::UnknownMember(name)) => assert_eq!(name, "y".repeat(64)),
         other => panic!("{other:?}"),
     }
+}
+
+/// `parse` reads a document as a stream and falls back to the strict read (a `Value` tree) only
+/// when the stream does not take it: every document the strict read takes, the stream must
+/// take too (else the fallback hides it, at the tree's memory), with the same entries and the
+/// same answers.
+#[test]
+fn the_streaming_read_takes_what_the_strict_read_takes() {
+    let tokens = [
+        json!({}),
+        json!({"iat": 1}),
+        json!({"sub": "bob", "iat": 1_764_601_000}),
+        json!({"sub": "mallory", "iat": 1}),
+        json!({"sub": "alice", "iat": 1_764_599_999}),
+        json!({"sub": "alice", "iat": 1_764_600_000}),
+        json!({"sub": "a", "iat": 150}),
+        json!({"sub": "a", "client_id": "c", "iat": 250}),
+        json!({"sub": "x", "client_id": "batch", "iat": 1_764_499_999}),
+        json!({"jti": "8f14e45f"}),
+        json!({"jti": "a"}),
+        json!({"jti": "a/b"}),
+        json!({"jti": "é"}),
+        json!({"sid": "session-123", "iat": 99}),
+        json!({"client_id": "retired-service"}),
+    ];
+    for doc in [
+        EXAMPLE,
+        r#"{"issued_at":0}"#,
+        r#"{"issued_at":5,"jti":[],"issued_before":{}} "#,
+        r#"{"issued_at":1,"jti":["a","a"],"sub":["a"]}"#,
+        r#"{"issued_at":1,"issued_before":{"*":100,"sub":{"a":200},"client_id":{"c":300}}}"#,
+        r#"{"issued_at":1,"issued_before":{"*":0,"sub":{"a":0}}}"#,
+        r#"{"issued_before":{"sub":{"alice":1764600000}},"sub":["mallory"],"issued_at":1}"#,
+        "{\"issued_\\u0061t\":1,\"jti\":[\"\\u00e9\",\"a\\/b\"]}",
+    ] {
+        let strict = jwt::parse_object(doc.as_bytes())
+            .ok_or(ListError::NotJson)
+            .and_then(|d| RevocationList::from_document(&d))
+            .unwrap_or_else(|e| panic!("{doc}: {e}"));
+        let streamed = RevocationList::stream(doc.as_bytes())
+            .unwrap_or_else(|| panic!("the stream does not take {doc}"));
+        assert_eq!(streamed.issued_at(), strict.issued_at(), "{doc}");
+        assert_eq!(streamed.entries(), strict.entries(), "{doc}");
+        for token in &tokens {
+            assert_eq!(
+                check(&streamed, token.clone()),
+                check(&strict, token.clone()),
+                "{doc} {token}"
+            );
+        }
+    }
+    // An escaped value is its text: "\u00e9" lists "é".
+    let l = list(r#"{"issued_at":1,"jti":["\u00e9"]}"#);
+    assert_eq!(
+        check(&l, json!({"jti": "é"})),
+        Err(Revoked::Listed(Kind::Jti))
+    );
 }
 
 #[test]
@@ -212,6 +302,10 @@ fn entry_and_size_bounds() {
         values(MAX_ENTRIES - 1)
     );
     assert_eq!(list(&at_limit).entries(), MAX_ENTRIES);
+    assert_eq!(
+        RevocationList::stream(at_limit.as_bytes()).map(|l| l.entries()),
+        Some(MAX_ENTRIES)
+    );
     let over = format!(
         r#"{{"issued_at":1,"jti":[{}],"sub":[{}]}}"#,
         values(MAX_ENTRIES / 2),
@@ -221,6 +315,7 @@ fn entry_and_size_bounds() {
         RevocationList::parse(over.as_bytes()).map(|l| l.entries()),
         Err(ListError::TooManyEntries)
     );
+    assert!(RevocationList::stream(over.as_bytes()).is_none());
     let over_cutoffs = format!(
         r#"{{"issued_at":1,"jti":[{}],"issued_before":{{"*":5}}}}"#,
         values(MAX_ENTRIES)
