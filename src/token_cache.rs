@@ -51,6 +51,12 @@ fn tail_hash(keys: &RandomState, token: &str) -> u64 {
     keys.hash_one((bytes.len(), tail))
 }
 
+/// Whether `held` and `token` are the same text: at once when `token` is the entry's own copy
+/// (a request whose token came from this cache, `TokenCache::parsed`), else compared in full.
+fn same_text(held: &str, token: &str) -> bool {
+    std::ptr::eq(held, token) || held == token
+}
+
 struct Entry {
     /// The whole text: a slot answers only for the token it holds.
     token: Rc<str>,
@@ -91,7 +97,7 @@ impl ProviderCache {
     fn entry(&self, token: &str) -> Option<&Entry> {
         self.entries
             .get(&tail_hash(&self.keys, token))
-            .filter(|e| *e.token == *token)
+            .filter(|e| same_text(&e.token, token))
     }
 
     /// Records that `verified` (parsed from `token`) verified under `key_set` at `now`.

@@ -104,7 +104,11 @@ fn cached_decision_cost() {
     let provider = cfg.providers.first().unwrap();
     let policy = provider.policy();
     let matched = ns_per(|| {
-        black_box(cfg.rules.iter().position(|r| r.matcher.matches(&headers) == Ok(true)));
+        black_box(
+            cfg.rules
+                .iter()
+                .position(|r| r.matcher.matches(&headers) == Ok(true)),
+        );
     });
     let found = ns_per(|| {
         black_box(extract(black_box(&headers), &provider.locations));
