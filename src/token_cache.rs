@@ -8,7 +8,9 @@
 //!   about a microsecond per lookup for a 1 KiB token in wasm; the tail, a tenth of that. Two
 //!   texts whose hashes collide take turns in one slot (the newer replaces the older): only
 //!   verified tokens are stored, whose signatures a client cannot choose, and the key is
-//!   random per VM, so that costs at most a signature check.
+//!   random per VM, so that costs at most a signature check. A request whose token came from
+//!   this cache (`TokenCache::parsed`) holds the entry's own copy, which is then known equal
+//!   by its address, so a hit compares the full text once, not once per lookup.
 //! - An entry counts only under the key set that verified it (`KeySet::version`): new keys,
 //!   and every entry is a miss until verified again.
 //! - An entry lives until the token's `exp`, and at most `MAX_TTL_SECONDS`.
