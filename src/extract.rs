@@ -88,7 +88,12 @@ fn from_header<'h>(raw: &'h [u8], value_prefix: &str) -> Option<Result<Cow<'h, s
     }
     // As Envoy: the token is everything after the prefix, spaces trimmed; trailing junk stays
     // part of it (and fails to parse). A comma means several tokens were joined into one value.
-    let start = value.find(value_prefix)? + value_prefix.len();
+    // The usual case first (the value starts with the prefix): the same start as `find`'s.
+    let start = if value.starts_with(value_prefix) {
+        value_prefix.len()
+    } else {
+        value.find(value_prefix)? + value_prefix.len()
+    };
     let token = value.get(start..)?.trim();
     if token.contains(',') {
         return Some(Err(AuthError::MultipleTokensInHeader));

@@ -54,7 +54,7 @@ pub fn filter_state<'c>(
     peer: Option<&str>,
     ops: &mut Vec<HeaderOp<'c>>,
 ) {
-    let text = |s: &str| render(&Value::from(s));
+    let text = render_text;
     if let Some(name) = text(&provider.name) {
         ops.push(HeaderOp::FilterState(STATE_PROVIDER, name));
     }
@@ -169,14 +169,19 @@ pub fn consume_token<'c>(
     }
 }
 
+/// Text as a header value, as `render` renders a JSON string (one copy, no `Value` built).
+fn render_text(text: &str) -> Option<String> {
+    let padded = text.starts_with([' ', '\t']) || text.ends_with([' ', '\t']);
+    (!text.is_empty() && !padded && !text.chars().any(char::is_control)).then(|| text.to_owned())
+}
+
 /// A claim as a header value; `None` for null, an empty string (as Envoy), text with control
 /// characters, or text with leading or trailing spaces or tabs (an HTTP/1 upstream would see
 /// the value trimmed, `" admin"` as `admin`: a changed identity).
 pub fn render(value: &Value) -> Option<String> {
     let text = match value {
         Value::Null => return None,
-        Value::String(s) if s.is_empty() => return None,
-        Value::String(s) => s.clone(),
+        Value::String(s) => return render_text(s),
         Value::Bool(b) => b.to_string(),
         // Envoy: integral values in [0, 2^64) as integers, anything else (negatives too) as
         // C's `%f`. Unlike Envoy, a large integer is kept exact instead of going through f64.

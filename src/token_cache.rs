@@ -8,7 +8,9 @@
 //!   about a microsecond per lookup for a 1 KiB token in wasm; the tail, a tenth of that. Two
 //!   texts whose hashes collide take turns in one slot (the newer replaces the older): only
 //!   verified tokens are stored, whose signatures a client cannot choose, and the key is
-//!   random per VM, so that costs at most a signature check.
+//!   random per VM, so that costs at most a signature check. A request whose token came from
+//!   this cache (`TokenCache::parsed`) holds the entry's own copy, which is then known equal
+//!   by its address, so a hit compares the full text once, not once per lookup.
 //! - An entry counts only under the key set that verified it (`KeySet::version`): new keys,
 //!   and every entry is a miss until verified again.
 //! - An entry lives until the token's `exp`, and at most `MAX_TTL_SECONDS`.
@@ -51,6 +53,12 @@ fn tail_hash(keys: &RandomState, token: &str) -> u64 {
     keys.hash_one((bytes.len(), tail))
 }
 
+/// Whether `held` and `token` are the same text: at once when `token` is the entry's own copy
+/// (a request whose token came from this cache, `TokenCache::parsed`), else compared in full.
+fn same_text(held: &str, token: &str) -> bool {
+    std::ptr::eq(held, token) || held == token
+}
+
 struct Entry {
     /// The whole text: a slot answers only for the token it holds.
     token: Rc<str>,
@@ -91,7 +99,7 @@ impl ProviderCache {
     fn entry(&self, token: &str) -> Option<&Entry> {
         self.entries
             .get(&tail_hash(&self.keys, token))
-            .filter(|e| *e.token == *token)
+            .filter(|e| same_text(&e.token, token))
     }
 
     /// Records that `verified` (parsed from `token`) verified under `key_set` at `now`.

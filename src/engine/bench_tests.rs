@@ -1,0 +1,157 @@
+//! The cached-token decision measured natively (issue 13), not a test: `#[ignore]`d, run with
+//! `cargo test --release --lib cached_decision_cost -- --ignored --nocapture` (or under `perf
+//! record`). It builds the engine with `make bench`'s cached configuration (one provider, one
+//! `claim_to_headers` `x-jwt-sub`, `jwt_cache_config`) and decides the same request with the
+//! same token many times, printing nanoseconds per decision and per stage. Each stage runs
+//! alone on the same inputs, so the stages add up to about the whole. It asserts only that the
+//! decision is the one the bench counts (allowed, `x-jwt-sub` set), never a time.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::*;
+use crate::extract::extract;
+use crate::mint;
+use crate::pairs;
+use crate::propagate;
+use crate::verify;
+
+const NOW: i64 = 1_700_000_000;
+const ROUNDS: u32 = 200_000;
+
+fn config() -> Config {
+    let config = json!({
+        "providers": { "bench": {
+            "issuer": "https://issuer.bench",
+            "audiences": ["bench"],
+            "local_jwks": { "inline_string": mint::JWKS },
+            "claim_to_headers": [{ "header_name": "x-jwt-sub", "claim_name": "sub" }],
+            "jwt_cache_config": {},
+        } },
+        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "bench" } }],
+    });
+    Config::from_json(config.to_string().as_bytes()).unwrap()
+}
+
+/// What Envoy hands a wasm filter for `wrk`'s request (`GET /` with the token).
+fn request_map(token: &str) -> Vec<u8> {
+    let bearer = format!("Bearer {token}");
+    pairs::serialize(&[
+        (":authority", "127.0.0.1:10000"),
+        (":path", "/"),
+        (":method", "GET"),
+        (":scheme", "http"),
+        ("authorization", &bearer),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "5d6a7c2e-8f3b-4a1d-9e0c-2b7f6a5d4c3e"),
+    ])
+}
+
+/// Nanoseconds per call of `f`, best of three runs of `ROUNDS`.
+fn ns_per(mut f: impl FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..ROUNDS {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(ROUNDS)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+#[ignore = "a measurement: cargo test --release --lib cached_decision_cost -- --ignored --nocapture"]
+fn cached_decision_cost() {
+    let cfg = config();
+    let mut cache = cfg.token_cache();
+    let claims = json!({ "iss": "https://issuer.bench", "aud": "bench", "sub": "user-0",
+                         "exp": NOW + 86_400, "jti": "bench-0" });
+    let token = mint::token("RS256", &claims);
+    let map = request_map(&token);
+    let decide_once = |cache: &mut TokenCache, headers: &RequestHeaders| {
+        let vm = Vm {
+            keys: &cfg,
+            signatures: &PureRust,
+            cache,
+        };
+        decide_in(&cfg, vm, headers, NOW)
+    };
+    let headers = RequestHeaders::from_map(Some(map.clone()));
+    // The first decision verifies and fills the cache; every later one is a hit.
+    let first = decide_once(&mut cache, &headers);
+    let Decision::Allow { ops, verdict } = decide_once(&mut cache, &headers) else {
+        panic!("the cached request is allowed: {first:?}");
+    };
+    assert_eq!(verdict.failure, None);
+    assert!(
+        ops.contains(&HeaderOp::Set("x-jwt-sub", "user-0".to_owned())),
+        "{ops:?}"
+    );
+
+    let whole = ns_per(|| {
+        let headers = RequestHeaders::from_map(Some(black_box(map.clone())));
+        black_box(decide_once(&mut cache, black_box(&headers)));
+    });
+    let read = ns_per(|| {
+        black_box(RequestHeaders::from_map(Some(black_box(map.clone()))));
+    });
+    let decide = ns_per(|| {
+        black_box(decide_once(&mut cache, black_box(&headers)));
+    });
+    let provider = cfg.providers.first().unwrap();
+    let policy = provider.policy();
+    let matched = ns_per(|| {
+        black_box(
+            cfg.rules
+                .iter()
+                .position(|r| r.matcher.matches(&headers) == Ok(true)),
+        );
+    });
+    let found = ns_per(|| {
+        black_box(extract(black_box(&headers), &provider.locations));
+    });
+    let text = extract(&headers, &provider.locations)
+        .into_iter()
+        .next()
+        .unwrap()
+        .token
+        .unwrap()
+        .into_owned();
+    let parsed = ns_per(|| {
+        black_box(cache.parsed(black_box(&text)));
+    });
+    let version = cfg.keys(0);
+    let Availability::Ready(keys) = version else {
+        panic!("local keys are ready");
+    };
+    let hit = cache.provider(0).unwrap();
+    let looked_up = ns_per(|| {
+        black_box(hit.get(black_box(&text), keys.version(), NOW));
+    });
+    let verified = hit.get(&text, keys.version(), NOW).unwrap().clone();
+    let rechecked = ns_per(|| {
+        black_box(verify::recheck(black_box(&verified), policy, None, NOW)).ok();
+    });
+    let location = provider.locations.first().unwrap();
+    let identity = ns_per(|| {
+        let mut ops = Vec::new();
+        propagate::consume_token(provider, location, &headers, &mut ops);
+        propagate::identity(provider, &verified, None, &mut ops);
+        propagate::filter_state(provider, &verified, None, &mut ops);
+        black_box(ops);
+    });
+    println!("cached decision, native, ns per request (best of 3 x {ROUNDS}):");
+    println!("  read + decide           {whole:8.0}");
+    println!("  read the header map     {read:8.0}");
+    println!("  decide (decide_in)      {decide:8.0}");
+    println!("  of which, alone:");
+    println!("    match the rule        {matched:8.0}");
+    println!("    find the token        {found:8.0}");
+    println!("    cache: parsed         {parsed:8.0}");
+    println!("    cache: get            {looked_up:8.0}");
+    println!("    recheck claims        {rechecked:8.0}");
+    println!("    identity operations   {identity:8.0}");
+}
