@@ -191,8 +191,8 @@ fn bootstrap(listeners: &[Listener]) -> String {
         if spec.config.is_null() {
             hcm["http_filters"].as_array_mut().unwrap().remove(0);
         }
-        let other_module: Option<(&str, PathBuf)> = if spec.name == EMPTY_LISTENER {
-            Some(("empty", empty_filter_path()))
+        let other_module: Option<(&str, PathBuf)> = if spec.name.starts_with(EMPTY_LISTENER) {
+            Some((spec.name.as_str(), empty_filter_path()))
         } else if spec.name.ends_with(BASELINE_SUFFIX) {
             baseline_module().map(|path| ("baseline", path))
         } else if let Some(stage) = spec.name.strip_prefix(ABLATION_PREFIX) {
@@ -219,6 +219,80 @@ fn claims(n: usize) -> Value {
 
 /// The listener that runs `tests/bench/empty-filter` (a Rust filter that does nothing).
 const EMPTY_LISTENER: &str = "wasm_empty";
+
+/// The floor rows: the empty filter making, on every request and with nothing else, the host
+/// calls one of our requests makes (`tests/bench/empty-filter`): listener, calls, row name.
+/// What such a row costs over the empty filter is what those calls cost by themselves, the
+/// least a filter that makes them can cost; our row of the same calls, minus it, is what our
+/// own code adds. A row with `verify` calls Envoy's `verify_signature` with the argument our
+/// filter sends for the first token of that row's set (`verify_args_hex`).
+const FLOORS: [(&str, &[&str], &str); 5] = [
+    (
+        "wasm_empty_floor_open",
+        &["headers", "clock", "metric"],
+        "floor: the empty filter + the host calls of ours on a route that needs no token (header map, clock, 1 counter)",
+    ),
+    (
+        "wasm_empty_floor_headers",
+        &["headers", "metric"],
+        "floor: the empty filter + the header map and 1 counter",
+    ),
+    (
+        "wasm_empty_floor_cached",
+        &["headers", "clock", "metric", "metric", "remove", "set", "property", "property", "property"],
+        "floor: the empty filter + the host calls of ours with one cached token (header map, clock, 2 counters, 2 header changes, 3 filter-state values)",
+    ),
+    (
+        "wasm_empty_floor_rs256",
+        &["headers", "clock", "verify", "metric", "metric", "remove", "set", "property", "property", "property"],
+        "floor: the empty filter + the host calls of ours with distinct RS256 (the cached row's and `verify_signature`)",
+    ),
+    (
+        "wasm_empty_floor_es256",
+        &["headers", "clock", "verify", "metric", "metric", "remove", "set", "property", "property", "property"],
+        "floor: the empty filter + the host calls of ours with distinct ES256 (the cached row's and `verify_signature`)",
+    ),
+];
+
+/// The tokens whose signature the floor listener `name` checks: none, or the first of its set.
+fn floor_tokens<'s>(name: &str, sets: &'s [(&str, Vec<String>)]) -> &'s [String] {
+    let set = ["rs256", "es256"]
+        .into_iter()
+        .find(|alg| name.ends_with(alg));
+    sets.iter()
+        .find(|(n, _)| Some(*n) == set)
+        .map_or(&[], |(_, tokens)| &tokens[..1])
+}
+
+/// The `verify_signature` argument our filter sends for `token` (RS256 with the fixture key
+/// `rsa-a` or ES256 with `ec256`, as `mint::token` signs them), in hex.
+fn verify_args_hex(token: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    let (text, signature) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let (spki, signature) = if signature.len() == 64 {
+        let key =
+            p256::SecretKey::from_pkcs8_pem(include_str!("../fixtures/keys/ec-p256.pem")).unwrap();
+        let der = jwt_authn_wasm::signature::jose_to_der(&signature, 32).unwrap();
+        (key.public_key().to_public_key_der().unwrap(), der)
+    } else {
+        let key =
+            rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("../fixtures/keys/rsa2048-a.pem"))
+                .unwrap();
+        (key.to_public_key().to_public_key_der().unwrap(), signature)
+    };
+    jwt_authn_wasm::signature::encode_arguments(
+        "sha256",
+        spki.as_bytes(),
+        &signature,
+        text.as_bytes(),
+    )
+    .iter()
+    .map(|b| format!("{b:02x}"))
+    .collect()
+}
 
 /// Listeners of ours that run `BENCH_BASELINE_MODULE` have this suffix.
 const BASELINE_SUFFIX: &str = "_baseline";
@@ -431,11 +505,18 @@ fn throughput() {
         Listener::new("wasm_opaque", Side::Wasm, &opaque_config(endpoint.port())),
         Listener::new(EMPTY_LISTENER, Side::Wasm, &json!({})),
     ];
+    for (name, calls, _) in FLOORS {
+        let mut floor = json!({ "floor": calls });
+        if let Some(token) = floor_tokens(name, &sets).first() {
+            floor["verify_args"] = json!(verify_args_hex(token));
+        }
+        listeners.push(Listener::new(name, Side::Wasm, &floor));
+    }
     listeners.extend(revocation_rows::listeners(lists.port()));
     if baseline_module().is_some() {
         let ours: Vec<(String, Value)> = listeners
             .iter()
-            .filter(|l| l.side == Side::Wasm && l.name != EMPTY_LISTENER)
+            .filter(|l| l.side == Side::Wasm && !l.name.starts_with(EMPTY_LISTENER))
             .map(|l| (format!("{}{BASELINE_SUFFIX}", l.name), l.config.clone()))
             .collect();
         for (name, config) in &ours {
@@ -468,7 +549,25 @@ fn throughput() {
 
     let mut setups = vec![
         Setup::new(NO_FILTER, "none", "one", 0.0, None),
-        Setup::new("an empty Rust proxy-wasm filter", EMPTY_LISTENER, "one", 0.0, Some(NO_FILTER)),
+        Setup::new(
+            "an empty Rust proxy-wasm filter",
+            EMPTY_LISTENER,
+            "one",
+            0.0,
+            Some(NO_FILTER),
+        ),
+    ];
+    setups.extend(FLOORS.iter().map(|(listener, _, name)| {
+        let tokens = if listener.ends_with("es256") {
+            "es256"
+        } else if listener.ends_with("rs256") {
+            "rs256"
+        } else {
+            "one"
+        };
+        Setup::new(name, listener, tokens, 0.0, Some(NO_FILTER))
+    }));
+    setups.extend([
         Setup::new("ours on a route that needs no token", "wasm_open", "one", 0.0, Some(NO_FILTER)),
         Setup::new(NATIVE_RS256, "native", "rs256", 0.0, None),
         Setup::new(NATIVE_ES256, "native", "es256", 0.0, None),
@@ -532,7 +631,7 @@ fn throughput() {
             0.1,
             Some(NATIVE_MIXED),
         ),
-    ];
+    ]);
     setups.extend(revocation_rows::setups());
     if baseline_module().is_some() {
         let baselines: Vec<Setup> = setups
