@@ -11,6 +11,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 use std::fmt;
 
@@ -345,12 +346,20 @@ impl<'de> Visitor<'de> for UniqueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
+        // One lookup per member: the entry both tells a repeated name and takes the value.
         while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("duplicate member `{key}`")));
+            match map.entry(key) {
+                Entry::Occupied(member) => {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate member `{}`",
+                        member.key()
+                    )));
+                }
+                Entry::Vacant(member) => {
+                    let Unique(value) = access.next_value()?;
+                    member.insert(value);
+                }
             }
-            let Unique(value) = access.next_value()?;
-            map.insert(key, value);
         }
         Ok(Value::Object(map))
     }

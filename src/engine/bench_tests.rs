@@ -5,6 +5,10 @@
 //! same token many times, printing nanoseconds per decision and per stage. Each stage runs
 //! alone on the same inputs, so the stages add up to about the whole. It asserts only that the
 //! decision is the one the bench counts (allowed, `x-jwt-sub` set), never a time.
+//!
+//! `distinct_decision_cost` does the same for 2000 distinct tokens without the cache (the
+//! bench's distinct RS256 and ES256 rows), the host's `verify_signature` stood in for by an
+//! instant "valid" after its argument is built: what our own code costs on a cache miss.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -154,4 +158,91 @@ fn cached_decision_cost() {
     println!("    cache: get            {looked_up:8.0}");
     println!("    recheck claims        {rechecked:8.0}");
     println!("    identity operations   {identity:8.0}");
+}
+
+/// The host's `verify_signature` stood in for by an instant "valid", after building the very
+/// argument the glue sends (so what is measured is our code on both sides of the host call).
+struct InstantHost;
+
+impl SignatureBackend for InstantHost {
+    fn verify(&self, hash: &str, spki: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
+        black_box(crate::signature::encode_arguments(
+            hash, spki, signature, message,
+        ));
+        Some(true)
+    }
+}
+
+#[test]
+#[ignore = "a measurement: cargo test --release --lib distinct_decision_cost -- --ignored --nocapture"]
+fn distinct_decision_cost() {
+    // `make bench`'s `wasm` listener: the cached configuration without `jwt_cache_config`.
+    let config = json!({
+        "providers": { "bench": {
+            "issuer": "https://issuer.bench",
+            "audiences": ["bench"],
+            "local_jwks": { "inline_string": mint::JWKS },
+            "claim_to_headers": [{ "header_name": "x-jwt-sub", "claim_name": "sub" }],
+        } },
+        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "bench" } }],
+    });
+    let cfg = Config::from_json(config.to_string().as_bytes()).unwrap();
+    for alg in ["RS256", "ES256"] {
+        let tokens: Vec<String> = (0..2000)
+            .map(|n| {
+                let claims = json!({ "iss": "https://issuer.bench", "aud": "bench",
+                                     "sub": format!("user-{n}"), "exp": NOW + 86_400,
+                                     "jti": format!("bench-{n}") });
+                mint::token(alg, &claims)
+            })
+            .collect();
+        let maps: Vec<Vec<u8>> = tokens.iter().map(|t| request_map(t)).collect();
+        let mut cache = cfg.token_cache();
+        let mut n = 0;
+        let mut next = || {
+            n = (n + 1) % maps.len();
+            n
+        };
+        let whole = ns_per(|| {
+            let headers = RequestHeaders::from_map(Some(black_box(maps[next()].clone())));
+            let vm = Vm {
+                keys: &cfg,
+                signatures: &InstantHost,
+                cache: &mut cache,
+            };
+            let decision = decide_in(&cfg, vm, &headers, NOW);
+            assert!(
+                matches!(decision, Decision::Allow { ref verdict, .. } if verdict.failure.is_none())
+            );
+            black_box(decision);
+        });
+        let parsed = ns_per(|| {
+            black_box(crate::jwt::parse(black_box(&tokens[next()]))).ok();
+        });
+        let provider = cfg.providers.first().unwrap();
+        let Availability::Ready(keys) = cfg.keys(0) else {
+            panic!("local keys are ready");
+        };
+        let jwts: Vec<_> = tokens
+            .iter()
+            .map(|t| std::rc::Rc::new(crate::jwt::parse(t).unwrap()))
+            .collect();
+        let verified = ns_per(|| {
+            let jwt = &jwts[next()];
+            black_box(verify::verify(
+                jwt,
+                provider.policy(),
+                Some(keys),
+                None,
+                NOW,
+                &InstantHost,
+            ))
+            .ok();
+        });
+        println!("distinct {alg}, no cache, native, host signature instant, ns per request (best of 3 x {ROUNDS}):");
+        println!("  read + decide           {whole:8.0}");
+        println!("  of which, alone:");
+        println!("    jwt::parse            {parsed:8.0}");
+        println!("    verify (parsed)       {verified:8.0}");
+    }
 }
