@@ -239,7 +239,19 @@ fn distinct_decision_cost() {
             ))
             .ok();
         });
+        // The same decisions with every signature checked by our own code (`host_signatures:
+        // false`): RS256 through `rsa_pkcs1`, ES256 through the p256 crate.
+        let pure = ns_per(|| {
+            let headers = RequestHeaders::from_map(Some(black_box(maps[next()].clone())));
+            let vm = Vm {
+                keys: &cfg,
+                signatures: &PureRust,
+                cache: &mut cache,
+            };
+            black_box(decide_in(&cfg, vm, &headers, NOW));
+        });
         println!("distinct {alg}, no cache, native, host signature instant, ns per request (best of 3 x {ROUNDS}):");
+        println!("  read + decide, signature in pure Rust {pure:8.0}");
         println!("  read + decide           {whole:8.0}");
         println!("  of which, alone:");
         println!("    jwt::parse            {parsed:8.0}");
