@@ -226,7 +226,7 @@ const EMPTY_LISTENER: &str = "wasm_empty";
 /// least a filter that makes them can cost; our row of the same calls, minus it, is what our
 /// own code adds. A row with `verify` calls Envoy's `verify_signature` with the argument our
 /// filter sends for the first token of that row's set (`verify_args_hex`).
-const FLOORS: [(&str, &[&str], &str); 5] = [
+const FLOORS: [(&str, &[&str], &str); 6] = [
     (
         "wasm_empty_floor_open",
         &["headers", "clock", "metric"],
@@ -241,6 +241,11 @@ const FLOORS: [(&str, &[&str], &str); 5] = [
         "wasm_empty_floor_cached",
         &["headers", "clock", "metric", "metric", "remove", "set", "property", "property", "property"],
         "floor: the empty filter + the host calls of ours with one cached token (header map, clock, 2 counters, 2 header changes, 3 filter-state values)",
+    ),
+    (
+        "wasm_empty_floor_cached_no_state",
+        &["headers", "clock", "metric", "metric", "remove", "set"],
+        "floor: the empty filter + the host calls of ours with one cached token but no filter state (header map, clock, 2 counters, 2 header changes)",
     ),
     (
         "wasm_empty_floor_rs256",
