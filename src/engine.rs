@@ -18,6 +18,10 @@
 //!    outcome enforcement would have had in `OUTCOME_HEADER`.
 //!
 //! Every decision carries its `Verdict` (failure reason and provider) for the glue to count.
+//!
+//! Steps 0-3 take no time (`open`): `decide_open` stops after them and returns the decision
+//! when they made it, so the glue reads the host's clock only for a requirement (issue 13).
+//! `decide` runs the same `open` first, so the two cannot decide differently.
 
 use crate::authorize::Evaluation;
 use crate::config::{Config, OnFailure, ProviderId, Requirement, OUTCOME_HEADER};
