@@ -18,9 +18,13 @@
 //!    outcome enforcement would have had in `OUTCOME_HEADER`.
 //!
 //! Every decision carries its `Verdict` (failure reason and provider) for the glue to count.
+//!
+//! Steps 0-3 take no time (`open`): `decide_open` stops after them and returns the decision
+//! when they made it, so the glue reads the host's clock only for a requirement (issue 13).
+//! `decide` runs the same `open` first, so the two cannot decide differently.
 
 use crate::authorize::Evaluation;
-use crate::config::{Config, OnFailure, ProviderId, OUTCOME_HEADER};
+use crate::config::{Config, OnFailure, ProviderId, Requirement, OUTCOME_HEADER};
 use crate::error::{deny, AuthError, Denial, FailureClass};
 use crate::introspection::{Answers, Needed, Unwired};
 pub use crate::keys::{Availability, KeyStore, ListAvailability, Wait};
@@ -210,20 +214,37 @@ pub fn decide_answered<'c>(
     (decision, needed)
 }
 
-fn decide_with<'c, S: Sink>(
-    config: &'c Config,
-    vm: Vm<'_>,
-    answers: &dyn Answers,
-    headers: &RequestHeaders,
-    now: i64,
-    trace: &mut S,
-    needed: &mut Vec<Needed>,
-) -> Decision<'c> {
+/// The decision on `headers` when no time can change it (issue 13), else `None`: the request
+/// cannot be read, is a CORS preflight let through, or matches no rule or a rule without
+/// `requires` (`report_only` marks it as `decide` would). The glue asks this first and reads
+/// the clock only on `None`, so a route that needs no token costs no clock read. The same
+/// steps as `decide`, in the same code (`open`), so the two cannot differ.
+pub fn decide_open<'c>(config: &'c Config, headers: &RequestHeaders) -> Option<Final<'c>> {
+    match open(config, headers, &mut Off) {
+        Opening::Decided(decision) => decision.into_final().ok(),
+        Opening::Check { .. } => None,
+    }
+}
+
+/// What the steps before the requirement (flow 0-3) concluded.
+enum Opening<'c> {
+    /// Decided without a token, so without a time.
+    Decided(Decision<'c>),
+    /// The matched rule's requirement is to be checked, after the removals in `ops`.
+    Check {
+        ops: Vec<HeaderOp<'c>>,
+        requirement: &'c Requirement,
+    },
+}
+
+/// Flow 0-3: the removals, the readability check, the CORS bypass and the rule. Takes no time:
+/// nothing here may depend on one (`decide_open` relies on it).
+fn open<'c, S: Sink>(config: &'c Config, headers: &RequestHeaders, trace: &mut S) -> Opening<'c> {
     if BENCH_STOP == BenchStop::Headers {
-        return finish(config, Vec::new(), Verdict::default(), None);
+        return Opening::Decided(finish(config, Vec::new(), Verdict::default(), None));
     }
     // One vector for the whole decision: the removals, then the evaluation's operations.
-    let mut ops: Vec<HeaderOp<'c>> = config
+    let ops: Vec<HeaderOp<'c>> = config
         .emitted_headers
         .iter()
         .filter(|h| headers.get(h).is_some())
@@ -239,11 +260,11 @@ fn decide_with<'c, S: Sink>(
     });
     if headers.readable().is_err() {
         trace.record(|| Step::Unreadable);
-        return refuse(config);
+        return Opening::Decided(refuse(config));
     }
     if config.bypass_cors_preflight && is_cors_preflight(headers) {
         trace.record(|| Step::CorsPreflight);
-        return finish(config, ops, Verdict::default(), None);
+        return Opening::Decided(finish(config, ops, Verdict::default(), None));
     }
     let mut rule = None;
     for (index, candidate) in config.rules.iter().enumerate() {
@@ -259,7 +280,7 @@ fn decide_with<'c, S: Sink>(
             Ok(false) => {}
             Err(_) => {
                 trace.record(|| Step::Unreadable);
-                return refuse(config);
+                return Opening::Decided(refuse(config));
             }
         }
     }
@@ -267,11 +288,27 @@ fn decide_with<'c, S: Sink>(
         trace.record(|| Step::NoRule);
     }
     let Some(requirement) = rule.and_then(|rule| rule.requirement.as_ref()) else {
-        return finish(config, ops, Verdict::default(), None);
+        return Opening::Decided(finish(config, ops, Verdict::default(), None));
     };
     if BENCH_STOP == BenchStop::Match {
-        return finish(config, ops, Verdict::default(), None);
+        return Opening::Decided(finish(config, ops, Verdict::default(), None));
     }
+    Opening::Check { ops, requirement }
+}
+
+fn decide_with<'c, S: Sink>(
+    config: &'c Config,
+    vm: Vm<'_>,
+    answers: &dyn Answers,
+    headers: &RequestHeaders,
+    now: i64,
+    trace: &mut S,
+    needed: &mut Vec<Needed>,
+) -> Decision<'c> {
+    let (mut ops, requirement) = match open(config, headers, trace) {
+        Opening::Decided(decision) => return decision,
+        Opening::Check { ops, requirement } => (ops, requirement),
+    };
     ops.reserve(OPS_CAPACITY);
     let mut evaluation = Evaluation {
         config,

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::callouts::{key_set, Callouts, Ended, Next, Outcome, Request, Resources, Severity};
 use crate::config::{Config, JwksSource, ProviderId};
-use crate::engine::{BenchStop, Final, BENCH_STOP};
+use crate::engine::{self, BenchStop, Final, BENCH_STOP};
 use crate::fleet::{Fleet, Local};
 use crate::host::{self, Action, Callout, Host, Level};
 use crate::introspection::{Needed, Unwired};
@@ -264,10 +264,15 @@ impl Filter {
         }
         let config = Rc::clone(&self.config);
         let headers = request_headers(host, &config);
-        let now = now_millis(host);
-        let decided = self
-            .decide(host, &config, id, &headers, now)
-            .and_then(|d| self.exchange(host, &config, id, &headers, d, now));
+        // A decision no time can change reads no clock (issue 13): open routes, the common case.
+        let decided = match self.decide_open(host, &config, id, &headers) {
+            Some(decision) => Some(decision),
+            None => {
+                let now = now_millis(host);
+                self.decide(host, &config, id, &headers, now)
+                    .and_then(|d| self.exchange(host, &config, id, &headers, d, now))
+            }
+        };
         match decided {
             // Bench variants that stop before applying (`BenchStop`).
             Some(_) if matches!(BENCH_STOP, BenchStop::Decide | BenchStop::Count) => {
@@ -500,7 +505,7 @@ impl Filter {
                     return Some(decision);
                 }
                 self.count_hits(host, id, &hits);
-                self.record_decision(host, &decision, headers, now);
+                self.record_decision(host, &decision, headers, Some(now));
                 return Some(decision);
             }
             if self.ask_introspections(host, id, needed, now) {
@@ -508,6 +513,28 @@ impl Filter {
             }
         }
         None
+    }
+
+    /// The decision when no time can change it (`engine::decide_open`: unreadable, a CORS
+    /// preflight let through, no rule or one without `requires`), counted and logged as
+    /// `decide` counts and logs it; `None`: a requirement is to be checked, with the clock.
+    /// Such a decision names no provider, so no token exchange follows it
+    /// (`exchange::subject_for` needs a verified one).
+    fn decide_open<'c>(
+        &mut self,
+        host: &impl Host,
+        config: &'c Config,
+        id: u32,
+        headers: &RequestHeaders,
+    ) -> Option<Final<'c>> {
+        let decision = engine::decide_open(config, headers)?;
+        self.opaque.own.remove(&id);
+        if BENCH_STOP == BenchStop::Decide {
+            return Some(decision);
+        }
+        self.count_hits(host, id, &[]);
+        self.record_decision(host, &decision, headers, None);
+        Some(decision)
     }
 
     /// `parked::decide` with the introspection answers stream `id` has (`last_round`: what is
@@ -577,13 +604,14 @@ impl Filter {
 
     /// Counts a final decision, and logs a failure that was let through (at info in
     /// `report_only`, where that is the point; at debug for a failure policy `allow`) and a
-    /// denial (at debug), through `request_line`.
+    /// denial (at debug), through `request_line`. `now`: the time the decision was made at,
+    /// `None` when none was read (a line then reads the clock itself).
     fn record_decision(
         &mut self,
         host: &impl Host,
         decision: &Final,
         headers: &RequestHeaders,
-        now: Millis,
+        now: Option<Millis>,
     ) {
         let (verdict, let_through) = match decision {
             Final::Allow { verdict, .. } => (verdict, verdict.failure.is_some()),
@@ -619,17 +647,19 @@ impl Filter {
     /// Writes one per-request line at `level`, if the host writes that level and the budget
     /// allows; `line` is built only then. The first line after some were dropped says how many
     /// first; without one, the next tick does (a filter without remote keys ticks only while
-    /// something is left to say).
+    /// something is left to say). `now` `None`: the clock is read here, only when the level is
+    /// written.
     fn request_line(
         &mut self,
         host: &impl Host,
         level: Level,
-        now: Millis,
+        now: Option<Millis>,
         line: impl FnOnce() -> String,
     ) {
         if !log_enabled(host, level) {
             return;
         }
+        let now = now.unwrap_or_else(|| now_millis(host));
         match self.log_limit.admit(now) {
             Admit::Write { suppressed } => {
                 if suppressed > 0 {

@@ -54,7 +54,10 @@
 //!
 //! ## Clock
 //! Time comes from the host (`proxy_get_current_time_nanoseconds`) as a parameter of
-//! `engine::decide`; nothing reads the system clock.
+//! `engine::decide`; nothing reads the system clock. A request is first offered to
+//! `engine::decide_open`, which decides only what no time can change (unreadable, a CORS
+//! preflight let through, no rule or one without `requires`), so a route that needs no token
+//! reads no clock; a token is always checked at the host's time, never at 0.
 //!
 //! ## Panics
 //! A panic kills the VM (fail-closed: the service is down; fail-open: everyone gets in).

@@ -1211,3 +1211,137 @@ fn verified_identity_becomes_filter_state() {
         assert_eq!(filter_state(&d), vec![], "{name}");
     }
 }
+
+// Issue 13: the open path (`decide_open`, no clock) and `decide` never differ.
+
+/// Every config × request × time: where `decide_open` decides, `decide` decides the same at
+/// any time; where it does not, a rule with `requires` matched a readable request (the only
+/// case that needs a time). Over the fixture configs with and without CORS bypass, in
+/// `report_only`, with failure policies `allow`, stripped failure bodies, and no rules.
+#[test]
+fn the_open_path_decides_as_decide_at_any_time() {
+    let with_cfg = |base: Value, extra: Value| {
+        let mut cfg = base;
+        for (k, v) in extra.as_object().unwrap() {
+            cfg[k] = v.clone();
+        }
+        Config::from_json(cfg.to_string().as_bytes()).unwrap()
+    };
+    let allow_all = json!({ "failure_policy": { "token_missing": "allow",
+        "token_invalid": "allow", "keys_unavailable": "allow" } });
+    let configs = vec![
+        config(),
+        with_cfg(config_json(), json!({ "bypass_cors_preflight": false })),
+        with_cfg(config_json(), json!({ "report_only": true })),
+        with_cfg(config_json(), json!({ "strip_failure_response": true })),
+        with_cfg(config_json(), json!({ "rules": [] })),
+        with_cfg(config_json(), json!({ "rules": [], "report_only": true })),
+        with_cfg(config_json(), allow_all.clone()),
+        authz_config(json!({})),
+        authz_config(json!({ "report_only": true })),
+        authz_config(json!({ "report_only": true, "bypass_cors_preflight": true })),
+        authz_config(allow_all),
+    ];
+    let expired = bearer(&mint::token(
+        "RS256",
+        &with(good_claims(), "exp", json!(NOW - 3600)),
+    ));
+    let future = bearer(&mint::token(
+        "RS256",
+        &with(good_claims(), "nbf", json!(NOW + 3600)),
+    ));
+    let (good, other) = (bearer(&good()), other());
+    let tokens: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("authorization", &good)],
+        vec![("authorization", &expired)],
+        vec![("authorization", &future)],
+        vec![("authorization", "Bearer not.a.jwt")],
+        vec![("x-other-token", &other)],
+        vec![("authorization", &good), ("x-other-token", &other)],
+        // Smuggled identity: removed on every route.
+        vec![("x-jwt-sub", "mallory"), ("x-identity", "{}")],
+    ];
+    let paths = [
+        "/public",
+        "/public/x?q=1",
+        "/optional",
+        "/lenient",
+        "/any-or-none",
+        "/any",
+        "/all",
+        "/aud2",
+        "/scoped",
+        "/claims",
+        "/get-only/x",
+        "/",
+        "/elsewhere",
+    ];
+    let cors = [
+        ("origin", "https://o.test"),
+        ("access-control-request-method", "GET"),
+    ];
+    let mut requests = Vec::new();
+    for path in paths {
+        for token in &tokens {
+            for method in ["GET", "POST"] {
+                requests.push(request(method, path, token));
+            }
+            let mut preflight = token.clone();
+            preflight.extend(cors);
+            requests.push(request("OPTIONS", path, &preflight));
+            // Half a preflight is not one.
+            requests.push(request("OPTIONS", path, &[cors[0]]));
+        }
+        requests.push(raw_request("GET", path.as_bytes(), b"x.api.test", &[]));
+        requests.push(raw_request(
+            "GET",
+            path.as_bytes(),
+            b"bad authority\xff",
+            &[],
+        ));
+    }
+    requests.push(RequestHeaders::from_host(None));
+    requests.push(RequestHeaders::new(vec![(
+        ":path".to_owned(),
+        b"/public".to_vec(),
+    )]));
+    requests.push(RequestHeaders::new(vec![(
+        ":method".to_owned(),
+        b"GET".to_vec(),
+    )]));
+    let times = [NOW, 0, NOW + 86_400 * 365, i64::MAX];
+    let (mut open, mut checked) = (0, 0);
+    for (c, cfg) in configs.iter().enumerate() {
+        for (r, headers) in requests.iter().enumerate() {
+            let case = format!("config {c}, request {r}: {}", headers.url());
+            match decide_open(cfg, headers) {
+                Some(decided) => {
+                    open += 1;
+                    for now in times {
+                        let full = decide(cfg, cfg, headers, now).into_final();
+                        assert_eq!(full, Ok(decided.clone()), "{case} at {now}");
+                    }
+                }
+                None => {
+                    checked += 1;
+                    assert!(headers.readable().is_ok(), "{case}");
+                    let bypassed = cfg.bypass_cors_preflight && is_cors_preflight(headers);
+                    assert!(!bypassed, "{case}");
+                    let rule = cfg
+                        .rules
+                        .iter()
+                        .find(|r| r.matcher.matches(headers) != Ok(false));
+                    let rule = rule.unwrap_or_else(|| panic!("{case}: no rule matched"));
+                    assert_eq!(rule.matcher.matches(headers), Ok(true), "{case}");
+                    assert!(rule.requirement.is_some(), "{case}");
+                }
+            }
+        }
+    }
+    // Both sides are exercised in earnest.
+    assert!(
+        open > 500 && checked > 500,
+        "open {open}, checked {checked}"
+    );
+}

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::error::AuthError;
 use crate::host::fake::{Envoy, FakeHost, Sent};
 use crate::metrics;
 use crate::mint;
@@ -314,4 +315,93 @@ fn shared_data_that_fails_still_lets_each_vm_fetch_for_itself() {
     let sent = vm.sent_one();
     vm.answer(&sent, 200, mint::JWKS);
     assert!(vm.host.stream(2).continued);
+}
+
+/// Issue 13: a route that needs no token (no rule, a rule without `requires`, a CORS preflight)
+/// is decided without reading the clock, one host call less per request; a route with
+/// `requires` reads it. Counted and answered as before either way.
+#[test]
+fn an_open_route_reads_no_clock_and_a_route_with_requires_does() {
+    let config = json!({
+        "providers": { "p": { "issuer": "https://idp.test/",
+            "local_jwks": { "inline_string": mint::JWKS } } },
+        "rules": [
+            { "match": { "prefix": "/public" } },
+            { "match": { "prefix": "/api" }, "requires": { "provider_name": "p" } }
+        ],
+        "bypass_cors_preflight": true,
+    })
+    .to_string()
+    .into_bytes();
+    let envoy = Envoy::new(T0);
+    let mut vm = Vm::new(&envoy, &config);
+    // Debug lines off, as in production: an unreadable request then logs nothing either.
+    vm.host.level.set(Level::Info);
+    let mut on = |id: u32, headers: &[(&str, &str)]| {
+        vm.host.open(id, headers);
+        let before = vm.host.clock_reads.get();
+        let action = vm.filter.on_request_headers(&vm.host, id);
+        let reply = vm.host.stream(id).reply.map(|(status, _, _)| status);
+        (action, reply, vm.host.clock_reads.get() - before)
+    };
+    let get = |path: &'static str| [(":method", "GET"), (":path", path), (":authority", "a")];
+    let bearer = format!("Bearer {}", good());
+    // Open: a rule without requires, no rule at all, a preflight, an unreadable request.
+    assert_eq!(on(1, &get("/public/x")), (Action::Continue, None, 0));
+    assert_eq!(on(2, &get("/elsewhere")), (Action::Continue, None, 0));
+    let preflight = [
+        (":method", "OPTIONS"),
+        (":path", "/api/x"),
+        (":authority", "a"),
+        ("origin", "https://o.test"),
+        ("access-control-request-method", "GET"),
+    ];
+    assert_eq!(on(3, &preflight), (Action::Continue, None, 0));
+    assert_eq!(
+        on(4, &[(":method", "GET"), (":authority", "a")]),
+        (Action::Pause, Some(400), 0)
+    );
+    // A route with requires reads the clock, with a token and without.
+    let with_token = [
+        (":method", "GET"),
+        (":path", "/api/x"),
+        (":authority", "a"),
+        ("authorization", bearer.as_str()),
+    ];
+    let (action, reply, reads) = on(5, &with_token);
+    assert_eq!((action, reply), (Action::Continue, None));
+    assert!(reads >= 1, "a token is checked at the host's time");
+    let (action, reply, reads) = on(6, &get("/api/x"));
+    assert_eq!((action, reply), (Action::Pause, Some(401)));
+    assert!(reads >= 1);
+    // Counted as before: four allowed (three open, one with p's token), two denials.
+    assert_eq!(vm.host.metric(&metrics::allowed(None)), 4);
+    assert_eq!(vm.host.metric(&metrics::allowed(Some("p"))), 1);
+    assert_eq!(
+        vm.host.metric(&metrics::denied(
+            None,
+            AuthError::UnreadableRequest.reason()
+        )),
+        1
+    );
+    assert_eq!(
+        vm.host
+            .metric(&metrics::denied(None, AuthError::Missing.reason())),
+        1
+    );
+}
+
+/// Issue 13: a per-request line on an open route still gets its time (the rate limit's), read
+/// then: an unreadable request logged at debug reads the clock once.
+#[test]
+fn an_open_route_that_logs_reads_the_clock_for_the_line() {
+    let envoy = Envoy::new(T0);
+    let mut vm = Vm::new(&envoy, &plain());
+    vm.host.level.set(Level::Debug);
+    vm.host.open(1, &[(":method", "GET"), (":authority", "a")]);
+    let before = vm.host.clock_reads.get();
+    assert_eq!(vm.filter.on_request_headers(&vm.host, 1), Action::Pause);
+    assert_eq!(vm.reply_status(1), Some(400));
+    assert_eq!(vm.host.clock_reads.get() - before, 1);
+    assert!(vm.host.logged("400"), "{:?}", vm.host.lines.borrow());
 }

@@ -97,6 +97,8 @@ pub struct FakeHost {
     current: Cell<u32>,
     /// Answers `verify_signature` with this, if set (else refuses).
     pub foreign: RefCell<Option<Vec<u8>>>,
+    /// How often this VM read the clock (`now_nanos`): a host call each.
+    pub clock_reads: Cell<u32>,
 }
 
 impl FakeHost {
@@ -118,6 +120,7 @@ impl FakeHost {
             streams: RefCell::default(),
             current: Cell::new(0),
             foreign: RefCell::default(),
+            clock_reads: Cell::new(0),
         }
     }
 
@@ -183,6 +186,8 @@ impl FakeHost {
 
 impl Host for FakeHost {
     fn now_nanos(&self) -> Option<u64> {
+        self.clock_reads
+            .set(self.clock_reads.get().saturating_add(1));
         self.envoy
             .now_ms
             .get()
