@@ -33,6 +33,8 @@ mod opaque;
 mod revocation_tests;
 mod stats;
 #[cfg(test)]
+mod test_vm;
+#[cfg(test)]
 mod tests;
 
 use std::rc::Rc;

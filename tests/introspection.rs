@@ -21,6 +21,7 @@ use common::bootstrap::{self, Listener, Side};
 use common::envoy::Envoy;
 use common::http::Request;
 use common::upstream::{Echo, Upstream};
+use common::Proxy;
 
 /// Providers `jwt` (the server's JWTs, from its JWKS) and `opaque` (introspected as client
 /// `gateway` with `secret`, answers cached `cache_duration`), one `requires_any` route.
@@ -59,31 +60,13 @@ fn filter_config_with(s: &AuthServer, secret: &str, cache_duration: &str, extra:
     cfg
 }
 
-struct Setup {
-    envoy: Envoy,
-    _upstream: Upstream,
-}
-
-fn start(s: &AuthServer, secret: &str, cache_duration: &str) -> Setup {
+fn start(s: &AuthServer, secret: &str, cache_duration: &str) -> Proxy {
     start_config(s, &filter_config(s, secret, cache_duration))
 }
 
-fn start_config(s: &AuthServer, cfg: &Value) -> Setup {
-    let upstream = Upstream::start();
-    let cfg = cfg.clone();
-    let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, &cfg)], upstream.port());
-    Setup {
-        envoy: Envoy::start(&bootstrap::with_cluster(&boot, "authserver", s.port())),
-        _upstream: upstream,
-    }
-}
-
-impl Setup {
-    fn get(&self, token: &str) -> common::http::Response {
-        Request::get("/api")
-            .bearer(token)
-            .send(self.envoy.port("wasm"))
-    }
+/// Our filter with `cfg`, an echo upstream, and cluster `authserver` pointing at `s`.
+fn start_config(s: &AuthServer, cfg: &Value) -> Proxy {
+    Proxy::wasm_with_cluster(cfg, "authserver", s.port(), 1)
 }
 
 /// Introspection requests the filter (client `gateway`) made.

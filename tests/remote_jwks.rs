@@ -28,6 +28,7 @@ use common::http::Request;
 use common::idp::{jwks_only, Break, Idp, Mode};
 use common::mint::{self, Key};
 use common::upstream::Upstream;
+use common::{eventually, Proxy};
 
 const ISS: &str = "https://idp.example";
 
@@ -50,33 +51,12 @@ fn config(extra: Value) -> Value {
 }
 
 /// Our filter with `cfg`, an echo upstream, and cluster `jwks` pointing at `jwks`.
-struct Setup {
-    envoy: Envoy,
-    _upstream: Upstream,
-}
-
-fn start(cfg: &Value, jwks: &Idp) -> Setup {
+fn start(cfg: &Value, jwks: &Idp) -> Proxy {
     start_with_workers(cfg, jwks, 1)
 }
 
-fn start_with_workers(cfg: &Value, jwks: &Idp, workers: u32) -> Setup {
-    let upstream = Upstream::start();
-    let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, cfg)], upstream.port());
-    Setup {
-        envoy: Envoy::start_with_concurrency(
-            &bootstrap::with_cluster(&boot, "jwks", jwks.port()),
-            workers,
-        ),
-        _upstream: upstream,
-    }
-}
-
-impl Setup {
-    fn get(&self, token: &str) -> common::http::Response {
-        Request::get("/api")
-            .bearer(token)
-            .send(self.envoy.port("wasm"))
-    }
+fn start_with_workers(cfg: &Value, jwks: &Idp, workers: u32) -> Proxy {
+    Proxy::wasm_with_cluster(cfg, "jwks", jwks.port(), workers)
 }
 
 /// A token for the provider, signed with `key` under `kid`.
@@ -92,18 +72,6 @@ fn token(kid: &str, key: Key) -> String {
 
 fn good() -> String {
     token("rsa-a", Key::RsaA)
-}
-
-/// Waits until `f` is true or `timeout` passes.
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 #[test]

@@ -31,26 +31,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::bootstrap::{self, Listener, Side};
 use common::envoy::Envoy;
 use common::http::{Request, Response};
 use common::idp::{Idp, Mode};
 use common::mint::{self, Key};
-use common::upstream::Upstream;
+use common::revocation::{config, list, token, CLUSTER, PROVIDER};
+use common::{eventually, until_status, Proxy};
 
-const ISS: &str = "https://idp.example";
-const PROVIDER: &str = "idp";
 const REVOKED_BODY: &str = "Jwt has been revoked";
 const UNAVAILABLE_BODY: &str = "Jwt revocation list is unavailable";
-
-/// A list document: `issued_at` plus the members given (`jti`, `sub`, `issued_before`, ...).
-fn list(issued_at: i64, members: Value) -> String {
-    let mut doc = json!({ "issued_at": issued_at });
-    if let (Some(doc), Value::Object(members)) = (doc.as_object_mut(), members) {
-        doc.extend(members);
-    }
-    doc.to_string()
-}
 
 /// `document` as a compact JWS signed by the provider's own key `rsa-a`.
 fn signed(document: &str) -> String {
@@ -63,56 +52,10 @@ fn signed(document: &str) -> String {
     )
 }
 
-fn serve(server: &Idp, body: String) {
-    server.set_mode(Mode::Serve {
-        body,
-        max_age: None,
-    });
-}
-
-/// The one provider, its `revocation` at the `revocations` cluster; `extra` members are added
-/// to the provider (`jwt_cache_config`), `revocation` members to its list settings.
-fn config(revocation: Value, extra: Value) -> Value {
-    let mut settings = json!({
-        "http_uri": { "uri": "http://lists.example/revocations.json",
-                      "cluster": "revocations", "timeout": "1s" },
-        "cache_duration": "1s",
-        "max_staleness": "30s",
-    });
-    if let (Some(settings), Value::Object(more)) = (settings.as_object_mut(), revocation) {
-        settings.extend(more);
-    }
-    let mut provider = json!({
-        "issuer": ISS,
-        "local_jwks": { "inline_string": mint::JWKS },
-        "revocation": settings,
-    });
-    if let (Some(provider), Value::Object(more)) = (provider.as_object_mut(), extra) {
-        provider.extend(more);
-    }
-    json!({
-        "providers": { PROVIDER: provider },
-        "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": PROVIDER } }],
-    })
-}
-
 /// An echo upstream and an Envoy (`concurrency` workers) running `cfg` on listener `wasm`,
 /// its list cluster pointing at `server`.
-fn start(cfg: &Value, server: &Idp, concurrency: u32) -> (Upstream, Envoy) {
-    let upstream = Upstream::start();
-    let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, cfg)], upstream.port());
-    let boot = bootstrap::with_cluster(&boot, "revocations", server.port());
-    let envoy = Envoy::start_with_concurrency(&boot, concurrency);
-    (upstream, envoy)
-}
-
-/// An RS256 token of the provider, valid for an hour, with these claims besides `iss`/`exp`.
-fn token(claims: Value) -> String {
-    let mut payload = json!({ "iss": ISS, "exp": common::now() + 3600 });
-    if let (Some(payload), Value::Object(claims)) = (payload.as_object_mut(), claims) {
-        payload.extend(claims);
-    }
-    mint::token("RS256", &payload)
+fn start(cfg: &Value, server: &Idp, concurrency: u32) -> Proxy {
+    Proxy::wasm_with_cluster(cfg, CLUSTER, server.port(), concurrency)
 }
 
 fn get(port: u16, token: &str) -> Response {
@@ -138,37 +81,9 @@ fn assert_revoked(resp: &Response, what: &str) {
     assert!(resp.echo().is_none(), "{what}: reached the upstream");
 }
 
-/// Sends `token` every 20 ms until the answer has status `want`, for at most `within`; every
-/// answer before it must have status `meanwhile`. Returns that answer and how long it took.
-fn until_status(
-    port: u16,
-    token: &str,
-    want: u16,
-    meanwhile: u16,
-    within: Duration,
-) -> (Response, Duration) {
-    let started = Instant::now();
-    loop {
-        let resp = get(port, token);
-        if resp.status == want {
-            return (resp, started.elapsed());
-        }
-        assert_eq!(resp.status, meanwhile, "waiting for {want}: {resp}");
-        assert!(
-            started.elapsed() < within,
-            "no {want} within {within:?}; last: {resp}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Polls `check` every 50 ms until it holds, for at most `within`.
-fn until(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Polls `check` until it holds, for at most `within`.
+fn until(within: Duration, what: &str, check: impl FnMut() -> bool) {
+    assert!(eventually(within, check), "{what}: not within {within:?}");
 }
 
 fn stat(envoy: &Envoy, name: &str) -> u64 {
@@ -185,7 +100,8 @@ fn listed_jti_and_sub_are_refused_cached_tokens_included_then_issued_before() {
         json!({}),
         json!({ "jwt_cache_config": { "jwt_cache_size": 100 } }),
     );
-    let (_upstream, envoy) = start(&cfg, &server, 1);
+    let proxy = start(&cfg, &server, 1);
+    let envoy = &proxy.envoy;
     let port = envoy.port("wasm");
 
     let leaked = token(json!({ "sub": "bob", "jti": "leaked-1" }));
@@ -208,11 +124,11 @@ fn listed_jti_and_sub_are_refused_cached_tokens_included_then_issued_before() {
     // The identity team lists the leaked token's jti and mallory: both cached tokens are
     // refused within about one cache_duration (1 s) plus one timer tick.
     let fetches = server.requests();
-    serve(
-        &server,
-        list(t0 + 1, json!({ "jti": ["leaked-1"], "sub": ["mallory"] })),
-    );
-    let (resp, latency) = until_status(port, &leaked, 401, 200, Duration::from_secs(4));
+    server.serve(&list(
+        t0 + 1,
+        json!({ "jti": ["leaked-1"], "sub": ["mallory"] }),
+    ));
+    let (resp, latency) = until_status(|| get(port, &leaked), 401, 200, Duration::from_secs(4));
     eprintln!(
         "revocation latency (publish -> first 401, cached token, cache_duration 1s): {latency:?}, \
          {} list fetches meanwhile",
@@ -228,7 +144,7 @@ fn listed_jti_and_sub_are_refused_cached_tokens_included_then_issued_before() {
         latency < Duration::from_millis(3000),
         "latency {latency:?} at cache_duration 1s"
     );
-    assert!(stat(&envoy, "denied.revoked") >= 3, "denied.revoked");
+    assert!(stat(envoy, "denied.revoked") >= 3, "denied.revoked");
 
     // Alice resets her password: tokens issued before the cutoff are refused, one issued at
     // the cutoff or later is accepted, one without `iat` is refused (fail closed).
@@ -241,15 +157,12 @@ fn listed_jti_and_sub_are_refused_cached_tokens_included_then_issued_before() {
         &alice_new,
         "alice's new token, before the cutoff is listed",
     );
-    serve(
-        &server,
-        list(
-            t0 + 2,
-            json!({ "jti": ["leaked-1"], "sub": ["mallory"],
+    server.serve(&list(
+        t0 + 2,
+        json!({ "jti": ["leaked-1"], "sub": ["mallory"],
                     "issued_before": { "sub": { "alice": cutoff } } }),
-        ),
-    );
-    let (resp, _) = until_status(port, &alice_old, 401, 200, Duration::from_secs(4));
+    ));
+    let (resp, _) = until_status(|| get(port, &alice_old), 401, 200, Duration::from_secs(4));
     assert_revoked(&resp, "alice's token issued before the cutoff (cached)");
     assert_allowed(port, &alice_at, "alice's token issued at the cutoff");
     assert_allowed(
@@ -267,7 +180,8 @@ fn list_server_down_past_max_staleness_is_503_then_recovers() {
     let t0 = common::now();
     let server = Idp::serving(&list(t0, json!({ "sub": ["mallory"] })));
     let cfg = config(json!({ "max_staleness": "3s" }), json!({}));
-    let (_upstream, envoy) = start(&cfg, &server, 1);
+    let proxy = start(&cfg, &server, 1);
+    let envoy = &proxy.envoy;
     let port = envoy.port("wasm");
     let carol = token(json!({ "sub": "carol" }));
     let mallory = token(json!({ "sub": "mallory" }));
@@ -277,7 +191,7 @@ fn list_server_down_past_max_staleness_is_503_then_recovers() {
 
     // The server fails: the last good list is used for max_staleness (3 s), then 503.
     server.set_mode(Mode::Status(500));
-    let (resp, outage) = until_status(port, &carol, 503, 200, Duration::from_secs(7));
+    let (resp, outage) = until_status(|| get(port, &carol), 503, 200, Duration::from_secs(7));
     eprintln!("503 after {outage:?} of outage (max_staleness 3s)");
     assert!(
         outage >= Duration::from_millis(2000),
@@ -287,16 +201,16 @@ fn list_server_down_past_max_staleness_is_503_then_recovers() {
     assert!(resp.echo().is_none(), "reached the upstream");
     let resp = get(port, &mallory);
     assert_eq!(resp.status, 503, "mallory while unavailable: {resp}");
-    assert!(stat(&envoy, "revocation_fetch_failed.status") >= 2);
-    assert!(stat(&envoy, "denied.revocation_unavailable") >= 2);
+    assert!(stat(envoy, "revocation_fetch_failed.status") >= 2);
+    assert!(stat(envoy, "denied.revocation_unavailable") >= 2);
 
     // The server is back: the next fetch (backoff at most cache_duration) restores the list.
-    serve(&server, list(t0 + 1, json!({ "sub": ["mallory"] })));
-    let (_, recovery) = until_status(port, &carol, 200, 503, Duration::from_secs(4));
+    server.serve(&list(t0 + 1, json!({ "sub": ["mallory"] })));
+    let (_, recovery) = until_status(|| get(port, &carol), 200, 503, Duration::from_secs(4));
     eprintln!("200 again {recovery:?} after the list server came back");
     assert_allowed(port, &carol, "carol after recovery");
     assert_revoked(&get(port, &mallory), "mallory after recovery");
-    assert!(stat(&envoy, "revocation_fetch_success") >= 2);
+    assert!(stat(envoy, "revocation_fetch_success") >= 2);
 }
 
 #[test]
@@ -304,7 +218,8 @@ fn signed_list_a_bad_signature_is_refused_and_the_last_good_list_kept() {
     let t0 = common::now();
     let server = Idp::serving(&signed(&list(t0, json!({ "sub": ["mallory"] }))));
     let cfg = config(json!({ "require_signed": true }), json!({}));
-    let (_upstream, envoy) = start(&cfg, &server, 1);
+    let proxy = start(&cfg, &server, 1);
+    let envoy = &proxy.envoy;
     let port = envoy.port("wasm");
     let carol = token(json!({ "sub": "carol" }));
     let mallory = token(json!({ "sub": "mallory" }));
@@ -315,23 +230,23 @@ fn signed_list_a_bad_signature_is_refused_and_the_last_good_list_kept() {
 
     // A newer list that would un-revoke mallory, its signature forged: refused at every fetch.
     let forged = mint::tampered(&signed(&list(t0 + 1, json!({}))));
-    serve(&server, forged);
+    server.serve(&forged);
     until(Duration::from_secs(5), "two bad_signature fetches", || {
-        stat(&envoy, "revocation_fetch_failed.bad_signature") >= 2
+        stat(envoy, "revocation_fetch_failed.bad_signature") >= 2
     });
     assert_revoked(&get(port, &mallory), "mallory under the last good list");
     assert_allowed(port, &carol, "carol under the last good list");
 
     // The same list unsigned: refused too (`not_signed`).
-    serve(&server, list(t0 + 1, json!({})));
+    server.serve(&list(t0 + 1, json!({})));
     until(Duration::from_secs(5), "two not_signed fetches", || {
-        stat(&envoy, "revocation_fetch_failed.not_signed") >= 2
+        stat(envoy, "revocation_fetch_failed.not_signed") >= 2
     });
     assert_revoked(&get(port, &mallory), "mallory, unsigned list refused");
 
     // Correctly signed, it is taken: mallory is no longer listed.
-    serve(&server, signed(&list(t0 + 1, json!({}))));
-    let (_, taken) = until_status(port, &mallory, 200, 401, Duration::from_secs(4));
+    server.serve(&signed(&list(t0 + 1, json!({}))));
+    let (_, taken) = until_status(|| get(port, &mallory), 200, 401, Duration::from_secs(4));
     eprintln!("signed list taken {taken:?} after it was served");
     assert_allowed(port, &carol, "carol, new signed list");
 }
@@ -347,7 +262,8 @@ fn a_full_list_in_four_workers() {
         json!({ "cache_duration": "5s", "max_staleness": "60s" }),
         json!({}),
     );
-    let (_upstream, envoy) = start(&cfg, &server, 4);
+    let proxy = start(&cfg, &server, 4);
+    let envoy = &proxy.envoy;
     let port = envoy.port("wasm");
     let pid = envoy.pid().expect("Envoy's pid");
     let carol = token(json!({ "sub": "carol", "jti": "c-1" }));
@@ -369,7 +285,7 @@ fn a_full_list_in_four_workers() {
         json!({ "jti": jti, "sub": sub, "issued_before": { "sub": cutoffs } }),
     );
     let bytes = full.len();
-    serve(&server, full);
+    server.serve(&full);
     let last = token(json!({ "sub": "dave", "jti": "listed-089999" }));
     // Every worker has the list once 24 new connections in a row (spread over the workers by
     // the kernel) are refused.
@@ -412,7 +328,7 @@ fn a_full_list_in_four_workers() {
         before as f64 / 1024.0,
         after as f64 / 1024.0
     );
-    assert!(stat(&envoy, "revocation_fetch_success") >= 2);
+    assert!(stat(envoy, "revocation_fetch_success") >= 2);
     assert!(
         delta_mib < 200.0,
         "Envoy's RSS grew by {delta_mib:.1} MiB for one 100,000-entry list"

@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 
+use super::test_vm::{self, Vm};
 use super::*;
-use std::rc::Rc;
 
 use crate::host::fake::{Envoy, FakeHost, Sent};
 use crate::metrics;
@@ -27,22 +27,16 @@ fn configure(host: &FakeHost) -> Filter {
     Filter::configure(host, config.as_bytes()).unwrap()
 }
 
-fn request(host: &FakeHost, filter: &mut Filter, id: u32, sub: &str) -> Action {
-    let token = mint::token(
+/// A token of the provider for subject `sub`.
+fn token(sub: &str) -> String {
+    mint::token(
         "ES256",
         &json!({ "iss": "https://idp.test/", "sub": sub, "exp": 4_000_000_000_u64 }),
-    );
-    let bearer = format!("Bearer {token}");
-    host.open(
-        id,
-        &[
-            (":method", "GET"),
-            (":path", "/x"),
-            (":authority", "api.test"),
-            ("authorization", &bearer),
-        ],
-    );
-    filter.on_request_headers(host, id)
+    )
+}
+
+fn request(host: &FakeHost, filter: &mut Filter, id: u32, sub: &str) -> Action {
+    test_vm::request(host, filter, id, &token(sub))
 }
 
 fn list(issued_at: u64, subs: &[&str]) -> String {
@@ -153,38 +147,12 @@ fn signed(issued_at: u64, subs: &[&str]) -> String {
     mint::token("ES256", &json!({ "issued_at": issued_at, "sub": subs }))
 }
 
-struct Vm {
-    host: FakeHost,
-    filter: Filter,
-}
-
 impl Vm {
-    fn new(envoy: &Rc<Envoy>, config: &[u8]) -> Vm {
-        let host = FakeHost::new(envoy);
-        let filter = Filter::configure(&host, config).unwrap();
-        Vm { host, filter }
-    }
-
-    fn request(&mut self, id: u32, sub: &str) -> Action {
-        request(&self.host, &mut self.filter, id, sub)
-    }
-
-    fn tick(&mut self) {
-        self.filter.on_tick(&self.host);
-    }
-
-    /// Answers callout `sent` with 200 and `body`.
-    fn answer(&mut self, sent: &Sent, body: &str) {
-        self.host.set_response(200, &[], body.as_bytes());
-        self.filter
-            .on_callout_response(&self.host, sent.token, 1, body.len());
-    }
-
     /// Decides a request for `sub` now (a fresh stream `id`): its status, 200 when let through.
     fn status_for(&mut self, id: u32, sub: &str) -> u32 {
-        match self.request(id, sub) {
+        match self.request(id, &token(sub)) {
             Action::Continue => 200,
-            Action::Pause => reply(&self.host, id).map_or(0, |(status, _)| status),
+            Action::Pause => self.reply_status(id).unwrap_or(0),
         }
     }
 }
@@ -222,7 +190,7 @@ fn four_vms_make_one_list_fetch_per_period_and_all_refuse_a_newly_listed_subject
     let config = list_config(false, true);
     let mut vms: Vec<Vm> = (0..4).map(|_| Vm::new(&envoy, &config)).collect();
     for vm in &mut vms {
-        assert_eq!(vm.request(2, "alice"), Action::Pause, "cold start");
+        assert_eq!(vm.request(2, &token("alice")), Action::Pause, "cold start");
         vm.tick();
     }
     let mut fetches = list_fetches(&vms);
@@ -232,7 +200,7 @@ fn four_vms_make_one_list_fetch_per_period_and_all_refuse_a_newly_listed_subject
         "one fetch for the whole Envoy: {fetches:?}"
     );
     let (fetcher, sent) = fetches.remove(0);
-    vms[fetcher].answer(&sent, &list(T0 / 1000, &[]));
+    vms[fetcher].answer(&sent, 200, &list(T0 / 1000, &[]));
     for vm in &mut vms {
         vm.tick();
         assert!(
@@ -261,7 +229,7 @@ fn four_vms_make_one_list_fetch_per_period_and_all_refuse_a_newly_listed_subject
         }
         let listed: &[&str] = if period >= 2 { &["mallory"] } else { &[] };
         envoy.advance(Duration::from_millis(20));
-        vms[fetcher].answer(&sent, &list(T0 / 1000 + period, listed));
+        vms[fetcher].answer(&sent, 200, &list(T0 / 1000 + period, listed));
         envoy.advance(Duration::from_millis(50));
         for vm in &mut vms {
             vm.tick();
@@ -295,11 +263,11 @@ fn a_peers_signed_list_is_verified_by_the_adopter_and_a_badly_signed_one_is_refu
     let mut a = Vm::new(&envoy, &config);
     a.tick();
     let sent = a.host.take_sent().remove(0);
-    a.answer(&sent, &signed(T0 / 1000, &["mallory"]));
+    a.answer(&sent, 200, &signed(T0 / 1000, &["mallory"]));
     assert_eq!(a.status_for(2, "mallory"), 401);
     // A VM that starts later adopts the signed list (verifying it) instead of fetching.
     let mut b = Vm::new(&envoy, &config);
-    assert_eq!(b.request(2, "alice"), Action::Pause);
+    assert_eq!(b.request(2, &token("alice")), Action::Pause);
     b.tick();
     assert!(b.host.take_sent().is_empty(), "adopted, not fetched");
     assert!(b.host.stream(2).continued);
@@ -322,11 +290,11 @@ fn a_peers_signed_list_is_verified_by_the_adopter_and_a_badly_signed_one_is_refu
     );
     // A new VM does not take it either: it fetches the list itself.
     let mut c = Vm::new(&envoy, &config);
-    assert_eq!(c.request(2, "mallory"), Action::Pause);
+    assert_eq!(c.request(2, &token("mallory")), Action::Pause);
     c.tick();
     let sent = c.host.take_sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
-    c.answer(&sent[0], &signed(T0 / 1000, &["mallory"]));
+    c.answer(&sent[0], 200, &signed(T0 / 1000, &["mallory"]));
     assert_eq!(reply(&c.host, 2).map(|r| r.0), Some(401));
 }
 
@@ -337,7 +305,7 @@ fn an_older_list_in_shared_data_is_never_adopted() {
     let mut a = Vm::new(&envoy, &config);
     a.tick();
     let sent = a.host.take_sent().remove(0);
-    a.answer(&sent, &list(T0 / 1000 + 10, &["mallory"]));
+    a.answer(&sent, 200, &list(T0 / 1000 + 10, &["mallory"]));
     let mut b = Vm::new(&envoy, &config);
     b.tick();
     assert!(b.host.take_sent().is_empty());
@@ -369,7 +337,7 @@ fn a_list_lease_held_by_a_dead_vm_expires_and_another_vm_fetches() {
     dead.tick();
     let _lost = dead.host.take_sent(); // this VM dies before the answer comes
     let mut vm = Vm::new(&envoy, &config);
-    assert_eq!(vm.request(2, "alice"), Action::Pause);
+    assert_eq!(vm.request(2, &token("alice")), Action::Pause);
     vm.tick();
     assert!(vm.host.take_sent().is_empty(), "the lease is the dead VM's");
     assert_eq!(vm.host.tick.get(), PEER_POLL, "a waiting VM polls its peer");
@@ -381,7 +349,7 @@ fn a_list_lease_held_by_a_dead_vm_expires_and_another_vm_fetches() {
     vm.tick();
     let sent = vm.host.take_sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
-    vm.answer(&sent[0], &list(T0 / 1000, &[]));
+    vm.answer(&sent[0], 200, &list(T0 / 1000, &[]));
     assert!(vm.host.stream(2).continued);
 }
 
@@ -396,7 +364,7 @@ fn without_share_key_sets_each_vm_fetches_its_list_and_shared_data_is_untouched(
     let fetches = list_fetches(&vms);
     assert_eq!(fetches.len(), 2, "{fetches:?}");
     for (i, sent) in &fetches {
-        vms[*i].answer(sent, &list(T0 / 1000, &["mallory"]));
+        vms[*i].answer(sent, 200, &list(T0 / 1000, &["mallory"]));
         assert_eq!(vms[*i].status_for(2, "mallory"), 401);
     }
     assert!(
@@ -414,7 +382,7 @@ fn the_timer_wakes_at_the_lists_due_time_not_the_next_whole_tick() {
     let sent = vm.host.take_sent().remove(0);
     // The answer comes 400 ms later: the list is due again at T0 + 1400.
     envoy.advance(Duration::from_millis(400));
-    vm.answer(&sent, &list(T0 / 1000, &[]));
+    vm.answer(&sent, 200, &list(T0 / 1000, &[]));
     envoy.advance(Duration::from_millis(600));
     vm.tick();
     assert_eq!(

@@ -1,10 +1,9 @@
 //! The instance core against fake VMs (`host::fake`): what a user sees (a stream continued or
 //! answered, and with what) when key sets are fetched, shared between VMs, refreshed, lost.
 
-use std::rc::Rc;
-
 use serde_json::{json, Value};
 
+use super::test_vm::Vm;
 use super::*;
 use crate::error::AuthError;
 use crate::host::fake::{Envoy, FakeHost, Sent};
@@ -44,56 +43,6 @@ fn without_ec256() -> String {
         .unwrap()
         .retain(|k| k["kid"] != "ec256");
     jwks.to_string()
-}
-
-struct Vm {
-    host: FakeHost,
-    filter: Filter,
-}
-
-impl Vm {
-    fn new(envoy: &Rc<Envoy>, config: &[u8]) -> Vm {
-        let host = FakeHost::new(envoy);
-        let filter = Filter::configure(&host, config).unwrap();
-        Vm { host, filter }
-    }
-
-    /// A request for `/x` with `token` on stream `id`.
-    fn request(&mut self, id: u32, token: &str) -> Action {
-        let bearer = format!("Bearer {token}");
-        self.host.open(
-            id,
-            &[
-                (":method", "GET"),
-                (":path", "/x"),
-                (":authority", "api.test"),
-                ("authorization", &bearer),
-            ],
-        );
-        self.filter.on_request_headers(&self.host, id)
-    }
-
-    fn tick(&mut self) {
-        self.filter.on_tick(&self.host);
-    }
-
-    /// Delivers `status` and `body` as the answer to callout `sent`.
-    fn answer(&mut self, sent: &Sent, status: u16, body: &str) {
-        self.host.set_response(status, &[], body.as_bytes());
-        self.filter
-            .on_callout_response(&self.host, sent.token, 1, body.len());
-    }
-
-    /// The one callout sent since last asked.
-    fn sent_one(&self) -> Sent {
-        let mut sent = self.host.take_sent();
-        assert_eq!(sent.len(), 1, "{sent:?}");
-        sent.remove(0)
-    }
-
-    fn reply_status(&self, id: u32) -> Option<u32> {
-        self.host.stream(id).reply.map(|(status, _, _)| status)
-    }
 }
 
 #[test]

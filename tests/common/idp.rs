@@ -189,12 +189,17 @@ impl Idp {
         *self.state.mode.lock().expect("mode lock") = mode;
     }
 
-    /// Serves a new key set (the identity provider rotated its keys).
-    pub fn rotate(&self, jwks: &str) {
+    /// Serves `body` from now on (no `Cache-Control`): a new revocation list, say.
+    pub fn serve(&self, body: &str) {
         self.set_mode(Mode::Serve {
-            body: jwks.to_owned(),
+            body: body.to_owned(),
             max_age: None,
         });
+    }
+
+    /// Serves a new key set (the identity provider rotated its keys).
+    pub fn rotate(&self, jwks: &str) {
+        self.serve(jwks);
     }
 }
 

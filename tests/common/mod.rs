@@ -12,6 +12,12 @@
 //! - [`table`]: the differential table: one `jwt_authn` configuration, the requests, native's
 //!   answers (tests/differential.rs, tests/explain.rs).
 //! - [`vectors`]: other projects' test key sets and ours, with the answers each filter gives.
+//! - [`revocation`]: a provider with a revocation list behind a cluster, its list documents
+//!   and tokens (tests/revocation_e2e.rs, tests/revocation_fleet.rs).
+//!
+//! Here: [`Proxy`] (an echo upstream and an Envoy; [`Proxy::wasm_with_cluster`] is our filter
+//! on listener `wasm` with one cluster to a stand-in server), and the waits [`eventually`] and
+//! [`until_status`].
 //!
 //! Each test binary compiles this whole module and uses part of it.
 #![allow(dead_code)]
@@ -23,6 +29,7 @@ pub mod h2c;
 pub mod http;
 pub mod idp;
 pub mod mint;
+pub mod revocation;
 pub mod table;
 pub mod upstream;
 pub mod vectors;
@@ -31,6 +38,10 @@ use bootstrap::{Listener, Side};
 use envoy::Envoy;
 use http::{Request, Response};
 use upstream::Upstream;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// An echo upstream plus an Envoy in front of it.
 pub struct Proxy {
@@ -52,6 +63,24 @@ impl Proxy {
         let boot = bootstrap::bootstrap(listeners, upstream.port());
         let envoy = Envoy::try_start(&boot).map_err(|e| e.to_string())?;
         Ok(Proxy { upstream, envoy })
+    }
+
+    /// Our filter running `cfg` on one listener `wasm` in an Envoy with `workers` worker
+    /// threads, and cluster `cluster` pointing at `port` on loopback (a stand-in server:
+    /// `common::idp`). Panics with Envoy's log if it does not start.
+    pub fn wasm_with_cluster(cfg: &Value, cluster: &str, port: u16, workers: u32) -> Proxy {
+        let upstream = Upstream::start();
+        let boot = bootstrap::bootstrap(&[Listener::new("wasm", Side::Wasm, cfg)], upstream.port());
+        let envoy =
+            Envoy::start_with_concurrency(&bootstrap::with_cluster(&boot, cluster, port), workers);
+        Proxy { upstream, envoy }
+    }
+
+    /// `GET /api` with `Bearer {token}` on listener `wasm`.
+    pub fn get(&self, token: &str) -> Response {
+        Request::get("/api")
+            .bearer(token)
+            .send(self.envoy.port("wasm"))
     }
 
     /// Sends `req` to the listener called `listener`.
@@ -80,4 +109,40 @@ pub fn header_values<'h>(headers: &'h [(String, String)], name: &str) -> Vec<&'h
         .filter(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
         .collect()
+}
+
+/// Polls `f` every 20 ms until it is true or `timeout` passes; the last answer of `f`.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Calls `send` every 20 ms until its answer has status `want`, for at most `within`; every
+/// answer before it must have status `meanwhile` (else the test fails). Returns that answer and
+/// how long it took.
+pub fn until_status(
+    mut send: impl FnMut() -> Response,
+    want: u16,
+    meanwhile: u16,
+    within: Duration,
+) -> (Response, Duration) {
+    let started = Instant::now();
+    loop {
+        let resp = send();
+        if resp.status == want {
+            return (resp, started.elapsed());
+        }
+        assert_eq!(resp.status, meanwhile, "waiting for {want}: {resp}");
+        assert!(
+            started.elapsed() < within,
+            "no {want} within {within:?}; last: {resp}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -2,12 +2,10 @@
 //! sends one introspection at its next tick, the answer resumes every stream that waited,
 //! with what a user sees (continued with the identity header, or answered).
 
-use std::rc::Rc;
-
 use serde_json::json;
 
-use crate::filter::Filter;
-use crate::host::fake::{Envoy, FakeHost, Sent};
+use crate::filter::test_vm::Vm;
+use crate::host::fake::Envoy;
 use crate::host::Action;
 
 const T0: u64 = 1_700_000_000_000;
@@ -31,52 +29,10 @@ fn config(failure_policy: serde_json::Value) -> Vec<u8> {
     .into_bytes()
 }
 
-struct Vm {
-    host: FakeHost,
-    filter: Filter,
-}
-
-impl Vm {
-    fn new(envoy: &Rc<Envoy>) -> Vm {
-        let host = FakeHost::new(envoy);
-        let filter = Filter::configure(&host, &config(json!({}))).unwrap();
-        Vm { host, filter }
-    }
-
-    fn request(&mut self, id: u32, token: &str) -> Action {
-        let bearer = format!("Bearer {token}");
-        self.host.open(
-            id,
-            &[
-                (":method", "GET"),
-                (":path", "/x"),
-                (":authority", "api.test"),
-                ("authorization", &bearer),
-            ],
-        );
-        self.filter.on_request_headers(&self.host, id)
-    }
-
-    fn answer(&mut self, sent: &Sent, status: u16, body: &str) {
-        self.host.set_response(status, &[], body.as_bytes());
-        self.filter
-            .on_callout_response(&self.host, sent.token, 1, body.len());
-    }
-
-    fn header(&self, id: u32, name: &str) -> Option<String> {
-        self.host
-            .stream(id)
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    }
-}
-
 #[test]
 fn fifty_streams_with_one_new_token_make_one_introspection_and_all_continue() {
     let envoy = Envoy::new(T0);
-    let mut vm = Vm::new(&envoy);
+    let mut vm = Vm::new(&envoy, &config(json!({})));
     for id in 1..=50 {
         assert_eq!(vm.request(id, "opaque-1"), Action::Pause, "stream {id}");
     }
@@ -120,7 +76,7 @@ fn fifty_streams_with_one_new_token_make_one_introspection_and_all_continue() {
 #[test]
 fn inactive_is_401_and_refused_credentials_503_with_a_warning_naming_the_provider() {
     let envoy = Envoy::new(T0);
-    let mut vm = Vm::new(&envoy);
+    let mut vm = Vm::new(&envoy, &config(json!({})));
     assert_eq!(vm.request(1, "revoked"), Action::Pause);
     vm.filter.on_tick(&vm.host);
     let sent = vm.host.take_sent();
@@ -152,7 +108,7 @@ fn inactive_is_401_and_refused_credentials_503_with_a_warning_naming_the_provide
 #[test]
 fn a_reset_or_a_refused_dispatch_is_503_and_a_gone_stream_is_not_resumed() {
     let envoy = Envoy::new(T0);
-    let mut vm = Vm::new(&envoy);
+    let mut vm = Vm::new(&envoy, &config(json!({})));
     assert_eq!(vm.request(1, "t1"), Action::Pause);
     assert_eq!(vm.request(2, "t1"), Action::Pause);
     vm.host.close(2);
