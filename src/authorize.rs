@@ -593,7 +593,9 @@ impl<'c, S: Sink> Evaluation<'c, '_, S> {
         let mark = self.ops.len();
         propagate::consume_token(provider, location, self.headers, &mut self.ops);
         propagate::identity(provider, &token, peer_id, &mut self.ops);
-        propagate::filter_state(provider, &token, peer_id, &mut self.ops);
+        if provider.filter_state {
+            propagate::filter_state(provider, &token, peer_id, &mut self.ops);
+        }
         let ops = self.ops.get(mark..).unwrap_or_default();
         self.trace.record(|| trace::identity_step(provider, ops));
         self.verified.get_or_insert(id);

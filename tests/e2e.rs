@@ -605,3 +605,45 @@ fn verified_identity_is_filter_state_for_access_logs_and_rbac() {
     let bad = envoy.wasm_failures();
     assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad.join("\n"));
 }
+
+/// `filter_state: false` (ours, per provider): a verified request still gets its identity
+/// header upstream, and no filter state is set (the access log reads `-`).
+#[test]
+fn filter_state_false_sets_no_filter_state() {
+    let mut cfg = config();
+    cfg["providers"]["p1"]["filter_state"] = json!(false);
+    cfg["rules"] = json!([{ "match": { "prefix": "/" }, "requires": { "provider_name": "p1" } }]);
+    let upstream = Upstream::start();
+    let boot = bootstrap::bootstrap(
+        &[Listener::new("nostate", Side::Wasm, &cfg)],
+        upstream.port(),
+    );
+    let mut boot: Value = serde_json::from_str(&boot).unwrap();
+    let hcm = &mut boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    hcm["access_log"] = json!([{
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": { "text_format_source": { "inline_string":
+                "ACCESS %REQ(:PATH)% %RESPONSE_CODE% subject=%FILTER_STATE(wasm.jwt_authn_wasm.subject:PLAIN)% sub=%REQ(x-jwt-sub)%\n" } },
+        },
+    }]);
+    let envoy = Envoy::start(&boot.to_string());
+    let resp = Request::get("/orders/alice")
+        .bearer(&good())
+        .send(envoy.port("nostate"));
+    assert_eq!(resp.status, 200, "{resp}");
+    let want = "ACCESS /orders/alice 200 subject=- sub=alice";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !envoy.log().lines().any(|l| l == want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access log line {want:?}:\n{}",
+            envoy.log_tail(20)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let bad = envoy.wasm_failures();
+    assert!(bad.is_empty(), "the wasm VM failed:\n{}", bad.join("\n"));
+}

@@ -456,6 +456,7 @@ fn compile_provider(name: &str, raw: RawProvider) -> Result<Provider, ConfigErro
         pad_forward_payload_header: raw.pad_forward_payload_header,
         claim_to_headers,
         identity_header,
+        filter_state: raw.filter_state,
         // proto3: 0 is "unset", so it means the default, as in Envoy.
         clock_skew_seconds: u64::from(match raw.clock_skew_seconds {
             None | Some(0) => DEFAULT_CLOCK_SKEW_SECONDS,

@@ -214,6 +214,8 @@ pub struct Provider {
     pub claim_to_headers: Vec<ClaimToHeader>,
     /// `identity_header` (ours): one header with base64 of a JSON object of chosen claims.
     pub identity_header: Option<IdentityHeader>,
+    /// `filter_state` (ours): whether a verified identity is set as filter state.
+    pub filter_state: bool,
     pub clock_skew_seconds: u64,
     /// `jwt_cache_config.jwt_cache_size`: how many verified tokens this provider keeps per VM;
     /// `None` without `jwt_cache_config` (no cache, as in Envoy).

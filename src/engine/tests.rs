@@ -1212,6 +1212,41 @@ fn verified_identity_becomes_filter_state() {
     }
 }
 
+/// `filter_state: false` (ours, per provider): the same allowed decision with the same headers,
+/// and no filter state; without it (the default) the identity is filter state.
+#[test]
+fn filter_state_false_sets_none() {
+    let cfg = |filter_state: Option<bool>| {
+        let mut provider = json!({ "issuer": "https://example.com", "audiences": ["api"],
+            "local_jwks": { "inline_string": mint::JWKS },
+            "identity_header": { "header_name": "x-identity", "claims": { "user_id": "sub" } } });
+        if let Some(on) = filter_state {
+            provider["filter_state"] = json!(on);
+        }
+        let cfg = json!({ "providers": { "example": provider }, "rules": [
+            { "match": { "prefix": "/" }, "requires": { "provider_name": "example" } }] });
+        Config::from_json(cfg.to_string().as_bytes()).unwrap()
+    };
+    let token = bearer(&mint::token("RS256", &good_claims()));
+    let (default, on, off) = (cfg(None), cfg(Some(true)), cfg(Some(false)));
+    let decided = |cfg| decide_at(cfg, "/", &[("authorization", token.as_str())]);
+    let (default, on, off) = (decided(&default), decided(&on), decided(&off));
+    assert_eq!(status(&off), (200, ""));
+    assert_eq!(set_headers(&off), set_headers(&default));
+    assert!(
+        set_headers(&off).iter().any(|(k, _)| k == "x-identity"),
+        "{off:?}"
+    );
+    assert_eq!(filter_state(&off), vec![]);
+    assert_eq!(filter_state(&on), filter_state(&default));
+    assert!(
+        filter_state(&default)
+            .iter()
+            .any(|(k, _)| k == "wasm.jwt_authn_wasm.subject"),
+        "{default:?}"
+    );
+}
+
 // Issue 13: the open path (`decide_open`, no clock) and `decide` never differ.
 
 /// Every config × request × time: where `decide_open` decides, `decide` decides the same at

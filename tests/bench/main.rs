@@ -299,6 +299,10 @@ fn verify_args_hex(token: &str) -> String {
     .collect()
 }
 
+/// The cached row without filter state (`filter_state: false`, new in issue 13): no
+/// `[baseline]` twin, as an older module refuses the field.
+const NO_STATE_LISTENER: &str = "wasm_cache_nostate";
+
 /// Listeners of ours that run `BENCH_BASELINE_MODULE` have this suffix.
 const BASELINE_SUFFIX: &str = "_baseline";
 
@@ -310,7 +314,7 @@ fn ablation_modules() -> Vec<(String, PathBuf)> {
         .unwrap_or_default()
         .split(',')
         .filter_map(|pair| pair.split_once('='))
-        .map(|(stage, path)| (stage.to_owned(), PathBuf::from(path)))
+        .map(|(stage, path)| (stage.trim().to_owned(), PathBuf::from(path.trim())))
         .collect()
 }
 
@@ -490,6 +494,8 @@ fn throughput() {
     let script = dir.join("tokens.lua");
     std::fs::write(&script, WRK_SCRIPT).unwrap();
 
+    let mut no_state = config(true);
+    no_state["providers"]["bench"]["filter_state"] = json!(false);
     let mut pure = config(false);
     pure["host_signatures"] = json!(false);
     // A route that needs no token: what our filter costs before any JWT work.
@@ -504,6 +510,7 @@ fn throughput() {
         Listener::new("native_identity", Side::Native, &identity_config(false)),
         Listener::new("wasm", Side::Wasm, &config(false)),
         Listener::new("wasm_cache", Side::Wasm, &config(true)),
+        Listener::new(NO_STATE_LISTENER, Side::Wasm, &no_state),
         Listener::new("wasm_identity", Side::Wasm, &identity_config(true)),
         Listener::new("wasm_pure", Side::Wasm, &pure),
         Listener::new("wasm_open", Side::Wasm, &open),
@@ -521,7 +528,11 @@ fn throughput() {
     if baseline_module().is_some() {
         let ours: Vec<(String, Value)> = listeners
             .iter()
-            .filter(|l| l.side == Side::Wasm && !l.name.starts_with(EMPTY_LISTENER))
+            .filter(|l| {
+                l.side == Side::Wasm
+                    && !l.name.starts_with(EMPTY_LISTENER)
+                    && l.name != NO_STATE_LISTENER
+            })
             .map(|l| (format!("{}{BASELINE_SUFFIX}", l.name), l.config.clone()))
             .collect();
         for (name, config) in &ours {
@@ -588,6 +599,13 @@ fn throughput() {
             Some(NATIVE_CACHED),
         ),
         Setup::new(
+            "ours + `jwt_cache_config`, one repeated token, `filter_state: false`",
+            NO_STATE_LISTENER,
+            "one",
+            0.0,
+            Some(NATIVE_CACHED),
+        ),
+        Setup::new(
             "ours + `introspection` (cached 300 s), one repeated opaque token",
             "wasm_opaque",
             "opaque",
@@ -641,7 +659,7 @@ fn throughput() {
     if baseline_module().is_some() {
         let baselines: Vec<Setup> = setups
             .iter()
-            .filter(|s| s.ours())
+            .filter(|s| s.ours() && s.listener != NO_STATE_LISTENER)
             .map(|s| Setup {
                 name: format!("{} [baseline]", s.name),
                 listener: format!("{}{BASELINE_SUFFIX}", s.listener),
