@@ -7,11 +7,11 @@
 //! `/proc/<pid>/stat`: the scheduler's run time is kept in nanoseconds for every switch, where
 //! utime and stime are sampled at each 10 ms tick and split between the two by sampling, so a
 //! 3 s round (about 2 s of Envoy CPU) would carry ±0.5% from the tick alone. Every row gets a
-//! warm-up, then the rows run round-robin `ROUNDS` times (round r of every row before round
-//! r + 1 of any, so load from other processes that comes and goes falls on every row alike),
-//! and each row keeps its best round (least CPU per request); req/s, p50 and p99 of that round
-//! are secondary columns. Prints the table, writes it to `target/bench/bench.md`, and puts it
-//! into README.md between the `bench-table` markers.
+//! warm-up, then the rows run round-robin `ROUNDS` (or `BENCH_ROUNDS`) times (round r of every
+//! row before round r + 1 of any, so load from other processes that comes and goes falls on
+//! every row alike), and each row keeps its best round (least CPU per request); req/s, p50 and
+//! p99 of that round are secondary columns. Prints the table, writes it to
+//! `target/bench/bench.md`, and puts it into README.md between the `bench-table` markers.
 //!
 //! The opaque-token row runs a provider with `introspection` against a stand-in endpoint on
 //! loopback (the echo upstream's fixed answer `{"active":true,...}`, cluster `introspection`):
@@ -63,11 +63,23 @@ use common::upstream::Upstream;
 const ISSUER: &str = "https://issuer.bench";
 /// Distinct tokens per set.
 const DISTINCT: usize = 2000;
-/// Load per setup: warm-up, then `ROUNDS` measured runs of `DURATION` (round-robin over the
+/// Load per setup: warm-up, then `rounds()` measured runs of `DURATION` (round-robin over the
 /// setups); the best one counts.
 const WARMUP: &str = "1s";
 const DURATION: &str = "3s";
 const ROUNDS: usize = 3;
+
+/// `BENCH_ROUNDS` (a positive count), else `ROUNDS`: more rounds give a row more chances to
+/// fall in a quiet moment on a shared machine.
+fn rounds() -> usize {
+    match std::env::var("BENCH_ROUNDS") {
+        Ok(text) => match text.parse() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("BENCH_ROUNDS must be a positive count, not {text:?}"),
+        },
+        Err(_) => ROUNDS,
+    }
+}
 const CONNECTIONS: &str = "16";
 /// Requests of the memory run, all with distinct tokens.
 const MEMORY_REQUESTS: usize = 1_000_000;
@@ -97,7 +109,8 @@ const INTROSPECTION_PATH: &str = "/introspect";
 const INTROSPECTION_CLUSTER: &str = "introspection";
 
 /// Our config for the opaque-token row: one provider with `introspection` at the stand-in
-/// endpoint on `port`, answers cached 300 s, the `client_id` claim to a header (as the JWT rows
+/// endpoint on `port`, answers cached an hour (longer than a whole run, so no answer expires
+/// while measured), the `client_id` claim to a header (as the JWT rows
 /// send `sub`). No `audiences`: the stand-in answers without `aud`, as many servers do.
 fn opaque_config(port: u16) -> Value {
     json!({
@@ -108,7 +121,7 @@ fn opaque_config(port: u16) -> Value {
                 "client_id": "bench",
                 "client_secret": { "inline_string": "bench-secret" },
                 "allow_inline_secret": true,
-                "cache_duration": "300s",
+                "cache_duration": "3600s",
             },
             "claim_to_headers": [{ "header_name": "x-client-id", "claim_name": "client_id" }],
         } },
@@ -606,7 +619,7 @@ fn throughput() {
             Some(NATIVE_CACHED),
         ),
         Setup::new(
-            "ours + `introspection` (cached 300 s), one repeated opaque token",
+            "ours + `introspection` (cached), one repeated opaque token",
             "wasm_opaque",
             "opaque",
             0.0,
@@ -713,7 +726,8 @@ fn throughput() {
     // Round-robin: round r of every row runs before round r + 1 of any, so a load that comes
     // and goes on a shared machine falls on every row alike; each row keeps its best round.
     let mut best: Vec<Option<Run>> = setups.iter().map(|_| None).collect();
-    for round in 0..ROUNDS {
+    let rounds = rounds();
+    for round in 0..rounds {
         for (setup, best) in setups.iter().zip(&mut best) {
             let port = envoy.port(&setup.listener);
             let tokens = dir.join(format!("{}.txt", setup.tokens));
@@ -777,13 +791,14 @@ fn throughput() {
     let wasm_size = std::fs::metadata(bootstrap::wasm_module_path()).map_or(0, |m| m.len());
     writeln!(
         table,
-        "\nEnvoy {}, `--concurrency 1`, `wrk -t1 -c{CONNECTIONS} -d{DURATION}`, best of {ROUNDS} \
+        "\nEnvoy {}, `--concurrency 1`, `wrk -t1 -c{CONNECTIONS} -d{DURATION}`, best of {} \
          round-robin rounds after a {WARMUP} warm-up, {} cores; module {:.2} MB. CPU µs/req is the time all \
          of Envoy's threads spent on a CPU divided by the requests served; ratios compare each \
          row of ours with the native row of the same load (lower is better for both); host \
          calls/req are one request's calls from the VM into the host / from the host into the \
          VM, counted in Envoy's `wasm` trace.",
         envoy_version(),
+        rounds,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         wasm_size as f64 / 1e6
     )
