@@ -68,6 +68,7 @@ const DISTINCT: usize = 2000;
 const WARMUP: &str = "1s";
 const DURATION: &str = "3s";
 const ROUNDS: usize = 3;
+const CONNECTIONS: &str = "16";
 
 /// `BENCH_ROUNDS` (a positive count), else `ROUNDS`: more rounds give a row more chances to
 /// fall in a quiet moment on a shared machine.
@@ -80,7 +81,7 @@ fn rounds() -> usize {
         Err(_) => ROUNDS,
     }
 }
-const CONNECTIONS: &str = "16";
+
 /// Requests of the memory run, all with distinct tokens.
 const MEMORY_REQUESTS: usize = 1_000_000;
 
@@ -110,8 +111,8 @@ const INTROSPECTION_CLUSTER: &str = "introspection";
 
 /// Our config for the opaque-token row: one provider with `introspection` at the stand-in
 /// endpoint on `port`, answers cached an hour (longer than a whole run, so no answer expires
-/// while measured), the `client_id` claim to a header (as the JWT rows
-/// send `sub`). No `audiences`: the stand-in answers without `aud`, as many servers do.
+/// while measured), the `client_id` claim to a header (as the JWT rows send `sub`). No
+/// `audiences`: the stand-in answers without `aud`, as many servers do.
 fn opaque_config(port: u16) -> Value {
     json!({
         "providers": { OPAQUE_PROVIDER: {
